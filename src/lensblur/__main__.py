@@ -1,0 +1,5 @@
+import sys
+
+from lensblur.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""The Python API: the few functions a user imports from ``lensblur``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lensblur.aperture import Aperture
+from lensblur.color import linear_to_srgb, srgb_to_linear
+from lensblur.errors import InputError
+from lensblur.io.depth import fit_to_image, normalize_depth, read_depth
+from lensblur.io.images import Photo, read_image, write_image
+from lensblur.lens import Highlights, Lens, focus_disparity_at
+from lensblur.render import DEFAULT_RENDERER, get_renderer
+
+__all__ = ["render", "read_image", "write_image", "read_depth", "make_lens"]
+
+
+def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, float] | None = None,
+              focus_disparity: float | None = None, focus_range: float = 0.0,
+              aperture: Aperture | str = "disk", highlights: Highlights | bool | None = True,
+              grain: str | float | None = None) -> Lens:
+    """Build a :class:`Lens` from user-level settings.
+
+    focus: (x, y) pixel to focus on; focus_disparity: a disparity in [0, 1] instead (default:
+    the point's disparity, else the median disparity of the central ninth of the image).
+    aperture: an :class:`Aperture` or its text form (``disk``, ``blades:6:15``).
+    highlights: True for the default recovery, False/None for none, or a :class:`Highlights`.
+    """
+    if focus is not None and focus_disparity is not None:
+        raise InputError("give either a focus point or a focus disparity, not both")
+    if focus is not None:
+        focus_disparity = focus_disparity_at(disparity, *focus)
+    elif focus_disparity is None:
+        height, width = disparity.shape
+        focus_disparity = float(np.median(disparity[height // 3:2 * height // 3, width // 3:2 * width // 3]))
+    if isinstance(aperture, str):
+        aperture = Aperture.parse(aperture)
+    if highlights is True:
+        highlights = Highlights()
+    elif highlights is False:
+        highlights = None
+    return Lens(blur=float(blur), focus_disparity=float(focus_disparity), focus_range=float(focus_range),
+                aperture=aperture, highlights=highlights, grain=grain)
+
+
+def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | None = None,
+           renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, **lens_settings) -> np.ndarray:
+    """Render lens blur.
+
+    image: a :class:`Photo`, a linear float32 H×W×3 array (values in [0, 1]), or a uint8/uint16
+        array taken as sRGB-encoded (the result then has the same dtype and encoding).
+    disparity: H×W (or any size of the same aspect ratio) in [0, 1], 1 = nearest; it is resized
+        to the image.
+    lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
+        focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
+    renderer: a registered renderer name (``lensblur.render.available_renderers()``).
+    matte: optional subject alpha H×W in [0, 1] that the renderer keeps sharp.
+    Returns linear float32 H×W×3 (or the input's integer dtype, sRGB-encoded).
+    """
+    pixels = image.pixels if isinstance(image, Photo) else np.asarray(image)
+    integer_dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else None
+    if integer_dtype is not None:
+        pixels = srgb_to_linear(pixels.astype(np.float32) / np.iinfo(integer_dtype).max)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise InputError(f"image must be H×W×3, got shape {pixels.shape}")
+    pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+    height, width = pixels.shape[:2]
+    disparity = fit_to_image(normalize_depth(np.asarray(disparity, dtype=np.float32), "disparity")
+                             if not _is_unit_range(disparity) else np.asarray(disparity, np.float32),
+                             height, width)
+    if matte is not None:
+        matte = np.clip(fit_to_image(np.asarray(matte, dtype=np.float32), height, width), 0, 1)
+    if lens is None:
+        lens = make_lens(disparity, **lens_settings)
+    elif lens_settings:
+        raise InputError("give either lens= or keyword lens settings, not both")
+    result = get_renderer(renderer)(pixels, disparity, lens, matte=matte)
+    if integer_dtype is not None:
+        scale = np.iinfo(integer_dtype).max
+        return np.round(linear_to_srgb(result) * scale).astype(integer_dtype)
+    return result
+
+
+def _is_unit_range(values) -> bool:
+    values = np.asarray(values)
+    return bool(np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1)

@@ -1,0 +1,68 @@
+"""The ``lensblur`` command line: a dispatcher over the modules in ``lensblur.commands``.
+
+Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from lensblur import __version__
+from lensblur.commands import COMMAND_MODULES
+from lensblur.errors import LensblurError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command module."""
+    parser = argparse.ArgumentParser(
+        prog="lensblur",
+        description="Realistic lens blur (bokeh, shallow depth of field) for any photo.",
+        epilog="Run 'lensblur COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"lensblur {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"lensblur.commands.{name}")
+        sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP,
+                                  epilog=module.EXAMPLES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        sub.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (also used by ``python -m lensblur``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except LensblurError as error:
+        print(f"lensblur: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("lensblur: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("lensblur: error: out of memory: try a smaller image or --max-pixels", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:  # noqa: BLE001 - the user gets one line, developers use --debug
+        if args.debug or os.environ.get("LENSBLUR_DEBUG"):
+            raise
+        print(f"lensblur: internal error: {type(error).__name__}: {error} (rerun with --debug for details)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

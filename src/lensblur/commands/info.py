@@ -1,0 +1,81 @@
+"""``lensblur info``: what a photo holds (size, orientation, bit depth, profile, depth, matte)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+from PIL import Image, ImageCms
+
+from lensblur.camera import camera_from_exif
+from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image
+
+NAME = "info"
+HELP = "describe a photo: size, orientation, bit depth, colour profile, depth maps inside"
+EXAMPLES = """examples:
+  lensblur info photo.jpg
+  lensblur info portrait.heic --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``lensblur info``."""
+    parser.add_argument("input", help="photo to describe")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse images with more pixels than this (default 200 MP)")
+
+
+def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """A dict describing the photo at ``path``; raises InputError when it cannot be read."""
+    photo = read_image(path, max_pixels=max_pixels)
+    height, width = photo.pixels.shape[:2]
+    camera = camera_from_exif(photo.exif)
+    return {
+        "file": path,
+        "format": photo.format,
+        "width": width,
+        "height": height,
+        "orientation": _orientation(photo.exif),
+        "bit_depth": photo.bit_depth,
+        "channels": "grey" if photo.grey else ("RGBA" if photo.alpha is not None else "RGB"),
+        "colour_profile": _profile_name(photo.icc_profile),
+        "focal_length_mm": camera.focal_length_mm,
+        "f_number": camera.f_number,
+        "depth_maps": [],
+        "mattes": [],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the description."""
+    info = describe(args.input, args.max_pixels)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or "none found"
+        print(f"{key.replace('_', ' ')}: {value if value is not None else 'unknown'}")
+    return 0
+
+
+def _orientation(exif: bytes | None) -> int:
+    if not exif:
+        return 1
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        return int(parsed.get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block reads as no orientation
+        return 1
+
+
+def _profile_name(icc: bytes | None) -> str:
+    if not icc:
+        return "sRGB (no embedded profile)"
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+    except Exception:  # noqa: BLE001 - an unreadable profile is still reported
+        return f"embedded ICC profile ({len(icc)} bytes, unreadable description)"

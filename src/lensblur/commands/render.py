@@ -1,0 +1,173 @@
+"""``lensblur render``: blur a photo given its depth."""
+
+from __future__ import annotations
+
+import argparse
+
+from lensblur.aperture import Aperture
+from lensblur.camera import camera_from_exif
+from lensblur.errors import InputError
+from lensblur.io.depth import fit_to_image, read_depth
+from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
+from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
+from lensblur.progress import progress_bar
+from lensblur.render import DEFAULT_RENDERER, available_renderers, get_renderer
+
+NAME = "render"
+HELP = "render lens blur on a photo with a depth map"
+EXAMPLES = """examples:
+  lensblur render photo.jpg --depth disparity.png -o out.jpg
+  lensblur render photo.jpg --depth depth.tif --depth-kind depth --near 0.5 --far 20 \\
+      --focus 640,400 --blur 30 --shape blades:6:15 -o out.jpg
+  lensblur render photo.heic --depth d.png --f-number 1.8 --focal-length 50 \\
+      --sensor-width 36 --near 1 --far 50 --focus-disparity 0.7 -o out.tif
+  lensblur render photo.png --depth d.png --highlights off --grain auto -o out.png
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``lensblur render``."""
+    parser.add_argument("input", help="photo to blur (JPEG, PNG, TIFF, WebP, BMP, HEIC)")
+    parser.add_argument("-o", "--output", required=True, help="output image; format from the extension")
+    add_depth_arguments(parser)
+    parser.add_argument("--matte", help="subject alpha (grey image, white = subject) kept sharp")
+    focus = parser.add_mutually_exclusive_group()
+    focus.add_argument("--focus", type=_point, metavar="X,Y", help="pixel to focus on (default: image centre)")
+    focus.add_argument("--focus-disparity", type=float, metavar="V", help="disparity in [0,1] to focus on")
+    parser.add_argument("--focus-range", type=float, default=0.0, metavar="R",
+                        help="half-width in disparity of a band kept fully sharp (default 0)")
+    parser.add_argument("--blur", type=float, metavar="K",
+                        help="blur radius in pixels per unit disparity (default 2%% of the image width)")
+    parser.add_argument("--f-number", type=float, metavar="N", help="f-number (sets K with the camera options)")
+    parser.add_argument("--focal-length", type=float, metavar="MM", help="focal length in mm (default: EXIF)")
+    parser.add_argument("--sensor-width", type=float, metavar="MM", help="sensor width in mm (default: EXIF)")
+    parser.add_argument("--shape", type=_aperture, default=Aperture(), metavar="SHAPE",
+                        help="bokeh shape: disk or blades:N[:rotation[:curvature]] (default disk)")
+    parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|S[:T]",
+                        help="clipped-highlight recovery: strength S (default 4) and threshold T (default 0.92)")
+    parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
+                        help="add grain to blurred areas: auto matches the photo's noise (default off)")
+    parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),
+                        help=f"rendering method (default {DEFAULT_RENDERER})")
+    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
+    """Depth options shared by ``render`` and ``depth``."""
+    parser.add_argument("--depth", required=True, metavar="FILE",
+                        help="depth or disparity map (PNG, TIFF, NPY, PFM, JPEG)")
+    parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
+                        help="what the map holds: disparity (bigger = nearer, default) or depth")
+    parser.add_argument("--near", type=float, metavar="Z", help="metric depth of the nearest point (metres)")
+    parser.add_argument("--far", type=float, metavar="Z", help="metric depth of the farthest point (metres)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse images with more pixels than this (default 200 MP)")
+
+
+def load_disparity(args: argparse.Namespace, height: int, width: int):
+    """The disparity map the pipeline uses for an image of height×width."""
+    return fit_to_image(read_depth(args.depth, kind=args.depth_kind, near=args.near, far=args.far), height, width)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read, render, write; raises LensblurError on bad input."""
+    _check_quality(args.quality)
+    with progress_bar(4, "render", args.quiet) as bar:
+        photo = read_image(args.input, max_pixels=args.max_pixels)
+        height, width = photo.pixels.shape[:2]
+        bar.update()
+        disparity = load_disparity(args, height, width)
+        matte = None
+        if args.matte:
+            matte = fit_to_image(read_image(args.matte, max_pixels=args.max_pixels).pixels.mean(axis=2), height, width)
+        bar.update()
+        lens = lens_from_args(args, photo, disparity)
+        result = get_renderer(args.renderer)(photo.pixels, disparity, lens, matte=matte)
+        bar.update()
+        write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
+        bar.update()
+    return 0
+
+
+def lens_from_args(args: argparse.Namespace, photo, disparity) -> Lens:
+    """Lens settings from the command line, the photo's EXIF and the disparity map."""
+    height, width = disparity.shape
+    if args.focus is not None:
+        focus_disparity = focus_disparity_at(disparity, *args.focus)
+    elif args.focus_disparity is not None:
+        focus_disparity = args.focus_disparity
+    else:
+        focus_disparity = focus_disparity_at(disparity, width / 2, height / 2)
+    if args.f_number is not None:
+        if args.blur is not None:
+            raise InputError("give either --blur or --f-number, not both")
+        blur = _blur_from_camera_args(args, photo, width, focus_disparity)
+    else:
+        blur = args.blur if args.blur is not None else 0.02 * width
+    return Lens(blur=blur, focus_disparity=focus_disparity, focus_range=args.focus_range,
+                aperture=args.shape, highlights=args.highlights, grain=args.grain)
+
+
+def _blur_from_camera_args(args, photo, width: int, focus_disparity: float) -> float:
+    exif = camera_from_exif(photo.exif)
+    focal = args.focal_length or exif.focal_length_mm
+    sensor = args.sensor_width or exif.sensor_width_mm
+    if focal is None or sensor is None:
+        raise InputError("--f-number needs --focal-length and --sensor-width (the photo's EXIF has neither)")
+    if args.near is None:
+        raise InputError("--f-number needs --near (metric depth in metres of the nearest point)")
+    far = args.far if args.far is not None else float("inf")
+    focus_distance = depth_at_disparity(focus_disparity, args.near, far)
+    if focus_distance == float("inf"):
+        raise InputError("cannot focus at infinity with --f-number: focus on a nearer point")
+    return blur_from_camera(focal, args.f_number, sensor, width, focus_distance, args.near, far)
+
+
+def _check_quality(quality: int) -> None:
+    if not 1 <= quality <= 100:
+        raise InputError(f"--quality must be 1 to 100, got {quality}")
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in pixels, got {text!r}") from None
+    return x, y
+
+
+def _aperture(text: str) -> Aperture:
+    try:
+        return Aperture.parse(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _highlights(text: str) -> Highlights | None:
+    text = text.strip().lower()
+    if text in ("off", "none", "0"):
+        return None
+    if text == "on":
+        return Highlights()
+    try:
+        parts = [float(v) for v in text.split(":")]
+        strength, threshold = (parts + [Highlights().threshold])[:2] if len(parts) <= 2 else (None, None)
+        return Highlights(threshold=threshold, strength=strength)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected on, off or STRENGTH[:THRESHOLD], got {text!r}") from None
+
+
+def _grain(text: str) -> str | float | None:
+    text = text.strip().lower()
+    if text in ("off", "none"):
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        amount = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or an amount, got {text!r}") from None
+    if not 0 <= amount <= 0.1:
+        raise argparse.ArgumentTypeError("grain amount must be in [0, 0.1]")
+    return amount

@@ -1,0 +1,167 @@
+"""numba kernels of the scatter renderer: span scatter, block sums and bilinear upsampling."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, reach, steps_per_pixel, n_bands):
+    """Spread each source pixel's values over its aperture-shaped disc.
+
+    ys, xs: int32 (n,) source coordinates sorted by ys; values: float32 (n, C) what each source
+    spreads (premultiplied colour and alpha); radii: float32 (n,) disc radius in pixels, within
+    the table. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands processed in
+    parallel (a few per thread). Returns float32 (height, width, C):
+    the sum of all discs, each holding its source's total value.
+
+    Rows of the output are split into bands, one thread per band, so no two threads write the
+    same row; each source touches only the rows of its disc.
+    """
+    n, channels = values.shape
+    centre = (left.shape[1] - 1) // 2
+    max_reach = 0
+    for i in range(n):
+        f = radii[i] * steps_per_pixel
+        k = min(int(f) + 1, reach.shape[0] - 1)
+        max_reach = max(max_reach, reach[k])
+    out = np.zeros((height, width, channels), dtype=np.float32)
+    n_bands = max(1, min(height, n_bands))
+    band_rows = (height + n_bands - 1) // n_bands
+    for band in prange(n_bands):
+        y0 = band * band_rows
+        y1 = min(height, y0 + band_rows)
+        if y0 >= y1:
+            continue
+        diff = np.zeros((y1 - y0, width + 3, channels), dtype=np.float32)
+        first = np.searchsorted(ys, y0 - max_reach)
+        last = np.searchsorted(ys, y1 + max_reach)
+        for i in range(first, last):
+            sy = ys[i]
+            sx = xs[i]
+            f = radii[i] * steps_per_pixel
+            k = int(f)
+            if k >= reach.shape[0] - 1:
+                k = reach.shape[0] - 2
+                t = 1.0
+            else:
+                t = f - k
+            r_reach = reach[k + 1]
+            row_lo = max(sy - r_reach, y0)
+            row_hi = min(sy + r_reach, y1 - 1)
+            for y in range(row_lo, row_hi + 1):
+                row = y - sy + centre
+                wt = (1 - t) * weight[k, row] + t * weight[k + 1, row]
+                if wt <= 0:
+                    continue
+                a = sx + (1 - t) * left[k, row] + t * left[k + 1, row]
+                b = sx + (1 - t) * right[k, row] + t * right[k + 1, row]
+                if b < -0.5 or a > width - 0.5:
+                    continue
+                a = max(a, -1.0)
+                b = min(b, width + 0.0)
+                kl = int(np.floor(a + 0.5))
+                kr = int(np.floor(b + 0.5))
+                drow = diff[y - y0]
+                if kl == kr:
+                    cover = b - a
+                    for c in range(channels):
+                        v = values[i, c] * wt
+                        drow[kl + 1, c] += v * cover
+                        drow[kl + 2, c] -= v * cover
+                else:
+                    cl = kl + 0.5 - a
+                    cr = b - (kr - 0.5)
+                    for c in range(channels):
+                        v = values[i, c] * wt
+                        drow[kl + 1, c] += v * cl
+                        drow[kl + 2, c] += v * (1 - cl)
+                        drow[kr + 1, c] += v * (cr - 1)
+                        drow[kr + 2, c] -= v * cr
+        for y in range(y1 - y0):
+            for c in range(channels):
+                acc = 0.0
+                acc += diff[y, 0, c]
+                for x in range(width):
+                    acc += diff[y, x + 1, c]
+                    out[y0 + y, x, c] = acc
+    return out
+
+
+@njit(cache=True, parallel=True)
+def block_sum(values, membership, radius, scale, low_h, low_w):
+    """Sum ``membership``-weighted values over scale×scale blocks.
+
+    values: float32 (H, W, 3) colour; membership: float32 (H, W) in [0, 1]; radius: float32
+    (H, W) in full-resolution pixels. Returns (low_h, low_w, 4) sums of (m·rgb, m) and
+    (low_h, low_w) the membership-weighted mean radius divided by ``scale``.
+    """
+    height, width = membership.shape
+    sums = np.zeros((low_h, low_w, 4), dtype=np.float32)
+    radius_low = np.zeros((low_h, low_w), dtype=np.float32)
+    for by in prange(low_h):
+        for bx in range(low_w):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            sr = 0.0
+            for y in range(by * scale, min((by + 1) * scale, height)):
+                for x in range(bx * scale, min((bx + 1) * scale, width)):
+                    m = membership[y, x]
+                    if m > 0:
+                        s0 += m * values[y, x, 0]
+                        s1 += m * values[y, x, 1]
+                        s2 += m * values[y, x, 2]
+                        s3 += m
+                        sr += m * radius[y, x]
+            sums[by, bx, 0] = s0
+            sums[by, bx, 1] = s1
+            sums[by, bx, 2] = s2
+            sums[by, bx, 3] = s3
+            if s3 > 0:
+                radius_low[by, bx] = sr / s3 / scale
+    return sums, radius_low
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def composite_over(acc, layer, scale, y0, x0):
+    """acc ← layer + (1 − α)·acc over the layer's footprint, in place.
+
+    acc: float32 (H, W, 4) premultiplied (rgb, α); layer: float32 (h, w, 4) premultiplied at
+    1/scale resolution whose pixel (0, 0) covers full-resolution block (y0, x0); it is
+    upsampled bilinearly (divided by scale² so energy is kept). The layer's α is clipped to 1
+    and its colour scaled with it.
+    """
+    height, width = acc.shape[0], acc.shape[1]
+    lh, lw = layer.shape[0], layer.shape[1]
+    inv_area = 1.0 / (scale * scale)
+    y_end = min(height, (y0 + lh) * scale)
+    x_end = min(width, (x0 + lw) * scale)
+    for y in prange(y0 * scale, y_end):
+        fy = (y + 0.5) / scale - 0.5 - y0
+        iy = int(np.floor(fy))
+        ty = fy - iy
+        iy0 = min(max(iy, 0), lh - 1)
+        iy1 = min(max(iy + 1, 0), lh - 1)
+        for x in range(x0 * scale, x_end):
+            fx = (x + 0.5) / scale - 0.5 - x0
+            ix = int(np.floor(fx))
+            tx = fx - ix
+            ix0 = min(max(ix, 0), lw - 1)
+            ix1 = min(max(ix + 1, 0), lw - 1)
+            w00 = (1 - ty) * (1 - tx) * inv_area
+            w01 = (1 - ty) * tx * inv_area
+            w10 = ty * (1 - tx) * inv_area
+            w11 = ty * tx * inv_area
+            alpha = (w00 * layer[iy0, ix0, 3] + w01 * layer[iy0, ix1, 3]
+                     + w10 * layer[iy1, ix0, 3] + w11 * layer[iy1, ix1, 3])
+            if alpha <= 0:
+                continue
+            clip = 1.0 if alpha <= 1 else 1.0 / alpha
+            keep = 1.0 - alpha * clip
+            for c in range(4):
+                v = (w00 * layer[iy0, ix0, c] + w01 * layer[iy0, ix1, c]
+                     + w10 * layer[iy1, ix0, c] + w11 * layer[iy1, ix1, c])
+                acc[y, x, c] = v * clip + keep * acc[y, x, c]
