@@ -38,4 +38,5 @@ def add_grain(rendered: np.ndarray, coc: np.ndarray, sigma: float, seed: int = 0
     bright = np.maximum(rendered, 0)
     over = np.maximum(bright - 1.0, 0)  # keep radiance above the clip level untouched
     encoded = linear_to_srgb(bright) + (amount * noise)[..., None]
-    return (srgb_to_linear(np.clip(encoded, 0, 1)) + over).astype(np.float32)
+    grainy = srgb_to_linear(np.clip(encoded, 0, 1)) + over
+    return np.where((np.abs(coc) > 0.6)[..., None], grainy, rendered).astype(np.float32)

@@ -165,3 +165,120 @@ def composite_over(acc, layer, scale, y0, x0):
                 v = (w00 * layer[iy0, ix0, c] + w01 * layer[iy0, ix1, c]
                      + w10 * layer[iy1, ix0, c] + w11 * layer[iy1, ix1, c])
                 acc[y, x, c] = v * clip + keep * acc[y, x, c]
+
+
+@njit(cache=True)
+def slab_bounds(labels, n_labels):
+    """Per label: (count, min y, max y, min x, max x) of its pixels, int64 (n_labels, 5)."""
+    height, width = labels.shape
+    bounds = np.zeros((n_labels, 5), dtype=np.int64)
+    bounds[:, 1] = height
+    bounds[:, 3] = width
+    bounds[:, 2] = -1
+    bounds[:, 4] = -1
+    for y in range(height):
+        for x in range(width):
+            k = labels[y, x]
+            bounds[k, 0] += 1
+            if y < bounds[k, 1]:
+                bounds[k, 1] = y
+            if y > bounds[k, 2]:
+                bounds[k, 2] = y
+            if x < bounds[k, 3]:
+                bounds[k, 3] = x
+            if x > bounds[k, 4]:
+                bounds[k, 4] = x
+    return bounds
+
+
+@njit(cache=True, parallel=True)
+def slab_block_sum(radiance, radius, labels, label, scale, y0, x0, low_h, low_w, light_level):
+    """Block sums of one slab's own pixels over a crop, at 1/scale resolution.
+
+    radiance: float32 (H, W, 3); radius: float32 (H, W) |c| in full-resolution pixels; labels:
+    int (H, W). The crop starts at low-resolution cell (y0, x0) and is low_h×low_w cells. Pixels
+    brighter than ``light_level`` (any channel) are left out and flagged in the returned mask,
+    unless light_level <= 0. Returns sums (low_h, low_w, 4) of (rgb, count), the mean radius
+    per cell divided by scale, and the light mask (full-resolution crop, bool).
+    """
+    height, width = labels.shape
+    sums = np.zeros((low_h, low_w, 4), dtype=np.float32)
+    radius_low = np.zeros((low_h, low_w), dtype=np.float32)
+    lights = np.zeros((low_h * scale, low_w * scale), dtype=np.bool_)
+    for by in prange(low_h):
+        for bx in range(low_w):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            count = 0.0
+            sr = 0.0
+            for y in range((y0 + by) * scale, min((y0 + by + 1) * scale, height)):
+                for x in range((x0 + bx) * scale, min((x0 + bx + 1) * scale, width)):
+                    if labels[y, x] != label:
+                        continue
+                    r = radiance[y, x, 0]
+                    g = radiance[y, x, 1]
+                    b = radiance[y, x, 2]
+                    if light_level > 0 and (r > light_level or g > light_level or b > light_level):
+                        lights[y - y0 * scale, x - x0 * scale] = True
+                        continue
+                    s0 += r
+                    s1 += g
+                    s2 += b
+                    count += 1.0
+                    sr += radius[y, x]
+            sums[by, bx, 0] = s0
+            sums[by, bx, 1] = s1
+            sums[by, bx, 2] = s2
+            sums[by, bx, 3] = count
+            if count > 0:
+                radius_low[by, bx] = sr / count / scale
+    return sums, radius_low, lights
+
+
+@njit(cache=True)
+def add_points_to_blocks(sums, radius_low, ys, xs, colours, radii, scale, y0, x0):
+    """Add extra full-resolution points (y, x, rgb, radius) into block sums made by
+    :func:`slab_block_sum` (keeps the per-cell mean radius consistent)."""
+    for i in range(ys.shape[0]):
+        by = ys[i] // scale - y0
+        bx = xs[i] // scale - x0
+        if by < 0 or bx < 0 or by >= sums.shape[0] or bx >= sums.shape[1]:
+            continue
+        count = sums[by, bx, 3]
+        total_radius = radius_low[by, bx] * count * scale + radii[i]
+        for c in range(3):
+            sums[by, bx, c] += colours[i, c]
+        sums[by, bx, 3] = count + 1.0
+        radius_low[by, bx] = total_radius / (count + 1.0) / scale
+
+
+@njit(cache=True, parallel=True)
+def hidden_pixels(labels, label, owned, cell_y, cell_x):
+    """Full-resolution pixels nearer than ``label`` whose analysis cell is ``owned``.
+
+    Returns (ys, xs) int32 arrays in row order.
+    """
+    height, width = labels.shape
+    counts = np.zeros(height, dtype=np.int64)
+    for y in prange(height):
+        n = 0
+        cy = cell_y[y]
+        for x in range(width):
+            if labels[y, x] > label and owned[cy, cell_x[x]]:
+                n += 1
+        counts[y] = n
+    starts = np.zeros(height + 1, dtype=np.int64)
+    for y in range(height):
+        starts[y + 1] = starts[y] + counts[y]
+    ys = np.empty(starts[height], dtype=np.int32)
+    xs = np.empty(starts[height], dtype=np.int32)
+    for y in prange(height):
+        k = starts[y]
+        cy = cell_y[y]
+        for x in range(width):
+            if labels[y, x] > label and owned[cy, cell_x[x]]:
+                ys[k] = y
+                xs[k] = x
+                k += 1
+    return ys, xs

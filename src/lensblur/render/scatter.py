@@ -31,14 +31,15 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.render import register
-from lensblur.render.kernels import block_sum, composite_over, scatter_spans
+from lensblur.render.kernels import (add_points_to_blocks, composite_over, hidden_pixels, scatter_spans,
+                                     slab_block_sum, slab_bounds)
 from lensblur.render.spans import span_table
 
 LEVEL_RADIUS = 8.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
 ANALYSIS_PIXELS = 250_000  # size of the grid on which hidden areas are assigned to slabs
 HIGHLIGHT_RADIANCE = 1.0   # pixels brighter than this (recovered lights) scatter at full resolution
-HIGHLIGHT_BUDGET = 4e7     # most disc rows spent on them per slab before falling back
+HIGHLIGHT_BUDGET = 4e6     # most disc rows spent on them per slab; dimmer ones join the slab
 
 
 @register("scatter")
@@ -67,18 +68,18 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, aperture) -> np.ndarra
     height, width = coc.shape
     edges = slab_edges(float(np.abs(coc).max()))
     labels = np.digitize(coc, edges).astype(np.int16)
+    radius = np.abs(coc)
     table = span_table(aperture, LEVEL_RADIUS + 1.0)
     hidden_owners = HiddenAreaOwners(radiance, coc, labels, edges)
+    bounds = slab_bounds(labels, len(edges) + 1)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
-    radius = np.abs(coc)
-    for label in np.flatnonzero(np.bincount(labels.ravel() - labels.min()) > 0) + labels.min():
-        own = labels == label
-        hidden = hidden_owners.hidden_part(int(label), own)
+    for label in np.flatnonzero(bounds[:, 0]):
+        hidden = hidden_owners.hidden_part(int(label), float(radius.max() if label == 0 else 0))
         upper = _slab_upper_radius(int(label), edges)
         scale = 1 if upper <= LEVEL_RADIUS else 2 ** math.ceil(math.log2(upper / LEVEL_RADIUS))
-        scattered = _scatter_slab(radiance, radius, own, hidden, scale, upper <= IN_FOCUS_RADIUS, table, aperture)
-        if scattered is not None:
-            composite_over(accumulated, *scattered)
+        for layer in _scatter_slab(radiance, radius, labels, int(label), bounds[label], hidden, scale,
+                                   upper <= IN_FOCUS_RADIUS, table, aperture):
+            composite_over(accumulated, *layer)
     coverage = accumulated[..., 3:4]
     return np.where(coverage > 1e-6, accumulated[..., :3] / np.maximum(coverage, 1e-6), radiance).astype(np.float32)
 
@@ -102,59 +103,68 @@ def _slab_upper_radius(label: int, edges: np.ndarray) -> float:
     return float(bound)
 
 
-def _scatter_slab(radiance, radius, own, hidden, scale, in_focus, table, aperture):
-    """Premultiplied (rgb, α) of one slab (its own pixels plus the hidden pixels it extends to),
-    cropped, at 1/scale resolution (or at full resolution when it holds lights); returns
-    (layer, scale, y0, x0) or None when the slab is empty."""
-    membership = own
+def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_focus, table, aperture):
+    """The premultiplied (rgb, α) layers of one slab, to composite in order.
+
+    The slab is its own pixels (``labels == label``, bounding box ``bounds``) plus the ``hidden``
+    pixels it extends to. Yields (layer, scale, y0, x0): the slab at 1/scale resolution, and its
+    bright lights at full resolution so their bokeh keeps a crisp outline.
+    """
+    height, width = labels.shape
+    y_lo, y_hi, x_lo, x_hi = int(bounds[1]), int(bounds[2]), int(bounds[3]), int(bounds[4])
     if hidden is not None:
-        membership = own.copy()
-        membership[hidden[0], hidden[1]] = True
-    rows = np.flatnonzero(membership.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(membership.any(axis=0))
+        y_lo, y_hi = min(y_lo, int(hidden[0][0])), max(y_hi, int(hidden[0][-1]))
+        x_lo, x_hi = min(x_lo, int(hidden[1].min())), max(x_hi, int(hidden[1].max()))
     margin = 0 if in_focus else int(math.ceil(LEVEL_RADIUS + 2))
-    height, width = membership.shape
     low_h, low_w = -(-height // scale), -(-width // scale)
-    y0 = max(rows[0] // scale - margin, 0)
-    x0 = max(cols[0] // scale - margin, 0)
-    y1 = min(rows[-1] // scale + margin + 1, low_h)
-    x1 = min(cols[-1] // scale + margin + 1, low_w)
-    crop = (slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
-    colour_crop, radius_crop = radiance[crop], radius[crop]
-    membership_crop = membership[crop].astype(np.float32)
+    y0, x0 = max(y_lo // scale - margin, 0), max(x_lo // scale - margin, 0)
+    y1, x1 = min(y_hi // scale + margin + 1, low_h), min(x_hi // scale + margin + 1, low_w)
+    light_level = HIGHLIGHT_RADIANCE if scale > 1 else 0.0
+    sums, radius_low, light_mask = slab_block_sum(radiance, radius, labels, label, scale, y0, x0,
+                                                  y1 - y0, x1 - x0, light_level)
     if hidden is not None:
-        colour_crop, radius_crop = colour_crop.copy(), radius_crop.copy()
-        at = (hidden[0] - y0 * scale, hidden[1] - x0 * scale)
-        colour_crop[at] = hidden[2]
-        radius_crop[at] = hidden[3]
-    lights = None
-    if scale > 1:
-        # Bright lights are scattered at full resolution so their bokeh keeps a crisp outline.
-        peak = np.maximum(np.maximum(colour_crop[..., 0], colour_crop[..., 1]), colour_crop[..., 2])
-        lights = np.nonzero((membership_crop > 0) & (peak > HIGHLIGHT_RADIANCE))
-        if lights[0].size * (2 * float(radius_crop.max()) + 1) > HIGHLIGHT_BUDGET:
-            lights = None
-        elif lights[0].size:
-            membership_crop[lights] = 0
-    sums, radius_low = block_sum(np.ascontiguousarray(colour_crop), np.ascontiguousarray(membership_crop),
-                                 np.ascontiguousarray(radius_crop), scale, y1 - y0, x1 - x0)
+        add_points_to_blocks(sums, radius_low, hidden[0], hidden[1], hidden[2], hidden[3], scale, y0, x0)
     if in_focus:
-        return sums, 1, y0, x0
+        yield sums, 1, y0, x0
+        return
+    lights = _lights_within_budget(light_mask, radiance, radius, y0 * scale, x0 * scale)
+    if lights is not None and lights[2] is not None:  # over budget: the dimmer ones join the slab
+        add_points_to_blocks(sums, radius_low, *lights[2], scale, y0, x0)
     ys, xs = np.nonzero(sums[..., 3] > 0)
-    layer = _scatter(ys, xs, sums[ys, xs], np.minimum(radius_low[ys, xs], table.max_radius),
-                     (y1 - y0, x1 - x0), table)
-    if lights is None or lights[0].size == 0:
-        return layer, scale, y0, x0
-    full_h, full_w = min((y1 - y0) * scale, height - y0 * scale), min((x1 - x0) * scale, width - x0 * scale)
-    layer = cv2.resize(layer, ((x1 - x0) * scale, (y1 - y0) * scale), interpolation=cv2.INTER_LINEAR)
-    layer = layer[:full_h, :full_w] / np.float32(scale * scale)
-    light_values = np.concatenate([colour_crop[lights], np.ones((lights[0].size, 1), np.float32)], axis=1)
-    light_radius = radius_crop[lights]
-    layer += _scatter(lights[0], lights[1], light_values, light_radius, (full_h, full_w),
-                      span_table(aperture, float(light_radius.max()) + 1.0))
-    return layer, 1, y0 * scale, x0 * scale
+    yield (_scatter(ys, xs, sums[ys, xs], np.minimum(radius_low[ys, xs], table.max_radius), (y1 - y0, x1 - x0), table),
+           scale, y0, x0)
+    if lights is not None and lights[0].size:
+        ly, lx = lights[0], lights[1]
+        light_radius = radius[ly, lx]
+        reach = int(math.ceil(light_radius.max() + 1.5))
+        ly0, lx0 = max(int(ly.min()) - reach, 0), max(int(lx.min()) - reach, 0)
+        ly1, lx1 = min(int(ly.max()) + reach + 1, height), min(int(lx.max()) + reach + 1, width)
+        values = np.concatenate([radiance[ly, lx], np.ones((ly.size, 1), np.float32)], axis=1)
+        yield (_scatter(ly - ly0, lx - lx0, values, light_radius, (ly1 - ly0, lx1 - lx0),
+                        span_table(aperture, float(light_radius.max()) + 1.0)), 1, ly0, lx0)
+
+
+def _lights_within_budget(light_mask, radiance, radius, y_offset, x_offset):
+    """Coordinates of the bright lights to scatter at full resolution, brightest first within
+    HIGHLIGHT_BUDGET disc rows, and (ys, xs, colours, radii) of those left over (or None)."""
+    ly, lx = np.nonzero(light_mask)
+    if ly.size == 0:
+        return None
+    ly, lx = ly + y_offset, lx + x_offset
+    keep = ly < radius.shape[0]
+    keep &= lx < radius.shape[1]
+    ly, lx = ly[keep], lx[keep]
+    rows = 2 * radius[ly, lx] + 1
+    left_over = None
+    if rows.sum() > HIGHLIGHT_BUDGET:
+        order = np.argsort(-radiance[ly, lx].max(axis=1), kind="stable")
+        n_keep = int(np.searchsorted(np.cumsum(rows[order]), HIGHLIGHT_BUDGET))
+        rest = np.sort(order[n_keep:])
+        left_over = (ly[rest].astype(np.int32), lx[rest].astype(np.int32), radiance[ly[rest], lx[rest]],
+                     radius[ly[rest], lx[rest]])
+        kept = np.sort(order[:n_keep])
+        ly, lx = ly[kept], lx[kept]
+    return ly, lx, left_over
 
 
 def _scatter(ys, xs, values, radii, shape, table):
@@ -185,21 +195,23 @@ class HiddenAreaOwners:
         # map every full-resolution pixel to its analysis cell
         self.cell_y = np.minimum(np.arange(height) * small[1] // height, small[1] - 1)
         self.cell_x = np.minimum(np.arange(width) * small[0] // width, small[0] - 1)
-        self.radiance = radiance
-        self.radius = np.abs(coc)
 
-    def hidden_part(self, label: int, own: np.ndarray):
+    def hidden_part(self, label: int, own_radius: float = 0.0):
         """Pixels hidden behind nearer slabs that slab ``label`` extends to: (ys, xs, colour
         (n×3), radius (n)), or None."""
         nearer_small = self.labels_small > label
         if not nearer_small.any() or nearer_small.all():
             return None
         distance, (iy, ix) = ndimage.distance_transform_edt(nearer_small, return_indices=True)
-        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + float(self.radius[own].max()) + 2.0
+        own_small = self.labels_small == label
+        own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else own_radius
+        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
         owned = nearer_small & (self.labels_small[iy, ix] == label) & (distance * self.factor <= reveal)
         if not owned.any():
             return None
-        ys, xs = np.nonzero(owned[np.ix_(self.cell_y, self.cell_x)] & (self.labels > label))
+        ys, xs = hidden_pixels(self.labels, label, owned, self.cell_y, self.cell_x)
+        if ys.size == 0:
+            return None
         src_y, src_x = iy[self.cell_y[ys], self.cell_x[xs]], ix[self.cell_y[ys], self.cell_x[xs]]
         return ys, xs, self.colour_small[src_y, src_x], np.abs(self.coc_small[src_y, src_x])
 
