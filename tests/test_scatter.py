@@ -169,3 +169,28 @@ def test_grain_auto_adds_noise_only_where_blurred():
     grainy = render_scatter(image, disparity, Lens(blur=10, focus_disparity=1.0, highlights=None, grain="auto"))
     assert np.array_equal(plain[:, :60], grainy[:, :60])
     assert grainy[:, 80:].std() > 3 * plain[:, 80:].std()
+
+
+def test_matte_keeps_soft_hair_edge_without_background_smear():
+    # A soft-edged red subject over a blue-and-white striped background; focus on the subject.
+    height, width = 90, 120
+    xx = np.arange(width, dtype=np.float32)
+    alpha = np.clip((xx - 55) / 10.0, 0, 1)[None, :].repeat(height, axis=0)  # 10 px soft edge
+    background = np.zeros((height, width, 3), np.float32)
+    background[..., 2] = 1.0
+    background[::6] = 1.0
+    subject = np.array([1.0, 0.0, 0.0], np.float32)
+    image = alpha[..., None] * subject + (1 - alpha[..., None]) * background
+    disparity = np.where(alpha > 0.5, 0.9, 0.1).astype(np.float32)
+    lens = Lens(blur=20, focus_disparity=0.9, highlights=None)
+    out = render_scatter(image, disparity, lens, matte=alpha)
+    # the subject's interior is untouched
+    assert np.abs(out[:, 80:] - image[:, 80:]).max() < 1e-3
+    # in the soft edge the subject keeps its share α of red over the blurred background, whose
+    # red is the stripes' average (1 row in 6 is white)
+    edge = slice(58, 64)
+    expected = alpha[0, edge] + (1 - alpha[0, edge]) / 6
+    assert np.abs(out[:, edge, 0].mean(axis=0) - expected).max() < 0.03
+    # and the stripes behind the edge are blurred: little row-to-row variation left
+    assert out[:, 30:50, 1].std(axis=0).max() < 0.1
+    assert image[:, 30:50, 1].std(axis=0).max() > 0.3

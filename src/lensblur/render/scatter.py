@@ -34,6 +34,7 @@ from lensblur.render import register
 from lensblur.render.kernels import (add_points_to_blocks, composite_over, hidden_pixels, scatter_spans,
                                      slab_block_sum, slab_bounds)
 from lensblur.render.spans import span_table
+from lensblur.render.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
 
 LEVEL_RADIUS = 8.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
@@ -47,14 +48,15 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     """Occlusion-aware layered scatter (the default renderer); see the module docstring.
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; lens: settings;
-    matte: optional subject alpha (H×W, [0, 1]); pixels where it exceeds 0.5 are kept in the
-    subject's slab. Returns linear float32 H×W×3 (highlights may exceed 1).
+    matte: optional subject alpha (H×W, [0, 1]): the subject is split from the background along
+    it (lensblur.render.subject) and composited over the rendered background. Returns linear float32 H×W×3 (highlights may exceed 1).
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
-    if matte is not None:
-        coc = _snap_subject_to_focus(coc, matte)
     radiance = recover_highlights(image, coc, lens.highlights)
-    result = scatter_layers(radiance, coc, lens.aperture)
+    if matte is None or not (matte > SURE_NOT).any():
+        result = scatter_layers(radiance, coc, lens.aperture)
+    else:
+        result = _render_with_subject(radiance, coc, np.clip(matte, 0, 1).astype(np.float32), lens.aperture)
     if lens.grain is not None:
         sigma = estimate_noise(image) if lens.grain == "auto" else float(lens.grain)
         result = add_grain(result, coc, sigma)
@@ -216,9 +218,16 @@ class HiddenAreaOwners:
         return ys, xs, self.colour_small[src_y, src_x], np.abs(self.coc_small[src_y, src_x])
 
 
-def _snap_subject_to_focus(coc: np.ndarray, matte: np.ndarray) -> np.ndarray:
-    """Give the matte's subject one blur: the median c under the confident part of the matte."""
+def _render_with_subject(radiance, coc, matte, aperture):
+    """Render the background without the subject, then lay the matted subject over it."""
     subject = matte > 0.5
-    if not subject.any():
-        return coc
-    return np.where(subject, np.float32(np.median(coc[subject])), coc).astype(np.float32)
+    foreground, background = split_foreground_background(radiance, matte)
+    # The subject takes the blur of its confident part; what lies behind it that of the nearest
+    # background pixel, so the background is rendered as if the subject were not there.
+    subject_coc = fill_from(coc, subject) if subject.any() else coc
+    background_coc = fill_from(coc, matte <= SURE_NOT)
+    rendered_background = scatter_layers(background, background_coc, aperture)
+    premultiplied = np.concatenate([foreground * matte[..., None], matte[..., None]], axis=2)
+    layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), aperture)
+    alpha = np.clip(layer[..., 3:4], 0, 1)
+    return (layer[..., :3] + (1 - alpha) * rendered_background).astype(np.float32)
