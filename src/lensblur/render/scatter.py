@@ -158,9 +158,14 @@ def _lights_within_budget(light_mask, radiance, radius, y_offset, x_offset):
     ly, lx = ly[keep], lx[keep]
     rows = 2 * radius[ly, lx] + 1
     left_over = None
-    if rows.sum() > HIGHLIGHT_BUDGET:
-        order = np.argsort(-radiance[ly, lx].max(axis=1), kind="stable")
-        n_keep = int(np.searchsorted(np.cumsum(rows[order]), HIGHLIGHT_BUDGET))
+    total_rows = float(rows.sum())
+    if total_rows > HIGHLIGHT_BUDGET:
+        # Brightest first; when lights are everywhere (a bright sky, noise) none is special.
+        if total_rows > 8 * HIGHLIGHT_BUDGET:
+            n_keep, order = 0, np.arange(ly.size)
+        else:
+            order = np.argsort(-radiance[ly, lx].max(axis=1), kind="stable")
+            n_keep = int(np.searchsorted(np.cumsum(rows[order]), HIGHLIGHT_BUDGET))
         rest = np.sort(order[n_keep:])
         left_over = (ly[rest].astype(np.int32), lx[rest].astype(np.int32), radiance[ly[rest], lx[rest]],
                      radius[ly[rest], lx[rest]])
