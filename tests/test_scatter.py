@@ -194,3 +194,36 @@ def test_matte_keeps_soft_hair_edge_without_background_smear():
     # and the stripes behind the edge are blurred: little row-to-row variation left
     assert out[:, 30:50, 1].std(axis=0).max() < 0.1
     assert image[:, 30:50, 1].std(axis=0).max() > 0.3
+
+
+def test_bright_rim_moves_energy_to_the_ring_and_keeps_the_total():
+    from lensblur.render.discs import DiscScatter
+    size = 201
+    image = np.zeros((size, size, 3), np.float32)
+    image[100, 100] = 1000.0
+    coc = np.full((size, size), -30, np.float32)
+    out = scatter_layers(image, coc, DiscScatter(Aperture(), (size, size), rim=0.6))[..., 0]
+    assert out.sum() == pytest.approx(1000.0, rel=5e-3)
+    centre, ring = out[100, 100], out[100, 100 + 27]
+    assert ring > 3 * centre
+
+
+def test_cat_eye_discs_shrink_and_stretch_towards_the_corners():
+    from lensblur.render.discs import DiscScatter
+    height, width = 301, 401
+    image = np.zeros((height, width, 3), np.float32)
+    image[150, 200] = 1000.0   # centre
+    image[60, 60] = 1000.0     # towards the top-left corner
+    coc = np.full((height, width), -20, np.float32)
+    out = scatter_layers(image, coc, DiscScatter(Aperture(), (height, width), cat_eye=0.9))[..., 0]
+    centre = out[110:191, 160:241]
+    corner = out[30:91, 30:91]
+    assert centre.sum() == pytest.approx(1000.0, rel=5e-3)
+    lit_centre, lit_corner = centre > 0.1 * centre.max(), corner > 0.1 * corner.max()
+    assert lit_corner.sum() < 0.8 * lit_centre.sum()
+    # the cat's eye is long across the radial direction (from the image centre) and short along it
+    ys, xs = np.nonzero(lit_corner)
+    radial = np.array([60 - 150, 60 - 200], float) / np.hypot(90, 140)
+    along = np.ptp(ys * radial[0] + xs * radial[1])
+    across = np.ptp(-ys * radial[1] + xs * radial[0])
+    assert across > 1.3 * along

@@ -18,13 +18,14 @@ __all__ = ["render", "read_image", "write_image", "read_depth", "make_lens"]
 def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, float] | None = None,
               focus_disparity: float | None = None, focus_range: float = 0.0,
               aperture: Aperture | str = "disk", highlights: Highlights | bool | None = True,
-              grain: str | float | None = None) -> Lens:
+              grain: str | float | None = None, rim: float = 0.0, cat_eye: float = 0.0) -> Lens:
     """Build a :class:`Lens` from user-level settings.
 
     focus: (x, y) pixel to focus on; focus_disparity: a disparity in [0, 1] instead (default:
     the point's disparity, else the median disparity of the central ninth of the image).
     aperture: an :class:`Aperture` or its text form (``disk``, ``blades:6:15``).
     highlights: True for the default recovery, False/None for none, or a :class:`Highlights`.
+    grain: None, "auto" or a deviation in encoded units; rim, cat_eye: see :class:`Lens`.
     """
     if focus is not None and focus_disparity is not None:
         raise InputError("give either a focus point or a focus disparity, not both")
@@ -40,7 +41,7 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
     elif highlights is False:
         highlights = None
     return Lens(blur=float(blur), focus_disparity=float(focus_disparity), focus_range=float(focus_range),
-                aperture=aperture, highlights=highlights, grain=grain)
+                aperture=aperture, highlights=highlights, grain=grain, rim=rim, cat_eye=cat_eye)
 
 
 def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | None = None,

@@ -42,7 +42,9 @@ class Lens:
     aperture: the bokeh shape.
     highlights: clipped-highlight recovery; None turns it off.
     grain: film-grain amount added to blurred regions: None for off, "auto" to match the input's
-        noise, or a standard deviation in linear units (0 to 0.1).
+        noise, or a standard deviation in encoded (sRGB) units (0 to 0.1).
+    rim: share of each bokeh disc's energy in a bright outer ring (0 to 1; 0 = uniform discs).
+    cat_eye: mechanical vignetting (0 to 1): discs turn into cat's eyes towards the corners.
     """
 
     blur: float = 20.0
@@ -51,6 +53,8 @@ class Lens:
     aperture: Aperture = field(default_factory=Aperture)
     highlights: Highlights | None = field(default_factory=Highlights)
     grain: str | float | None = None
+    rim: float = 0.0
+    cat_eye: float = 0.0
 
     def __post_init__(self):
         if not np.isfinite(self.blur) or self.blur < 0:
@@ -59,6 +63,8 @@ class Lens:
             raise InputError(f"focus disparity must be in [0, 1], got {self.focus_disparity}")
         if not 0.0 <= self.focus_range <= 1.0:
             raise InputError(f"focus range must be in [0, 1], got {self.focus_range}")
+        if not 0.0 <= self.rim <= 1.0 or not 0.0 <= self.cat_eye <= 1.0:
+            raise InputError("rim and cat's-eye strengths must be in [0, 1]")
 
     def with_(self, **changes) -> "Lens":
         """A copy with some fields changed."""

@@ -18,7 +18,7 @@ HELP = "render lens blur on a photo with a depth map"
 EXAMPLES = """examples:
   lensblur render photo.jpg --depth disparity.png -o out.jpg
   lensblur render photo.jpg --depth depth.tif --depth-kind depth --near 0.5 --far 20 \\
-      --focus 640,400 --blur 30 --shape blades:6:15 -o out.jpg
+      --focus 640,400 --blur 30 --shape blades:6:15 --cat-eye 0.5 -o out.jpg
   lensblur render photo.heic --depth d.png --f-number 1.8 --focal-length 50 \\
       --sensor-width 36 --near 1 --far 50 --focus-disparity 0.7 -o out.tif
   lensblur render photo.png --depth d.png --highlights off --grain auto -o out.png
@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensor-width", type=float, metavar="MM", help="sensor width in mm (default: EXIF)")
     parser.add_argument("--shape", type=_aperture, default=Aperture(), metavar="SHAPE",
                         help="bokeh shape: disk or blades:N[:rotation[:curvature]] (default disk)")
+    parser.add_argument("--rim", type=float, default=0.0, metavar="B",
+                        help="bright-rimmed (soap-bubble) discs: share of energy in the rim, 0-1 (default 0)")
+    parser.add_argument("--cat-eye", type=float, default=0.0, metavar="V",
+                        help="cat's-eye discs towards the corners (mechanical vignetting), 0-1 (default 0)")
     parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|S[:T]",
                         help="clipped-highlight recovery: strength S (default 4) and threshold T (default 0.92)")
     parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
@@ -106,7 +110,8 @@ def lens_from_args(args: argparse.Namespace, photo, disparity) -> Lens:
     else:
         blur = args.blur if args.blur is not None else 0.02 * width
     return Lens(blur=blur, focus_disparity=focus_disparity, focus_range=args.focus_range,
-                aperture=args.shape, highlights=args.highlights, grain=args.grain)
+                aperture=args.shape, highlights=args.highlights, grain=args.grain, rim=args.rim,
+                cat_eye=args.cat_eye)
 
 
 def _blur_from_camera_args(args, photo, width: int, focus_disparity: float) -> float:

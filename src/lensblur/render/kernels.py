@@ -1,4 +1,4 @@
-"""numba kernels of the scatter renderer: span scatter, block sums and bilinear upsampling."""
+"""numba kernels of the scatter renderer: span scatter, slab block sums, compositing."""
 
 from __future__ import annotations
 
@@ -6,26 +6,86 @@ import numpy as np
 from numba import njit, prange
 
 
+RIM_INNER = 0.8  # inner radius of the bright rim, as a fraction of the disc radius
+
+
+@njit(cache=True, inline="always")
+def _add_span(drow, a, b, width, values, i, scale):
+    """Add values[i]·scale over the continuous interval [a, b] (pixel k covers [k−½, k+½]) of a
+    row's difference buffer, with fractional coverage at both ends."""
+    if b < -0.5 or a > width - 0.5 or b <= a:
+        return
+    a = max(a, -1.0)
+    b = min(b, width + 0.0)
+    kl = int(np.floor(a + 0.5))
+    kr = int(np.floor(b + 0.5))
+    channels = values.shape[1]
+    if kl == kr:
+        cover = b - a
+        for c in range(channels):
+            v = values[i, c] * scale
+            drow[kl + 1, c] += v * cover
+            drow[kl + 2, c] -= v * cover
+    else:
+        cl = kl + 0.5 - a
+        cr = b - (kr - 0.5)
+        for c in range(channels):
+            v = values[i, c] * scale
+            drow[kl + 1, c] += v * cl
+            drow[kl + 2, c] += v * (1 - cl)
+            drow[kr + 1, c] += v * (cr - 1)
+            drow[kr + 2, c] -= v * cr
+
+
+@njit(cache=True, inline="always")
+def _table_span(left, right, weight, k, t, row):
+    """Span (a, b, weight) of a table row, interpolated between radius entries k and k+1."""
+    wt = (1 - t) * weight[k, row] + t * weight[k + 1, row]
+    a = (1 - t) * left[k, row] + t * left[k + 1, row]
+    b = (1 - t) * right[k, row] + t * right[k + 1, row]
+    return a, b, wt
+
+
+@njit(cache=True, inline="always")
+def _table_index(radius, steps_per_pixel, n_radii):
+    f = radius * steps_per_pixel
+    k = int(f)
+    if k >= n_radii - 1:
+        return n_radii - 2, 1.0
+    return k, f - k
+
+
 @njit(cache=True, parallel=True, fastmath=True)
-def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, reach, steps_per_pixel, n_bands):
+def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, reach, steps_per_pixel, n_bands,
+                  optics):
     """Spread each source pixel's values over its aperture-shaped disc.
 
     ys, xs: int32 (n,) source coordinates sorted by ys; values: float32 (n, C) what each source
     spreads (premultiplied colour and alpha); radii: float32 (n,) disc radius in pixels, within
     the table. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands processed in
-    parallel (a few per thread). Returns float32 (height, width, C):
-    the sum of all discs, each holding its source's total value.
+    parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
+    centre_y, centre_x, half_diagonal): rim in [0, 1] moves that share of each disc's energy into
+    a bright ring (outer 20% of the radius); vignette in [0, 1] clips discs by a circle of the
+    same radius shifted towards the image centre by vignette·r·(distance from centre /
+    half_diagonal), giving cat's-eye discs towards the corners; the other five place this
+    output's pixel (0, 0) at (origin_y, origin_x) of an image whose centre and half-diagonal are
+    given, in the same pixel units. Every disc keeps a total of exactly its source's value.
+    Returns float32 (height, width, C), the sum of all discs.
 
     Rows of the output are split into bands, one thread per band, so no two threads write the
     same row; each source touches only the rows of its disc.
     """
     n, channels = values.shape
+    n_radii = reach.shape[0]
     centre = (left.shape[1] - 1) // 2
+    rim, vignette = optics[0], optics[1]
+    shaped = rim > 0 or vignette > 0
+    outer_scale = (1 - rim) + rim / (1 - RIM_INNER * RIM_INNER)
+    inner_scale = rim * RIM_INNER * RIM_INNER / (1 - RIM_INNER * RIM_INNER)
     max_reach = 0
     for i in range(n):
-        f = radii[i] * steps_per_pixel
-        k = min(int(f) + 1, reach.shape[0] - 1)
-        max_reach = max(max_reach, reach[k])
+        k, t = _table_index(radii[i], steps_per_pixel, n_radii)
+        max_reach = max(max_reach, reach[k + 1])
     out = np.zeros((height, width, channels), dtype=np.float32)
     n_bands = max(1, min(height, n_bands))
     band_rows = (height + n_bands - 1) // n_bands
@@ -40,89 +100,64 @@ def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, rea
         for i in range(first, last):
             sy = ys[i]
             sx = xs[i]
-            f = radii[i] * steps_per_pixel
-            k = int(f)
-            if k >= reach.shape[0] - 1:
-                k = reach.shape[0] - 2
-                t = 1.0
-            else:
-                t = f - k
+            r = radii[i]
+            k, t = _table_index(r, steps_per_pixel, n_radii)
             r_reach = reach[k + 1]
             row_lo = max(sy - r_reach, y0)
             row_hi = min(sy + r_reach, y1 - 1)
-            for y in range(row_lo, row_hi + 1):
-                row = y - sy + centre
-                wt = (1 - t) * weight[k, row] + t * weight[k + 1, row]
-                if wt <= 0:
-                    continue
-                a = sx + (1 - t) * left[k, row] + t * left[k + 1, row]
-                b = sx + (1 - t) * right[k, row] + t * right[k + 1, row]
-                if b < -0.5 or a > width - 0.5:
-                    continue
-                a = max(a, -1.0)
-                b = min(b, width + 0.0)
-                kl = int(np.floor(a + 0.5))
-                kr = int(np.floor(b + 0.5))
-                drow = diff[y - y0]
-                if kl == kr:
-                    cover = b - a
-                    for c in range(channels):
-                        v = values[i, c] * wt
-                        drow[kl + 1, c] += v * cover
-                        drow[kl + 2, c] -= v * cover
-                else:
-                    cl = kl + 0.5 - a
-                    cr = b - (kr - 0.5)
-                    for c in range(channels):
-                        v = values[i, c] * wt
-                        drow[kl + 1, c] += v * cl
-                        drow[kl + 2, c] += v * (1 - cl)
-                        drow[kr + 1, c] += v * (cr - 1)
-                        drow[kr + 2, c] -= v * cr
+            if not shaped:
+                for y in range(row_lo, row_hi + 1):
+                    a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
+                    if wt > 0:
+                        _add_span(diff[y - y0], sx + a, sx + b, width, values, i, wt)
+                continue
+            ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
+            # cat's-eye clip circle: same radius, centre shifted towards the image centre
+            dy = (optics[4] - (optics[2] + sy)) / optics[6]
+            dx = (optics[5] - (optics[3] + sx)) / optics[6]
+            clip_y = vignette * r * dy
+            clip_x = vignette * r * dx
+            # first pass: the clipped, rimmed disc's total, to keep its energy exact
+            total = 0.0
+            for pass_ in range(2):
+                scale = 1.0 if pass_ == 0 else (1.0 / total if total > 0 else 0.0)
+                lo = sy - r_reach if pass_ == 0 else row_lo
+                hi = sy + r_reach if pass_ == 0 else row_hi
+                for y in range(lo, hi + 1):
+                    row = y - sy + centre
+                    ca, cb = -1e30, 1e30
+                    if vignette > 0:
+                        h2 = r * r - (y - sy - clip_y) ** 2
+                        if h2 <= 0:
+                            continue
+                        half = np.sqrt(h2)
+                        ca, cb = clip_x - half, clip_x + half
+                    a, b, wt = _table_span(left, right, weight, k, t, row)
+                    if wt > 0:
+                        a, b = max(a, ca), min(b, cb)
+                        if b > a:
+                            if pass_ == 0:
+                                total += wt * outer_scale * (b - a)
+                            else:
+                                _add_span(diff[y - y0], sx + a, sx + b, width, values, i, wt * outer_scale * scale)
+                    if rim > 0 and abs(y - sy) <= reach[ki + 1]:
+                        a, b, wt = _table_span(left, right, weight, ki, ti, row)
+                        if wt > 0:
+                            a, b = max(a, ca), min(b, cb)
+                            if b > a:
+                                if pass_ == 0:
+                                    total -= wt * inner_scale * (b - a)
+                                else:
+                                    _add_span(diff[y - y0], sx + a, sx + b, width, values, i,
+                                              -wt * inner_scale * scale)
         for y in range(y1 - y0):
             for c in range(channels):
                 acc = 0.0
-                acc += diff[y, 0, c]
-                for x in range(width):
-                    acc += diff[y, x + 1, c]
-                    out[y0 + y, x, c] = acc
+                for x in range(width + 1):
+                    acc += diff[y, x, c]
+                    if x >= 1:
+                        out[y0 + y, x - 1, c] = acc
     return out
-
-
-@njit(cache=True, parallel=True)
-def block_sum(values, membership, radius, scale, low_h, low_w):
-    """Sum ``membership``-weighted values over scale×scale blocks.
-
-    values: float32 (H, W, 3) colour; membership: float32 (H, W) in [0, 1]; radius: float32
-    (H, W) in full-resolution pixels. Returns (low_h, low_w, 4) sums of (m·rgb, m) and
-    (low_h, low_w) the membership-weighted mean radius divided by ``scale``.
-    """
-    height, width = membership.shape
-    sums = np.zeros((low_h, low_w, 4), dtype=np.float32)
-    radius_low = np.zeros((low_h, low_w), dtype=np.float32)
-    for by in prange(low_h):
-        for bx in range(low_w):
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            sr = 0.0
-            for y in range(by * scale, min((by + 1) * scale, height)):
-                for x in range(bx * scale, min((bx + 1) * scale, width)):
-                    m = membership[y, x]
-                    if m > 0:
-                        s0 += m * values[y, x, 0]
-                        s1 += m * values[y, x, 1]
-                        s2 += m * values[y, x, 2]
-                        s3 += m
-                        sr += m * radius[y, x]
-            sums[by, bx, 0] = s0
-            sums[by, bx, 1] = s1
-            sums[by, bx, 2] = s2
-            sums[by, bx, 3] = s3
-            if s3 > 0:
-                radius_low[by, bx] = sr / s3 / scale
-    return sums, radius_low
 
 
 @njit(cache=True, parallel=True, fastmath=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import cv2
-import numba
 import numpy as np
 from scipy import ndimage
 
@@ -31,9 +30,10 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.render import register
-from lensblur.render.kernels import (add_points_to_blocks, composite_over, hidden_pixels, scatter_spans,
-                                     slab_block_sum, slab_bounds)
-from lensblur.render.spans import span_table
+from lensblur.render.kernels import (add_points_to_blocks, composite_over, hidden_pixels, slab_block_sum,
+                                     slab_bounds)
+from lensblur.aperture import Aperture
+from lensblur.render.discs import DiscScatter
 from lensblur.render.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
 
 LEVEL_RADIUS = 8.0        # largest radius scattered at a level's own resolution, pixels
@@ -53,25 +53,30 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
     radiance = recover_highlights(image, coc, lens.highlights)
+    discs = DiscScatter(lens.aperture, coc.shape, lens.rim, lens.cat_eye)
     if matte is None or not (matte > SURE_NOT).any():
-        result = scatter_layers(radiance, coc, lens.aperture)
+        result = scatter_layers(radiance, coc, discs)
     else:
-        result = _render_with_subject(radiance, coc, np.clip(matte, 0, 1).astype(np.float32), lens.aperture)
+        result = _render_with_subject(radiance, coc, np.clip(matte, 0, 1).astype(np.float32), discs)
     if lens.grain is not None:
         sigma = estimate_noise(image) if lens.grain == "auto" else float(lens.grain)
         result = add_grain(result, coc, sigma)
     return result
 
 
-def scatter_layers(radiance: np.ndarray, coc: np.ndarray, aperture) -> np.ndarray:
-    """Layered, occlusion-aware scatter of linear ``radiance`` (H×W×3) by signed ``coc`` (H×W, px)."""
+def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | Aperture) -> np.ndarray:
+    """Layered, occlusion-aware scatter of linear ``radiance`` (H×W×3) by signed ``coc`` (H×W, px).
+
+    discs: how discs are drawn (an Aperture alone means plain discs of that shape).
+    """
     radiance = np.ascontiguousarray(radiance, dtype=np.float32)
     coc = np.ascontiguousarray(coc, dtype=np.float32)
     height, width = coc.shape
     edges = slab_edges(float(np.abs(coc).max()))
     labels = np.digitize(coc, edges).astype(np.int16)
     radius = np.abs(coc)
-    table = span_table(aperture, LEVEL_RADIUS + 1.0)
+    if isinstance(discs, Aperture):
+        discs = DiscScatter(discs, coc.shape)
     hidden_owners = HiddenAreaOwners(radiance, coc, labels, edges)
     bounds = slab_bounds(labels, len(edges) + 1)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
@@ -80,7 +85,7 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, aperture) -> np.ndarra
         upper = _slab_upper_radius(int(label), edges)
         scale = 1 if upper <= LEVEL_RADIUS else 2 ** math.ceil(math.log2(upper / LEVEL_RADIUS))
         for layer in _scatter_slab(radiance, radius, labels, int(label), bounds[label], hidden, scale,
-                                   upper <= IN_FOCUS_RADIUS, table, aperture):
+                                   upper <= IN_FOCUS_RADIUS, discs):
             composite_over(accumulated, *layer)
     coverage = accumulated[..., 3:4]
     return np.where(coverage > 1e-6, accumulated[..., :3] / np.maximum(coverage, 1e-6), radiance).astype(np.float32)
@@ -105,7 +110,7 @@ def _slab_upper_radius(label: int, edges: np.ndarray) -> float:
     return float(bound)
 
 
-def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_focus, table, aperture):
+def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_focus, discs):
     """The premultiplied (rgb, α) layers of one slab, to composite in order.
 
     The slab is its own pixels (``labels == label``, bounding box ``bounds``) plus the ``hidden``
@@ -133,8 +138,7 @@ def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_foc
     if lights is not None and lights[2] is not None:  # over budget: the dimmer ones join the slab
         add_points_to_blocks(sums, radius_low, *lights[2], scale, y0, x0)
     ys, xs = np.nonzero(sums[..., 3] > 0)
-    yield (_scatter(ys, xs, sums[ys, xs], np.minimum(radius_low[ys, xs], table.max_radius), (y1 - y0, x1 - x0), table),
-           scale, y0, x0)
+    yield discs(ys, xs, sums[ys, xs], radius_low[ys, xs], (y1 - y0, x1 - x0), (y0, x0), scale), scale, y0, x0
     if lights is not None and lights[0].size:
         ly, lx = lights[0], lights[1]
         light_radius = radius[ly, lx]
@@ -142,8 +146,7 @@ def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_foc
         ly0, lx0 = max(int(ly.min()) - reach, 0), max(int(lx.min()) - reach, 0)
         ly1, lx1 = min(int(ly.max()) + reach + 1, height), min(int(lx.max()) + reach + 1, width)
         values = np.concatenate([radiance[ly, lx], np.ones((ly.size, 1), np.float32)], axis=1)
-        yield (_scatter(ly - ly0, lx - lx0, values, light_radius, (ly1 - ly0, lx1 - lx0),
-                        span_table(aperture, float(light_radius.max()) + 1.0)), 1, ly0, lx0)
+        yield discs(ly - ly0, lx - lx0, values, light_radius, (ly1 - ly0, lx1 - lx0), (ly0, lx0)), 1, ly0, lx0
 
 
 def _lights_within_budget(light_mask, radiance, radius, y_offset, x_offset):
@@ -172,13 +175,6 @@ def _lights_within_budget(light_mask, radiance, radius, y_offset, x_offset):
         kept = np.sort(order[:n_keep])
         ly, lx = ly[kept], lx[kept]
     return ly, lx, left_over
-
-
-def _scatter(ys, xs, values, radii, shape, table):
-    return scatter_spans(ys.astype(np.int32), xs.astype(np.int32), np.ascontiguousarray(values, dtype=np.float32),
-                         np.ascontiguousarray(radii, dtype=np.float32), shape[0], shape[1],
-                         table.left, table.right, table.weight, table.reach, table.steps_per_pixel,
-                         numba.get_num_threads() * 8)
 
 
 class HiddenAreaOwners:
@@ -223,7 +219,7 @@ class HiddenAreaOwners:
         return ys, xs, self.colour_small[src_y, src_x], np.abs(self.coc_small[src_y, src_x])
 
 
-def _render_with_subject(radiance, coc, matte, aperture):
+def _render_with_subject(radiance, coc, matte, discs):
     """Render the background without the subject, then lay the matted subject over it."""
     subject = matte > 0.5
     foreground, background = split_foreground_background(radiance, matte)
@@ -231,8 +227,8 @@ def _render_with_subject(radiance, coc, matte, aperture):
     # background pixel, so the background is rendered as if the subject were not there.
     subject_coc = fill_from(coc, subject) if subject.any() else coc
     background_coc = fill_from(coc, matte <= SURE_NOT)
-    rendered_background = scatter_layers(background, background_coc, aperture)
+    rendered_background = scatter_layers(background, background_coc, discs)
     premultiplied = np.concatenate([foreground * matte[..., None], matte[..., None]], axis=2)
-    layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), aperture)
+    layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), discs)
     alpha = np.clip(layer[..., 3:4], 0, 1)
     return (layer[..., :3] + (1 - alpha) * rendered_background).astype(np.float32)

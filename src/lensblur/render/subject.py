@@ -14,8 +14,6 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from lensblur.render.kernels import scatter_spans
-from lensblur.render.spans import span_table
 
 SURE = 0.98      # alpha above which a pixel is pure subject
 SURE_NOT = 0.02  # alpha below which a pixel is pure background
@@ -68,8 +66,9 @@ def fill_from(values: np.ndarray, source: np.ndarray) -> np.ndarray:
     return values[iy, ix]
 
 
-def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, aperture, level_radius: float = 8.0):
-    """Scatter (rgb·α, α) H×W×4 with per-pixel radius (pixels); returns H×W×4 premultiplied.
+def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, level_radius: float = 8.0):
+    """Scatter (rgb·α, α) H×W×4 with per-pixel radius (pixels) through ``discs``
+    (a :class:`lensblur.render.discs.DiscScatter`); returns H×W×4 premultiplied.
 
     Large radii are scattered at 1/2, 1/4, ... resolution, as in the slab renderer.
     """
@@ -85,11 +84,7 @@ def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, apertur
     else:
         values, radius_small = premultiplied, radius
     ys, xs = np.nonzero(values[..., 3] > 1e-6)
-    table = span_table(aperture, float(radius_small.max()) + 1.0)
-    out = scatter_spans(ys.astype(np.int32), xs.astype(np.int32), np.ascontiguousarray(values[ys, xs]),
-                        np.ascontiguousarray(radius_small[ys, xs], dtype=np.float32), values.shape[0],
-                        values.shape[1], table.left, table.right, table.weight, table.reach,
-                        table.steps_per_pixel, 16)
+    out = discs(ys, xs, values[ys, xs], radius_small[ys, xs], values.shape[:2], (0, 0), scale)
     if scale > 1:
         out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR) / np.float32(scale * scale)
     return out
