@@ -23,7 +23,7 @@ class Highlights:
         pixel is boosted up to 1 + strength times its value.
     """
 
-    threshold: float = 0.92
+    threshold: float = 0.95
     strength: float = 4.0
 
     @property
