@@ -142,7 +142,7 @@ def test_deterministic():
 
 def test_clipped_highlights_become_bright_discs():
     image = np.full((121, 121, 3), 0.05, np.float32)
-    image[58:63, 58:63] = 1.0  # a clipped light
+    image[59:62, 59:62] = 1.0  # a clipped light spot
     disparity = np.zeros((121, 121), np.float32)
     lens = Lens(blur=15, focus_disparity=1.0)
     with_recovery = render_scatter(image, disparity, lens)

@@ -20,11 +20,12 @@ class Highlights:
 
     threshold: encoded-luminance level in (0, 1] from which a pixel counts as clipped.
     strength: how far recovered radiance may exceed 1.0 (0 turns recovery off); a fully clipped
-        pixel is boosted up to 1 + strength times its value.
+        light spot is boosted up to 1 + strength times its value (large clipped areas get a
+        tenth of that, see lensblur.highlights).
     """
 
     threshold: float = 0.95
-    strength: float = 4.0
+    strength: float = 8.0
 
     @property
     def enabled(self) -> bool:
