@@ -97,7 +97,8 @@ def test_blurred_foreground_spreads_over_sharp_background():
     radius = 20 * 0.7
     # partial occlusion: red reaches out over the green to about the blur radius
     assert out[50, 50 - int(radius / 2), 0] > 0.15
-    assert out[50, 50 - int(radius) - 2, 0] < 1e-3
+    # (radius 14 is drawn at 1/4 resolution: its edge may soften by up to 4 px)
+    assert out[50, 50 - int(radius) - 5, 0] < 1e-3
     # far from the object the background is untouched
     assert np.allclose(out[5, 5], (0, 1, 0), atol=1e-4)
 

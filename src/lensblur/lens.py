@@ -24,8 +24,8 @@ class Highlights:
         tenth of that, see lensblur.highlights).
     """
 
-    threshold: float = 0.95
-    strength: float = 8.0
+    threshold: float = 0.99
+    strength: float = 6.0
 
     @property
     def enabled(self) -> bool:

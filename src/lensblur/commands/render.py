@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cat-eye", type=float, default=0.0, metavar="V",
                         help="cat's-eye discs towards the corners (mechanical vignetting), 0-1 (default 0)")
     parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|S[:T]",
-                        help="clipped-highlight recovery: strength S (default 4) and threshold T (default 0.95)")
+                        help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99)")
     parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
                         help="add grain to blurred areas: auto matches the photo's noise (default off)")
     parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),

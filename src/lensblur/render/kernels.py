@@ -171,6 +171,17 @@ def composite_over(acc, layer, scale, y0, x0):
     """
     height, width = acc.shape[0], acc.shape[1]
     lh, lw = layer.shape[0], layer.shape[1]
+    if scale == 1:
+        for y in prange(y0, min(height, y0 + lh)):
+            for x in range(x0, min(width, x0 + lw)):
+                alpha = layer[y - y0, x - x0, 3]
+                if alpha <= 0:
+                    continue
+                clip = 1.0 if alpha <= 1 else 1.0 / alpha
+                keep = 1.0 - alpha * clip
+                for c in range(4):
+                    acc[y, x, c] = layer[y - y0, x - x0, c] * clip + keep * acc[y, x, c]
+        return
     inv_area = 1.0 / (scale * scale)
     y_end = min(height, (y0 + lh) * scale)
     x_end = min(width, (x0 + lw) * scale)
@@ -317,3 +328,45 @@ def hidden_pixels(labels, label, owned, cell_y, cell_x):
                 xs[k] = x
                 k += 1
     return ys, xs
+
+
+@njit(cache=True, parallel=True)
+def unpremultiply(acc, fallback):
+    """rgb / α of a premultiplied (H, W, 4) image as float32 (H, W, 3); ``fallback`` where α≈0."""
+    height, width = acc.shape[0], acc.shape[1]
+    out = np.empty((height, width, 3), dtype=np.float32)
+    for y in prange(height):
+        for x in range(width):
+            alpha = acc[y, x, 3]
+            if alpha > 1e-6:
+                inv = 1.0 / alpha
+                for c in range(3):
+                    out[y, x, c] = acc[y, x, c] * inv
+            else:
+                for c in range(3):
+                    out[y, x, c] = fallback[y, x, c]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def slab_labels(coc, edges):
+    """Slab label of every pixel (index of ``coc`` among the sorted ``edges``, as np.digitize)
+    and its blur radius |c|: int16 (H, W) and float32 (H, W)."""
+    height, width = coc.shape
+    labels = np.empty((height, width), dtype=np.int16)
+    radius = np.empty((height, width), dtype=np.float32)
+    n = edges.shape[0]
+    for y in prange(height):
+        for x in range(width):
+            c = coc[y, x]
+            lo = 0
+            hi = n
+            while lo < hi:  # first edge greater than c
+                mid = (lo + hi) // 2
+                if edges[mid] <= c:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            labels[y, x] = lo
+            radius[y, x] = abs(c)
+    return labels, radius

@@ -31,14 +31,14 @@ from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.render import register
 from lensblur.render.kernels import (add_points_to_blocks, composite_over, hidden_pixels, slab_block_sum,
-                                     slab_bounds)
+                                     slab_bounds, slab_labels, unpremultiply)
 from lensblur.aperture import Aperture
 from lensblur.render.discs import DiscScatter
 from lensblur.render.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
 
-LEVEL_RADIUS = 8.0        # largest radius scattered at a level's own resolution, pixels
+LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
-ANALYSIS_PIXELS = 250_000  # size of the grid on which hidden areas are assigned to slabs
+ANALYSIS_PIXELS = 120_000  # size of the grid on which hidden areas are assigned to slabs
 HIGHLIGHT_RADIANCE = 1.0   # pixels brighter than this (recovered lights) scatter at full resolution
 HIGHLIGHT_BUDGET = 4e6     # most disc rows spent on them per slab; dimmer ones join the slab
 
@@ -73,8 +73,7 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     coc = np.ascontiguousarray(coc, dtype=np.float32)
     height, width = coc.shape
     edges = slab_edges(float(np.abs(coc).max()))
-    labels = np.digitize(coc, edges).astype(np.int16)
-    radius = np.abs(coc)
+    labels, radius = slab_labels(coc, edges)
     if isinstance(discs, Aperture):
         discs = DiscScatter(discs, coc.shape)
     hidden_owners = HiddenAreaOwners(radiance, coc, labels, edges)
@@ -87,8 +86,7 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
         for layer in _scatter_slab(radiance, radius, labels, int(label), bounds[label], hidden, scale,
                                    upper <= IN_FOCUS_RADIUS, discs):
             composite_over(accumulated, *layer)
-    coverage = accumulated[..., 3:4]
-    return np.where(coverage > 1e-6, accumulated[..., :3] / np.maximum(coverage, 1e-6), radiance).astype(np.float32)
+    return unpremultiply(accumulated, radiance)
 
 
 def slab_edges(max_radius: float) -> np.ndarray:
@@ -138,7 +136,9 @@ def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_foc
     if lights is not None and lights[2] is not None:  # over budget: the dimmer ones join the slab
         add_points_to_blocks(sums, radius_low, *lights[2], scale, y0, x0)
     ys, xs = np.nonzero(sums[..., 3] > 0)
-    yield discs(ys, xs, sums[ys, xs], radius_low[ys, xs], (y1 - y0, x1 - x0), (y0, x0), scale), scale, y0, x0
+    sources, source_radius = sums[ys, xs], radius_low[ys, xs]
+    del sums, radius_low, light_mask  # keep the peak memory down while the layer is drawn
+    yield discs(ys, xs, sources, source_radius, (y1 - y0, x1 - x0), (y0, x0), scale), scale, y0, x0
     if lights is not None and lights[0].size:
         ly, lx = lights[0], lights[1]
         light_radius = radius[ly, lx]

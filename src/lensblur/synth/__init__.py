@@ -1,0 +1,15 @@
+"""Synthetic layered scenes with exact thin-lens ground truth (for evaluation and training).
+
+    make_scene(rng, height, width) -> Scene           random layered scene
+    render_ground_truth(scene) -> linear H×W×3        accumulation-buffer thin-lens image
+    camera_image(scene) -> uint8 sRGB                 all-in-focus view as a camera records it
+    visible_disparity(scene) -> float32 H×W           disparity of the visible surface
+    generate(folder, count, seed, height, width)      write a dataset folder
+"""
+
+from lensblur.synth.scene import Layer, Scene, make_scene
+from lensblur.synth.thinlens import (aperture_samples, camera_image, render_ground_truth, render_pinhole,
+                                     visible_disparity)
+
+__all__ = ["Layer", "Scene", "make_scene", "render_ground_truth", "render_pinhole", "camera_image",
+           "visible_disparity", "aperture_samples"]

@@ -1,0 +1,170 @@
+"""Writing and reading a folder of synthetic scenes.
+
+Per scene ``NNNN``: ``NNNN_image.png`` (8-bit sRGB all-in-focus camera image, highlights
+clipped), ``NNNN_disparity.png`` (16-bit, D·65535, visible surface), ``NNNN_gt.png`` (8-bit sRGB
+exact thin-lens image), ``NNNN_meta.json`` (focus disparity, blur K, aperture, seed, largest
+blur radius, sample count) and, with ``layers``, ``NNNN_layers.npz`` (rgb, alpha, disparity per
+layer back to front, plus the linear ground truth).
+
+PNG I/O goes through OpenCV directly: these files are plain sRGB without metadata, so the
+colour-managed reader of ``lensblur.io`` is not needed here.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lensblur.aperture import Aperture
+from lensblur.color import srgb_to_linear
+from lensblur.errors import InputError, OutputError
+from lensblur.synth import thinlens
+from lensblur.synth.scene import make_scene
+
+META_VERSION = 1
+
+
+def scene_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of scene ``index`` in a set made with ``seed`` (independent of workers)."""
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def write_scene(folder: str | Path, index: int, seed: int, height: int, width: int, *,
+                layers: bool = False, photo_dir: str | None = None,
+                view_step: float = thinlens.DEFAULT_VIEW_STEP) -> dict:
+    """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
+
+    Returns the metadata written to ``NNNN_meta.json``.
+    """
+    folder = Path(folder)
+    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir)
+    gt = thinlens.render_ground_truth(scene, view_step)
+    stem = folder / f"{index:04d}"
+    _write_png(f"{stem}_image.png", thinlens.camera_image(scene))
+    _write_png(f"{stem}_disparity.png", encode_disparity16(thinlens.visible_disparity(scene)))
+    _write_png(f"{stem}_gt.png", thinlens.encode_srgb8(gt))
+    meta = {
+        "version": META_VERSION,
+        "index": index,
+        "seed": [int(seed), int(index)],
+        "height": height,
+        "width": width,
+        "focus_disparity": scene.focus_disparity,
+        "blur": scene.blur,
+        "aperture": asdict(scene.aperture),
+        "max_coc": scene.max_coc(),
+        "layers": len(scene.layers),
+        "aperture_samples": int(len(thinlens.aperture_samples(scene, view_step))),
+        "view_step": view_step,
+    }
+    with open(f"{stem}_meta.json", "w") as handle:
+        json.dump(meta, handle, indent=2)
+    if layers:
+        arrays = {"ground_truth": gt}
+        for i, layer in enumerate(scene.layers):
+            arrays[f"rgb_{i}"], arrays[f"alpha_{i}"], arrays[f"disparity_{i}"] = layer.rgb, layer.alpha, layer.disparity
+        np.savez_compressed(f"{stem}_layers.npz", **arrays)
+    return meta
+
+
+def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
+             layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
+             progress=None) -> list[dict]:
+    """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
+
+    The result depends only on (seed, index, size, photo_dir), not on the number of workers.
+    progress: optional callable invoked once per finished scene.
+    """
+    if count < 1:
+        raise InputError(f"--count must be at least 1, got {count}")
+    if height < 8 or width < 8:
+        raise InputError(f"scenes must be at least 8×8 pixels, got {height}×{width}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not overwrite and any(folder.glob("*_meta.json")):
+        raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
+    jobs = [(folder, i, seed, height, width) for i in range(count)]
+    options = {"layers": layers, "photo_dir": photo_dir}
+    metas = []
+    if workers <= 1 or count == 1:
+        for job in jobs:
+            metas.append(write_scene(*job, **options))
+            if progress:
+                progress()
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        # spawn, not fork: forking a process whose numba threads (OpenMP) are running is unsafe.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_limit_threads,
+                                 initargs=(threads,)) as pool:
+            futures = [pool.submit(write_scene, *job, **options) for job in jobs]
+            for future in futures:
+                metas.append(future.result())
+                if progress:
+                    progress()
+    return metas
+
+
+def encode_disparity16(disparity: np.ndarray) -> np.ndarray:
+    """Disparity in [0, 1] → uint16 (D·65535, rounded)."""
+    return np.round(np.clip(disparity, 0, 1) * 65535.0).astype(np.uint16)
+
+
+def read_disparity(path: str | Path) -> np.ndarray:
+    """A disparity PNG/TIFF/JPEG → float32 H×W in [0, 1] (16-bit maps /65535, 8-bit /255)."""
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise InputError(f"cannot read disparity map {path}")
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0 if pixels.dtype == np.uint8 else 1.0
+    return (pixels.astype(np.float32) / np.float32(scale)).astype(np.float32)
+
+
+def read_srgb8(path: str | Path) -> np.ndarray:
+    """An image file → uint8 sRGB H×W×3 (16-bit files are rounded to 8 bits)."""
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise InputError(f"cannot read image {path}")
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    pixels = pixels[..., 2::-1] if pixels.shape[2] >= 3 else pixels
+    if pixels.dtype == np.uint16:
+        pixels = np.round(pixels / 257.0).astype(np.uint8)
+    return np.ascontiguousarray(pixels, dtype=np.uint8)
+
+
+def srgb8_to_linear(pixels: np.ndarray) -> np.ndarray:
+    """uint8 sRGB → linear float32 in [0, 1]."""
+    return srgb_to_linear(pixels.astype(np.float32) / np.float32(255.0))
+
+
+def read_meta(path: str | Path) -> dict:
+    """The metadata of one scene; ``aperture`` is returned as a lensblur.aperture.Aperture."""
+    with open(path) as handle:
+        meta = json.load(handle)
+    meta["aperture"] = Aperture(**meta.get("aperture", {}))
+    return meta
+
+
+def _limit_threads(threads: int) -> None:
+    # Each worker process renders its own scene; numba threads beyond the cores only contend.
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _write_png(path: str, pixels: np.ndarray) -> None:
+    if pixels.ndim == 3:
+        pixels = pixels[..., ::-1]
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    if not cv2.imwrite(tmp, np.ascontiguousarray(pixels)):
+        raise OutputError(f"cannot write {path}")
+    os.replace(tmp, path)
