@@ -29,19 +29,25 @@ class DiscScatter:
     rim: float = 0.0
     cat_eye: float = 0.0
 
-    def __call__(self, ys: np.ndarray, xs: np.ndarray, values: np.ndarray, radii: np.ndarray,
-                 out_shape: tuple[int, int], origin: tuple[int, int] = (0, 0), scale: int = 1) -> np.ndarray:
-        """Sum of the discs of sources (ys, xs sorted by row, in the output's pixels) holding
-        ``values`` (n×C) with radius ``radii`` (n, in the output's pixels), as float32
-        out_shape×C. The output covers the image at 1/scale resolution from ``origin`` (in
-        those units), which places the cat's-eye effect."""
+    def __call__(self, values: np.ndarray, radii: np.ndarray, origin: tuple[int, int] = (0, 0),
+                 scale: int = 1, composite_into: np.ndarray | None = None) -> np.ndarray | None:
+        """Sum of the discs of every pixel of ``values`` (h×w×C premultiplied, coverage last;
+        pixels with zero coverage spread nothing) with radius ``radii`` (h×w, in these pixels),
+        as float32 h×w×C. The grid covers the image at 1/scale resolution from ``origin`` (in
+        those units), which places the cat's-eye effect. With ``composite_into`` (a full-size
+        premultiplied H×W×4 image, scale 1 only) the discs are composited over it in place at
+        ``origin`` instead, and None is returned."""
         radii = np.ascontiguousarray(radii, dtype=np.float32)
         max_radius = float(radii.max()) if radii.size else 0.0
         table = span_table(self.aperture, max(MIN_TABLE_RADIUS, math.ceil(max_radius) + 1.0))
         height, width = self.image_shape
         optics = np.array([self.rim, self.cat_eye, origin[0], origin[1], height / 2 / scale, width / 2 / scale,
                            max(math.hypot(height, width) / 2 / scale, 1.0)], dtype=np.float64)
-        return scatter_spans(np.ascontiguousarray(ys, dtype=np.int32), np.ascontiguousarray(xs, dtype=np.int32),
-                             np.ascontiguousarray(values, dtype=np.float32), radii, out_shape[0], out_shape[1],
-                             table.left, table.right, table.weight, table.reach, table.steps_per_pixel,
-                             numba.get_num_threads() * 8, optics)
+        target = _NO_TARGET if composite_into is None else composite_into
+        out = scatter_spans(np.ascontiguousarray(values, dtype=np.float32), radii, table.left, table.right,
+                            table.weight, table.reach, table.steps_per_pixel, numba.get_num_threads() * 8, optics,
+                            target, origin[0], origin[1])
+        return None if composite_into is not None else out
+
+
+_NO_TARGET = np.zeros((0, 0, 4), np.float32)

@@ -10,8 +10,8 @@ RIM_INNER = 0.8  # inner radius of the bright rim, as a fraction of the disc rad
 
 
 @njit(cache=True, inline="always")
-def _add_span(drow, a, b, width, values, i, scale):
-    """Add values[i]·scale over the continuous interval [a, b] (pixel k covers [k−½, k+½]) of a
+def _add_span(drow, a, b, width, value, scale):
+    """Add value·scale (a C-vector) over the continuous interval [a, b] (pixel k covers [k−½, k+½]) of a
     row's difference buffer, with fractional coverage at both ends."""
     if b < -0.5 or a > width - 0.5 or b <= a:
         return
@@ -19,18 +19,18 @@ def _add_span(drow, a, b, width, values, i, scale):
     b = min(b, width + 0.0)
     kl = int(np.floor(a + 0.5))
     kr = int(np.floor(b + 0.5))
-    channels = values.shape[1]
+    channels = value.shape[0]
     if kl == kr:
         cover = b - a
         for c in range(channels):
-            v = values[i, c] * scale
+            v = value[c] * scale
             drow[kl + 1, c] += v * cover
             drow[kl + 2, c] -= v * cover
     else:
         cl = kl + 0.5 - a
         cr = b - (kr - 0.5)
         for c in range(channels):
-            v = values[i, c] * scale
+            v = value[c] * scale
             drow[kl + 1, c] += v * cl
             drow[kl + 2, c] += v * (1 - cl)
             drow[kr + 1, c] += v * (cr - 1)
@@ -56,12 +56,12 @@ def _table_index(radius, steps_per_pixel, n_radii):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, reach, steps_per_pixel, n_bands,
-                  optics):
+def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_bands, optics, target, target_y,
+                  target_x):
     """Spread each source pixel's values over its aperture-shaped disc.
 
-    ys, xs: int32 (n,) source coordinates sorted by ys; values: float32 (n, C) what each source
-    spreads (premultiplied colour and alpha); radii: float32 (n,) disc radius in pixels, within
+    values: float32 (H, W, C) what each pixel spreads (premultiplied colour, then coverage α
+    last; pixels with α <= 0 spread nothing); radii: float32 (H, W) disc radius in pixels, within
     the table. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands processed in
     parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
     centre_y, centre_x, half_diagonal): rim in [0, 1] moves that share of each disc's energy into
@@ -70,23 +70,25 @@ def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, rea
     half_diagonal), giving cat's-eye discs towards the corners; the other five place this
     output's pixel (0, 0) at (origin_y, origin_x) of an image whose centre and half-diagonal are
     given, in the same pixel units. Every disc keeps a total of exactly its source's value.
-    Returns float32 (height, width, C), the sum of all discs.
+    Returns float32 (H, W, C), the sum of all discs (parts falling outside are lost) — unless
+    ``target`` is a non-empty premultiplied (rgb, α) image: then the sum (C = 4) is composited
+    over it in place at (target_y, target_x) with :func:`composite_over`'s rule, and an empty
+    array is returned (this saves a full-size layer).
 
     Rows of the output are split into bands, one thread per band, so no two threads write the
     same row; each source touches only the rows of its disc.
     """
-    n, channels = values.shape
+    height, width, channels = values.shape
     n_radii = reach.shape[0]
     centre = (left.shape[1] - 1) // 2
     rim, vignette = optics[0], optics[1]
     shaped = rim > 0 or vignette > 0
     outer_scale = (1 - rim) + rim / (1 - RIM_INNER * RIM_INNER)
     inner_scale = rim * RIM_INNER * RIM_INNER / (1 - RIM_INNER * RIM_INNER)
-    max_reach = 0
-    for i in range(n):
-        k, t = _table_index(radii[i], steps_per_pixel, n_radii)
-        max_reach = max(max_reach, reach[k + 1])
-    out = np.zeros((height, width, channels), dtype=np.float32)
+    k_max, _ = _table_index(radii.max() if radii.size else 0.0, steps_per_pixel, n_radii)
+    max_reach = reach[k_max + 1]
+    in_place = target.shape[0] > 0
+    out = np.zeros((0 if in_place else height, width, channels), dtype=np.float32)
     n_bands = max(1, min(height, n_bands))
     band_rows = (height + n_bands - 1) // n_bands
     for band in prange(n_bands):
@@ -95,68 +97,82 @@ def scatter_spans(ys, xs, values, radii, height, width, left, right, weight, rea
         if y0 >= y1:
             continue
         diff = np.zeros((y1 - y0, width + 3, channels), dtype=np.float32)
-        first = np.searchsorted(ys, y0 - max_reach)
-        last = np.searchsorted(ys, y1 + max_reach)
-        for i in range(first, last):
-            sy = ys[i]
-            sx = xs[i]
-            r = radii[i]
-            k, t = _table_index(r, steps_per_pixel, n_radii)
-            r_reach = reach[k + 1]
-            row_lo = max(sy - r_reach, y0)
-            row_hi = min(sy + r_reach, y1 - 1)
-            if not shaped:
-                for y in range(row_lo, row_hi + 1):
-                    a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
-                    if wt > 0:
-                        _add_span(diff[y - y0], sx + a, sx + b, width, values, i, wt)
-                continue
-            ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
-            # cat's-eye clip circle: same radius, centre shifted towards the image centre
-            dy = (optics[4] - (optics[2] + sy)) / optics[6]
-            dx = (optics[5] - (optics[3] + sx)) / optics[6]
-            clip_y = vignette * r * dy
-            clip_x = vignette * r * dx
-            # first pass: the clipped, rimmed disc's total, to keep its energy exact
-            total = 0.0
-            for pass_ in range(2):
-                scale = 1.0 if pass_ == 0 else (1.0 / total if total > 0 else 0.0)
-                lo = sy - r_reach if pass_ == 0 else row_lo
-                hi = sy + r_reach if pass_ == 0 else row_hi
-                for y in range(lo, hi + 1):
-                    row = y - sy + centre
-                    ca, cb = -1e30, 1e30
-                    if vignette > 0:
-                        h2 = r * r - (y - sy - clip_y) ** 2
-                        if h2 <= 0:
-                            continue
-                        half = np.sqrt(h2)
-                        ca, cb = clip_x - half, clip_x + half
-                    a, b, wt = _table_span(left, right, weight, k, t, row)
-                    if wt > 0:
-                        a, b = max(a, ca), min(b, cb)
-                        if b > a:
-                            if pass_ == 0:
-                                total += wt * outer_scale * (b - a)
-                            else:
-                                _add_span(diff[y - y0], sx + a, sx + b, width, values, i, wt * outer_scale * scale)
-                    if rim > 0 and abs(y - sy) <= reach[ki + 1]:
-                        a, b, wt = _table_span(left, right, weight, ki, ti, row)
+        last = channels - 1
+        for sy in range(max(y0 - max_reach, 0), min(y1 + max_reach, height)):
+            for sx in range(width):
+                if values[sy, sx, last] <= 0:
+                    continue
+                r = radii[sy, sx]
+                k, t = _table_index(r, steps_per_pixel, n_radii)
+                r_reach = reach[k + 1]
+                row_lo = max(sy - r_reach, y0)
+                row_hi = min(sy + r_reach, y1 - 1)
+                if not shaped:
+                    for y in range(row_lo, row_hi + 1):
+                        a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
+                        if wt > 0:
+                            _add_span(diff[y - y0], sx + a, sx + b, width, values[sy, sx], wt)
+                    continue
+                ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
+                # cat's-eye clip circle: same radius, centre shifted towards the image centre
+                dy = (optics[4] - (optics[2] + sy)) / optics[6]
+                dx = (optics[5] - (optics[3] + sx)) / optics[6]
+                clip_y = vignette * r * dy
+                clip_x = vignette * r * dx
+                # first pass: the clipped, rimmed disc's total, to keep its energy exact
+                total = 0.0
+                for pass_ in range(2):
+                    scale = 1.0 if pass_ == 0 else (1.0 / total if total > 0 else 0.0)
+                    lo = sy - r_reach if pass_ == 0 else row_lo
+                    hi = sy + r_reach if pass_ == 0 else row_hi
+                    for y in range(lo, hi + 1):
+                        row = y - sy + centre
+                        ca, cb = -1e30, 1e30
+                        if vignette > 0:
+                            h2 = r * r - (y - sy - clip_y) ** 2
+                            if h2 <= 0:
+                                continue
+                            half = np.sqrt(h2)
+                            ca, cb = clip_x - half, clip_x + half
+                        a, b, wt = _table_span(left, right, weight, k, t, row)
                         if wt > 0:
                             a, b = max(a, ca), min(b, cb)
                             if b > a:
                                 if pass_ == 0:
-                                    total -= wt * inner_scale * (b - a)
+                                    total += wt * outer_scale * (b - a)
                                 else:
-                                    _add_span(diff[y - y0], sx + a, sx + b, width, values, i,
-                                              -wt * inner_scale * scale)
+                                    _add_span(diff[y - y0], sx + a, sx + b, width, values[sy, sx],
+                                              wt * outer_scale * scale)
+                        if rim > 0 and abs(y - sy) <= reach[ki + 1]:
+                            a, b, wt = _table_span(left, right, weight, ki, ti, row)
+                            if wt > 0:
+                                a, b = max(a, ca), min(b, cb)
+                                if b > a:
+                                    if pass_ == 0:
+                                        total -= wt * inner_scale * (b - a)
+                                    else:
+                                        _add_span(diff[y - y0], sx + a, sx + b, width, values[sy, sx],
+                                                  -wt * inner_scale * scale)
+        running = np.zeros(channels, dtype=np.float64)
         for y in range(y1 - y0):
+            running[:] = 0.0
             for c in range(channels):
-                acc = 0.0
-                for x in range(width + 1):
-                    acc += diff[y, x, c]
-                    if x >= 1:
-                        out[y0 + y, x - 1, c] = acc
+                running[c] += diff[y, 0, c]
+            for x in range(width):
+                for c in range(channels):
+                    running[c] += diff[y, x + 1, c]
+                if not in_place:
+                    for c in range(channels):
+                        out[y0 + y, x, c] = running[c]
+                    continue
+                alpha = running[channels - 1]
+                if alpha <= 0:
+                    continue
+                clip = 1.0 if alpha <= 1 else 1.0 / alpha
+                keep = 1.0 - alpha * clip
+                for c in range(channels):
+                    target[target_y + y0 + y, target_x + x, c] = (
+                        running[c] * clip + keep * target[target_y + y0 + y, target_x + x, c])
     return out
 
 
@@ -238,15 +254,21 @@ def slab_bounds(labels, n_labels):
 
 
 @njit(cache=True, parallel=True)
-def slab_block_sum(radiance, radius, labels, label, scale, y0, x0, low_h, low_w, light_level):
-    """Block sums of one slab's own pixels over a crop, at 1/scale resolution.
+def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, low_h, low_w, light_level, hidden):
+    """Block sums of one slab over a crop, at 1/scale resolution.
 
-    radiance: float32 (H, W, 3); radius: float32 (H, W) |c| in full-resolution pixels; labels:
-    int (H, W). The crop starts at low-resolution cell (y0, x0) and is low_h×low_w cells. Pixels
-    brighter than ``light_level`` (any channel) are left out and flagged in the returned mask,
-    unless light_level <= 0. Returns sums (low_h, low_w, 4) of (rgb, count), the mean radius
-    per cell divided by scale, and the light mask (full-resolution crop, bool).
+    radiance: float32 (H, W, 3); coc: float32 (H, W) signed circle of confusion in full-resolution
+    pixels; labels: int (H, W). The crop starts at low-resolution cell (y0, x0) and is low_h×low_w cells. The
+    slab is its own pixels (``labels == label``) plus, when ``hidden`` is given, the nearer
+    pixels it extends to: hidden = (owned, source_y, source_x, colour, coc, cell_y, cell_x), where
+    a pixel (y, x) nearer than the slab whose analysis cell (cell_y[y], cell_x[x]) is ``owned``
+    takes the colour and |coc| of analysis cell (source_y, source_x) of that cell. Own pixels
+    brighter than ``light_level`` (any channel; ignored when <= 0) are left out and flagged in
+    the returned mask. Returns sums (low_h, low_w, 4) of (rgb, count), the mean radius per cell
+    divided by scale, and the light mask (full-resolution crop, bool).
     """
+    owned, source_y, source_x, colour, coc, cell_y, cell_x = hidden
+    has_hidden = owned.shape[0] > 0
     height, width = labels.shape
     sums = np.zeros((low_h, low_w, 4), dtype=np.float32)
     radius_low = np.zeros((low_h, low_w), dtype=np.float32)
@@ -260,19 +282,29 @@ def slab_block_sum(radiance, radius, labels, label, scale, y0, x0, low_h, low_w,
             sr = 0.0
             for y in range((y0 + by) * scale, min((y0 + by + 1) * scale, height)):
                 for x in range((x0 + bx) * scale, min((x0 + bx + 1) * scale, width)):
-                    if labels[y, x] != label:
-                        continue
-                    r = radiance[y, x, 0]
-                    g = radiance[y, x, 1]
-                    b = radiance[y, x, 2]
-                    if light_level > 0 and (r > light_level or g > light_level or b > light_level):
-                        lights[y - y0 * scale, x - x0 * scale] = True
+                    k = labels[y, x]
+                    if k == label:
+                        r = radiance[y, x, 0]
+                        g = radiance[y, x, 1]
+                        b = radiance[y, x, 2]
+                        if light_level > 0 and (r > light_level or g > light_level or b > light_level):
+                            lights[y - y0 * scale, x - x0 * scale] = True
+                            continue
+                        rad = abs(coc_full[y, x])
+                    elif has_hidden and k > label and owned[cell_y[y], cell_x[x]]:
+                        cy = source_y[cell_y[y], cell_x[x]]
+                        cx = source_x[cell_y[y], cell_x[x]]
+                        r = colour[cy, cx, 0]
+                        g = colour[cy, cx, 1]
+                        b = colour[cy, cx, 2]
+                        rad = abs(coc[cy, cx])
+                    else:
                         continue
                     s0 += r
                     s1 += g
                     s2 += b
                     count += 1.0
-                    sr += radius[y, x]
+                    sr += rad
             sums[by, bx, 0] = s0
             sums[by, bx, 1] = s1
             sums[by, bx, 2] = s2
@@ -300,41 +332,10 @@ def add_points_to_blocks(sums, radius_low, ys, xs, colours, radii, scale, y0, x0
 
 
 @njit(cache=True, parallel=True)
-def hidden_pixels(labels, label, owned, cell_y, cell_x):
-    """Full-resolution pixels nearer than ``label`` whose analysis cell is ``owned``.
-
-    Returns (ys, xs) int32 arrays in row order.
-    """
-    height, width = labels.shape
-    counts = np.zeros(height, dtype=np.int64)
-    for y in prange(height):
-        n = 0
-        cy = cell_y[y]
-        for x in range(width):
-            if labels[y, x] > label and owned[cy, cell_x[x]]:
-                n += 1
-        counts[y] = n
-    starts = np.zeros(height + 1, dtype=np.int64)
-    for y in range(height):
-        starts[y + 1] = starts[y] + counts[y]
-    ys = np.empty(starts[height], dtype=np.int32)
-    xs = np.empty(starts[height], dtype=np.int32)
-    for y in prange(height):
-        k = starts[y]
-        cy = cell_y[y]
-        for x in range(width):
-            if labels[y, x] > label and owned[cy, cell_x[x]]:
-                ys[k] = y
-                xs[k] = x
-                k += 1
-    return ys, xs
-
-
-@njit(cache=True, parallel=True)
-def unpremultiply(acc, fallback):
-    """rgb / α of a premultiplied (H, W, 4) image as float32 (H, W, 3); ``fallback`` where α≈0."""
+def unpremultiply(acc, fallback, out):
+    """rgb / α of a premultiplied (H, W, 4) image into float32 ``out`` (H, W, 3), ``fallback``
+    where α≈0; ``out`` may be ``fallback`` itself. Returns ``out``."""
     height, width = acc.shape[0], acc.shape[1]
-    out = np.empty((height, width, 3), dtype=np.float32)
     for y in prange(height):
         for x in range(width):
             alpha = acc[y, x, 3]
@@ -350,11 +351,10 @@ def unpremultiply(acc, fallback):
 
 @njit(cache=True, parallel=True)
 def slab_labels(coc, edges):
-    """Slab label of every pixel (index of ``coc`` among the sorted ``edges``, as np.digitize)
-    and its blur radius |c|: int16 (H, W) and float32 (H, W)."""
+    """Slab label of every pixel: the index of ``coc`` among the sorted ``edges`` (as
+    np.digitize), uint8 (H, W)."""
     height, width = coc.shape
-    labels = np.empty((height, width), dtype=np.int16)
-    radius = np.empty((height, width), dtype=np.float32)
+    labels = np.empty((height, width), dtype=np.uint8)
     n = edges.shape[0]
     for y in prange(height):
         for x in range(width):
@@ -368,5 +368,4 @@ def slab_labels(coc, edges):
                 else:
                     hi = mid
             labels[y, x] = lo
-            radius[y, x] = abs(c)
-    return labels, radius
+    return labels

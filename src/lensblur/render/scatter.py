@@ -21,6 +21,7 @@ Method (docs/renderer.md has the full argument):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.render import register
-from lensblur.render.kernels import (add_points_to_blocks, composite_over, hidden_pixels, slab_block_sum,
+from lensblur.render.kernels import (add_points_to_blocks, composite_over, slab_block_sum,
                                      slab_bounds, slab_labels, unpremultiply)
 from lensblur.aperture import Aperture
 from lensblur.render.discs import DiscScatter
@@ -55,7 +56,8 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     radiance = recover_highlights(image, coc, lens.highlights)
     discs = DiscScatter(lens.aperture, coc.shape, lens.rim, lens.cat_eye)
     if matte is None or not (matte > SURE_NOT).any():
-        result = scatter_layers(radiance, coc, discs)
+        # recover_highlights returns a copy when it boosts anything: that copy can hold the result
+        result = scatter_layers(radiance, coc, discs, reuse_input=radiance is not image)
     else:
         result = _render_with_subject(radiance, coc, np.clip(matte, 0, 1).astype(np.float32), discs)
     if lens.grain is not None:
@@ -64,29 +66,31 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     return result
 
 
-def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | Aperture) -> np.ndarray:
+def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | Aperture,
+                   reuse_input: bool = False) -> np.ndarray:
     """Layered, occlusion-aware scatter of linear ``radiance`` (H×W×3) by signed ``coc`` (H×W, px).
 
-    discs: how discs are drawn (an Aperture alone means plain discs of that shape).
+    discs: how discs are drawn (an Aperture alone means plain discs of that shape);
+    reuse_input: write the result into ``radiance`` (saves memory when the caller owns it).
     """
     radiance = np.ascontiguousarray(radiance, dtype=np.float32)
     coc = np.ascontiguousarray(coc, dtype=np.float32)
     height, width = coc.shape
     edges = slab_edges(float(np.abs(coc).max()))
-    labels, radius = slab_labels(coc, edges)
+    labels = slab_labels(coc, edges)
     if isinstance(discs, Aperture):
         discs = DiscScatter(discs, coc.shape)
     hidden_owners = HiddenAreaOwners(radiance, coc, labels, edges)
     bounds = slab_bounds(labels, len(edges) + 1)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
     for label in np.flatnonzero(bounds[:, 0]):
-        hidden = hidden_owners.hidden_part(int(label), float(radius.max() if label == 0 else 0))
+        hidden = hidden_owners.hidden_part(int(label))
         upper = _slab_upper_radius(int(label), edges)
         scale = 1 if upper <= LEVEL_RADIUS else 2 ** math.ceil(math.log2(upper / LEVEL_RADIUS))
-        for layer in _scatter_slab(radiance, radius, labels, int(label), bounds[label], hidden, scale,
-                                   upper <= IN_FOCUS_RADIUS, discs):
-            composite_over(accumulated, *layer)
-    return unpremultiply(accumulated, radiance)
+        _composite_slab(accumulated, radiance, coc, labels, int(label), bounds[label], hidden, scale,
+                        upper <= IN_FOCUS_RADIUS, discs)
+    out = radiance if reuse_input else np.empty_like(radiance)
+    return unpremultiply(accumulated, radiance, out)
 
 
 def slab_edges(max_radius: float) -> np.ndarray:
@@ -108,58 +112,64 @@ def _slab_upper_radius(label: int, edges: np.ndarray) -> float:
     return float(bound)
 
 
-def _scatter_slab(radiance, radius, labels, label, bounds, hidden, scale, in_focus, discs):
-    """The premultiplied (rgb, α) layers of one slab, to composite in order.
+def _composite_slab(accumulated, radiance, coc, labels, label, bounds, hidden, scale, in_focus, discs):
+    """Draw one slab and composite it over ``accumulated`` (premultiplied H×W×4, in place).
 
     The slab is its own pixels (``labels == label``, bounding box ``bounds``) plus the ``hidden``
-    pixels it extends to. Yields (layer, scale, y0, x0): the slab at 1/scale resolution, and its
-    bright lights at full resolution so their bokeh keeps a crisp outline.
+    pixels it extends to, drawn at 1/scale resolution; its bright lights are drawn after it at
+    full resolution so their bokeh keeps a crisp outline.
     """
     height, width = labels.shape
     y_lo, y_hi, x_lo, x_hi = int(bounds[1]), int(bounds[2]), int(bounds[3]), int(bounds[4])
     if hidden is not None:
-        y_lo, y_hi = min(y_lo, int(hidden[0][0])), max(y_hi, int(hidden[0][-1]))
-        x_lo, x_hi = min(x_lo, int(hidden[1].min())), max(x_hi, int(hidden[1].max()))
+        y_lo, y_hi = min(y_lo, hidden.bounds[0]), max(y_hi, hidden.bounds[1])
+        x_lo, x_hi = min(x_lo, hidden.bounds[2]), max(x_hi, hidden.bounds[3])
     margin = 0 if in_focus else int(math.ceil(LEVEL_RADIUS + 2))
     low_h, low_w = -(-height // scale), -(-width // scale)
     y0, x0 = max(y_lo // scale - margin, 0), max(x_lo // scale - margin, 0)
     y1, x1 = min(y_hi // scale + margin + 1, low_h), min(x_hi // scale + margin + 1, low_w)
     light_level = HIGHLIGHT_RADIANCE if scale > 1 else 0.0
-    sums, radius_low, light_mask = slab_block_sum(radiance, radius, labels, label, scale, y0, x0,
-                                                  y1 - y0, x1 - x0, light_level)
-    if hidden is not None:
-        add_points_to_blocks(sums, radius_low, hidden[0], hidden[1], hidden[2], hidden[3], scale, y0, x0)
+    sums, radius_low, light_mask = slab_block_sum(radiance, coc, labels, label, scale, y0, x0, y1 - y0,
+                                                  x1 - x0, light_level,
+                                                  NO_HIDDEN if hidden is None else hidden.kernel_args)
     if in_focus:
-        yield sums, 1, y0, x0
+        composite_over(accumulated, sums, 1, y0, x0)
         return
-    lights = _lights_within_budget(light_mask, radiance, radius, y0 * scale, x0 * scale)
+    lights = _lights_within_budget(light_mask, radiance, coc, y0 * scale, x0 * scale)
+    del light_mask
     if lights is not None and lights[2] is not None:  # over budget: the dimmer ones join the slab
         add_points_to_blocks(sums, radius_low, *lights[2], scale, y0, x0)
-    ys, xs = np.nonzero(sums[..., 3] > 0)
-    sources, source_radius = sums[ys, xs], radius_low[ys, xs]
-    del sums, radius_low, light_mask  # keep the peak memory down while the layer is drawn
-    yield discs(ys, xs, sources, source_radius, (y1 - y0, x1 - x0), (y0, x0), scale), scale, y0, x0
+    if scale == 1:
+        discs(sums, radius_low, (y0, x0), composite_into=accumulated)
+    else:
+        composite_over(accumulated, discs(sums, radius_low, (y0, x0), scale), scale, y0, x0)
+    del sums, radius_low
     if lights is not None and lights[0].size:
         ly, lx = lights[0], lights[1]
-        light_radius = radius[ly, lx]
+        light_radius = np.abs(coc[ly, lx])
         reach = int(math.ceil(light_radius.max() + 1.5))
         ly0, lx0 = max(int(ly.min()) - reach, 0), max(int(lx.min()) - reach, 0)
         ly1, lx1 = min(int(ly.max()) + reach + 1, height), min(int(lx.max()) + reach + 1, width)
-        values = np.concatenate([radiance[ly, lx], np.ones((ly.size, 1), np.float32)], axis=1)
-        yield discs(ly - ly0, lx - lx0, values, light_radius, (ly1 - ly0, lx1 - lx0), (ly0, lx0)), 1, ly0, lx0
+        grid = np.zeros((ly1 - ly0, lx1 - lx0, 4), np.float32)
+        grid[ly - ly0, lx - lx0, :3] = radiance[ly, lx]
+        grid[ly - ly0, lx - lx0, 3] = 1.0
+        grid_radius = np.zeros(grid.shape[:2], np.float32)
+        grid_radius[ly - ly0, lx - lx0] = light_radius
+        discs(grid, grid_radius, (ly0, lx0), composite_into=accumulated)
 
 
-def _lights_within_budget(light_mask, radiance, radius, y_offset, x_offset):
+def _lights_within_budget(light_mask, radiance, coc, y_offset, x_offset):
     """Coordinates of the bright lights to scatter at full resolution, brightest first within
     HIGHLIGHT_BUDGET disc rows, and (ys, xs, colours, radii) of those left over (or None)."""
     ly, lx = np.nonzero(light_mask)
     if ly.size == 0:
         return None
     ly, lx = ly + y_offset, lx + x_offset
-    keep = ly < radius.shape[0]
-    keep &= lx < radius.shape[1]
+    keep = ly < coc.shape[0]
+    keep &= lx < coc.shape[1]
     ly, lx = ly[keep], lx[keep]
-    rows = 2 * radius[ly, lx] + 1
+    radius = np.abs(coc[ly, lx])
+    rows = 2 * radius + 1
     left_over = None
     total_rows = float(rows.sum())
     if total_rows > HIGHLIGHT_BUDGET:
@@ -171,7 +181,7 @@ def _lights_within_budget(light_mask, radiance, radius, y_offset, x_offset):
             n_keep = int(np.searchsorted(np.cumsum(rows[order]), HIGHLIGHT_BUDGET))
         rest = np.sort(order[n_keep:])
         left_over = (ly[rest].astype(np.int32), lx[rest].astype(np.int32), radiance[ly[rest], lx[rest]],
-                     radius[ly[rest], lx[rest]])
+                     radius[rest])
         kept = np.sort(order[:n_keep])
         ly, lx = ly[kept], lx[kept]
     return ly, lx, left_over
@@ -199,9 +209,8 @@ class HiddenAreaOwners:
         self.cell_y = np.minimum(np.arange(height) * small[1] // height, small[1] - 1)
         self.cell_x = np.minimum(np.arange(width) * small[0] // width, small[0] - 1)
 
-    def hidden_part(self, label: int, own_radius: float = 0.0):
-        """Pixels hidden behind nearer slabs that slab ``label`` extends to: (ys, xs, colour
-        (n×3), radius (n)), or None."""
+    def hidden_part(self, label: int, own_radius: float = 0.0) -> "HiddenPart | None":
+        """The part hidden behind nearer slabs that slab ``label`` extends to, or None."""
         nearer_small = self.labels_small > label
         if not nearer_small.any() or nearer_small.all():
             return None
@@ -210,13 +219,28 @@ class HiddenAreaOwners:
         own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else own_radius
         reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
         owned = nearer_small & (self.labels_small[iy, ix] == label) & (distance * self.factor <= reveal)
-        if not owned.any():
+        rows, cols = np.flatnonzero(owned.any(axis=1)), np.flatnonzero(owned.any(axis=0))
+        if rows.size == 0:
             return None
-        ys, xs = hidden_pixels(self.labels, label, owned, self.cell_y, self.cell_x)
-        if ys.size == 0:
-            return None
-        src_y, src_x = iy[self.cell_y[ys], self.cell_x[xs]], ix[self.cell_y[ys], self.cell_x[xs]]
-        return ys, xs, self.colour_small[src_y, src_x], np.abs(self.coc_small[src_y, src_x])
+        # full-resolution rows and columns whose cells lie in the owned cells' bounding box
+        bounds = (int(np.searchsorted(self.cell_y, rows[0])), int(np.searchsorted(self.cell_y, rows[-1], "right")) - 1,
+                  int(np.searchsorted(self.cell_x, cols[0])), int(np.searchsorted(self.cell_x, cols[-1], "right")) - 1)
+        return HiddenPart(bounds, (owned, iy.astype(np.int32), ix.astype(np.int32), self.colour_small,
+                                   self.coc_small, self.cell_y, self.cell_x))
+
+
+@dataclass(frozen=True)
+class HiddenPart:
+    """Where a slab extends behind nearer content: full-resolution bounds (y_lo, y_hi, x_lo,
+    x_hi) and the arguments kernels.slab_block_sum takes for it."""
+
+    bounds: tuple[int, int, int, int]
+    kernel_args: tuple
+
+
+NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0), np.int32),
+             np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64),
+             np.zeros(0, np.int64))
 
 
 def _render_with_subject(radiance, coc, matte, discs):

@@ -83,8 +83,7 @@ def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, 
         radius_small = cv2.resize(radius, small, interpolation=cv2.INTER_AREA) / scale
     else:
         values, radius_small = premultiplied, radius
-    ys, xs = np.nonzero(values[..., 3] > 1e-6)
-    out = discs(ys, xs, values[ys, xs], radius_small[ys, xs], values.shape[:2], (0, 0), scale)
+    out = discs(values, radius_small, (0, 0), scale)
     if scale > 1:
         out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR) / np.float32(scale * scale)
     return out

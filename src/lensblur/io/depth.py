@@ -1,0 +1,219 @@
+"""Depth-map files: reading them as disparity, fitting them to the photo, writing them.
+
+Disparity D is H×W float32 in [0, 1], 1 = nearest (docs/conventions.md). A metric or relative
+depth Z with range [Zn, Zf] becomes D = (1/Z − 1/Zf) / (1/Zn − 1/Zf). See docs/io.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from lensblur.errors import InputError, OutputError
+from lensblur.io.atomic import atomic_output
+
+KINDS = ("disparity", "depth")
+MAX_INVALID_FRACTION = 0.5
+ASPECT_TOLERANCE = 0.02
+
+_PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s")
+
+
+def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
+               far: float | None = None) -> np.ndarray:
+    """Read a depth or disparity map and return disparity, float32 H×W in [0, 1], 1 = nearest.
+
+    path: PNG (8/16-bit grey; for RGB the first channel is used), TIFF (integer or float32),
+        JPEG, .npy (2-D array) or .pfm (grey "Pf" or colour "PF", first channel).
+    kind: "disparity" (bigger = nearer, normalised by its min and max) or "depth" (distance Z,
+        bigger = farther, any unit).
+    near, far: for kind="depth", the distances Zn < Zf (same unit as the map) that map to
+        disparity 1 and 0; by default the map's own minimum and maximum.
+    NaN, inf and (for depth) values <= 0 are filled from the nearest valid pixel; more than half
+    invalid raises InputError. Every failure raises InputError naming the file.
+    """
+    path = Path(path)
+    values = _load(path)
+    return _normalize(values, kind, near, far, f"depth map {path}")
+
+
+def normalize_depth(values: np.ndarray, kind: str = "disparity", near: float | None = None,
+                    far: float | None = None) -> np.ndarray:
+    """Convert an H×W depth or disparity array to disparity in [0, 1] exactly as :func:`read_depth`.
+
+    A constant map (max − min < 1e-6) holds no depth: it is returned as all 1.0 (everything at one
+    distance, sharp when focused on).
+    """
+    return _normalize(np.asarray(values), kind, near, far, "depth map")
+
+
+def fit_to_image(disparity: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an H×W map to height × width pixels (bilinear, cv2.INTER_LINEAR), float32.
+
+    The aspect ratios must agree within 2 %; a map that matches only when turned by 90° (a phone
+    photo whose orientation was applied to the image but not to the depth) is refused rather than
+    rotated silently. Edge-aware refinement is not done here.
+    """
+    values = np.asarray(disparity, dtype=np.float32)
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[..., 0]
+    if values.ndim != 2 or values.size == 0:
+        raise InputError(f"depth map must be a 2-D array, got shape {values.shape}")
+    rows, cols = values.shape
+    if (rows, cols) == (height, width):
+        return values.copy()
+    image_aspect = width / height
+    if abs((cols / rows) / image_aspect - 1) > ASPECT_TOLERANCE:
+        if abs((rows / cols) / image_aspect - 1) <= ASPECT_TOLERANCE:
+            raise InputError(f"depth map is {cols}×{rows} but the image is {width}×{height}: it looks "
+                             "turned by 90° (phone orientation); rotate the depth map to match")
+        raise InputError(f"depth map is {cols}×{rows} but the image is {width}×{height}: "
+                         "aspect ratios differ")
+    return cv2.resize(np.ascontiguousarray(values), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def write_disparity_png(path: str | os.PathLike, disparity: np.ndarray, overwrite: bool = False) -> None:
+    """Write disparity in [0, 1] (clipped; NaN → 0) as a 16-bit grey PNG (0 → 0, 1 → 65535), atomically."""
+    path = _png_path(path)
+    values = np.round(_unit(disparity) * 65535).astype(np.uint16)
+    with atomic_output(path, overwrite) as temp:
+        Image.fromarray(values).save(temp, format="PNG")
+
+
+def write_disparity_preview(path: str | os.PathLike, disparity: np.ndarray, overwrite: bool = False) -> None:
+    """Write disparity in [0, 1] as an 8-bit colour PNG (magma colormap: near = bright), atomically."""
+    path = _png_path(path)
+    grey = np.round(_unit(disparity) * 255).astype(np.uint8)
+    ok, data = cv2.imencode(".png", cv2.applyColorMap(grey, cv2.COLORMAP_MAGMA))
+    if not ok:
+        raise OutputError(f"cannot write {path}: PNG encoding failed")
+    with atomic_output(path, overwrite) as temp:
+        temp.write_bytes(data.tobytes())
+
+
+def read_pfm(path: str | os.PathLike) -> np.ndarray:
+    """Read a Portable Float Map: float32 H×W ("Pf") or H×W×3 ("PF"), top row first."""
+    path = Path(path)
+    data = path.read_bytes()
+    match = _PFM_HEADER.match(data)
+    if match is None:
+        raise InputError(f"depth map {path}: not a valid PFM file (bad header)")
+    channels = 3 if match.group(1) == b"PF" else 1
+    width, height = int(match.group(2)), int(match.group(3))
+    scale = float(match.group(4))
+    count = width * height * channels
+    body = data[match.end():]
+    if width == 0 or height == 0 or len(body) < 4 * count:
+        raise InputError(f"depth map {path}: PFM file is truncated")
+    # A negative scale means little-endian samples; rows are stored bottom to top.
+    values = np.frombuffer(body, dtype="<f4" if scale < 0 else ">f4", count=count)
+    values = values.reshape(height, width, channels)[::-1].astype(np.float32)
+    return values[..., 0] if channels == 1 else values
+
+
+def _load(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise InputError(f"depth map {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"depth map {path}: it is a folder")
+    if path.stat().st_size == 0:
+        raise InputError(f"depth map {path}: the file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif suffix == ".pfm":
+            values = read_pfm(path)
+        else:
+            values = _load_image(path)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - numpy/cv2/PIL raise many types; one line for the user
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"depth map {path}: cannot read it ({reason})") from None
+    values = np.asarray(values)
+    if values.ndim == 3:
+        values = values[..., 0]
+    if values.ndim != 2 or values.size == 0:
+        raise InputError(f"depth map {path}: expected a 2-D map, got shape {values.shape}")
+    if not (np.issubdtype(values.dtype, np.number) and not np.iscomplexobj(values)):
+        raise InputError(f"depth map {path}: values are not real numbers ({values.dtype})")
+    return values.astype(np.float32)
+
+
+def _load_image(path: Path) -> np.ndarray:
+    values = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if values is not None:
+        if values.ndim == 3:
+            values = values[..., 2] if values.shape[2] >= 3 else values[..., 0]  # BGR → red
+        return values
+    with Image.open(path) as image:  # formats OpenCV lacks (e.g. WebP builds without it)
+        image.load()
+        if image.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F"):
+            image = image.convert("RGB")
+        return np.asarray(image)
+
+
+def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | None,
+               label: str) -> np.ndarray:
+    if kind not in KINDS:
+        raise InputError(f"depth kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2 or values.size == 0:
+        raise InputError(f"{label}: expected a 2-D map, got shape {values.shape}")
+    if kind == "disparity" and (near is not None or far is not None):
+        raise InputError("near and far apply to kind='depth' only")
+    invalid = ~np.isfinite(values)
+    if kind == "depth":
+        invalid |= ~(values > 0)  # a distance of zero or less is a sensor's "no data"
+    values = _fill_invalid(values, invalid, label)
+
+    if kind == "disparity":
+        low, high = float(values.min()), float(values.max())
+        if high - low < 1e-6:
+            return np.ones_like(values)
+        return ((values - low) / (high - low)).astype(np.float32)
+
+    z_near = float(values.min()) if near is None else float(near)
+    z_far = float(values.max()) if far is None else float(far)
+    if not (np.isfinite(z_near) and np.isfinite(z_far) and 0 < z_near <= z_far):
+        raise InputError(f"near and far must satisfy 0 < near < far, got near={z_near:g}, far={z_far:g}")
+    if z_far - z_near < 1e-6 * z_far:
+        return np.ones_like(values)
+    inverse = 1.0 / values.astype(np.float64)
+    disparity = (inverse - 1.0 / z_far) / (1.0 / z_near - 1.0 / z_far)
+    return np.clip(disparity, 0.0, 1.0).astype(np.float32)
+
+
+def _fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndarray:
+    """Replace invalid pixels by their nearest valid neighbour; refuse maps at least half invalid."""
+    if not invalid.any():
+        return values
+    fraction = float(invalid.mean())
+    if fraction >= MAX_INVALID_FRACTION:
+        raise InputError(f"{label}: {fraction:.0%} of its pixels hold no valid depth "
+                         "(NaN, inf or <= 0); at most half may")
+    _, (rows, cols) = ndimage.distance_transform_edt(invalid, return_indices=True)
+    return values[rows, cols]
+
+
+def _unit(disparity: np.ndarray) -> np.ndarray:
+    values = np.asarray(disparity, dtype=np.float32)
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[..., 0]
+    if values.ndim != 2 or values.size == 0:
+        raise InputError(f"disparity must be a 2-D array, got shape {values.shape}")
+    return np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+
+
+def _png_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise OutputError(f"cannot write {path}: disparity maps are written as PNG (use a .png name)")
+    return path

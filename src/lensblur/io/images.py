@@ -1,0 +1,460 @@
+"""Reading and writing photos as linear-light float32 arrays, keeping what the file held.
+
+Pixels are decoded through the file's own ICC tone curves (sRGB when it has none) into linear
+light in the file's own RGB primaries; no gamut conversion happens, so writing back with the
+same profile reproduces the colours exactly. EXIF orientation is applied on read and reset to 1
+on write; the ICC profile is written back byte for byte; 16-bit PNG and TIFF stay 16-bit.
+See docs/io.md.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pillow_heif
+from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, TiffTags
+
+from lensblur.color import luminance
+from lensblur.errors import InputError, LensblurError, OutputError
+from lensblur.io import icc
+from lensblur.io.atomic import atomic_output
+
+pillow_heif.register_heif_opener()
+
+DEFAULT_MAX_PIXELS = 200_000_000
+
+FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF")
+EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
+              ".webp": "WEBP", ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF"}
+_ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
+_GREY_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
+_DEEP_FORMATS = ("PNG", "TIFF")
+_ORIENTATION = 0x0112
+
+# PIL's decompression-bomb limit and truncated-image switch are process-wide; lensblur applies its
+# own pixel limit and must see truncation, so both are set only while this lock is held.
+_PIL_LOCK = threading.Lock()
+
+
+@dataclass
+class Photo:
+    """A decoded photo and what is needed to write it back like the original.
+
+    pixels: H×W×3 float32 linear light in the file's own RGB primaries, [0, 1] (grey sources
+        have three equal channels).
+    alpha: H×W float32 straight (not premultiplied) coverage in [0, 1], or None.
+    icc_profile: the file's ICC profile byte for byte (None means sRGB).
+    exif: the raw EXIF block ("Exif\\0\\0" + TIFF data) or None; orientation is already applied
+        to ``pixels`` and is reset to 1 when written.
+    bit_depth: 8 or 16, bits per channel of the source.
+    format: "JPEG", "PNG", "TIFF", "WEBP", "BMP" or "HEIF".
+    source: the path read from, or None.
+    grey: the source was single-channel; it is written back as grey where the format allows.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    bit_depth: int = 8
+    format: str = "PNG"
+    source: str | None = None
+    grey: bool = False
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Read a JPEG, PNG, TIFF, WebP, BMP or HEIC/HEIF photo into a :class:`Photo`.
+
+    max_pixels: refuse images with more than this many pixels (width × height, checked from the
+        header before decoding; default 200 million).
+    EXIF orientation is applied. Every failure raises InputError with one line naming the file.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        return _read(path, max_pixels)
+    except LensblurError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(f"cannot read image {path}: over the pixel limit (--max-pixels)") from None
+    except Image.UnidentifiedImageError:
+        raise InputError(f"cannot read image {path}: not an image or an unsupported format") from None
+    except MemoryError:
+        raise InputError(f"cannot read image {path}: not enough memory to decode it") from None
+    except Exception as error:  # noqa: BLE001 - decoders raise many types; the user needs one line
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "truncated" in reason.lower() or isinstance(error, EOFError):
+            reason = "the file is truncated or damaged"
+        raise InputError(f"cannot read image {path}: {reason}") from None
+
+
+def write_image(path: str | os.PathLike, pixels_or_photo: np.ndarray | Photo, like: Photo | None = None,
+                *, quality: int = 95, overwrite: bool = False) -> None:
+    """Write linear-light pixels to ``path``, encoded like ``like`` (or like the Photo given).
+
+    pixels_or_photo: a :class:`Photo`, or H×W×3 (or H×W grey) linear float32 values; values are
+        clipped to [0, 1]. The format comes from the extension (.jpg .jpeg .png .tif .tiff .webp
+        .bmp .heic .heif).
+    like: the photo whose ICC profile (tone curves and bytes), EXIF (orientation reset to 1),
+        bit depth (16-bit kept for PNG/TIFF), grey-ness and alpha (for an array of its size) are
+        used; without it the output is 8-bit sRGB with no metadata.
+    quality: JPEG/WebP/HEIF quality, 1 to 100 (WebP 100 is lossless).
+    overwrite: replace an existing file; the photo's own source file is never replaced.
+    The file is written atomically; errors raise OutputError (InputError for bad pixels).
+    """
+    path = Path(path)
+    if isinstance(pixels_or_photo, Photo):
+        pixels, alpha = pixels_or_photo.pixels, pixels_or_photo.alpha
+        meta = like or pixels_or_photo
+        sources = [pixels_or_photo.source, like.source if like else None]
+    else:
+        pixels = pixels_or_photo
+        meta = like
+        alpha = like.alpha if like is not None else None
+        sources = [like.source if like else None]
+    pixels = _checked_pixels(pixels)
+    if alpha is not None and alpha.shape != pixels.shape[:2]:
+        alpha = None
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"cannot write {path}: unknown extension {path.suffix or '(none)'!r} "
+                          f"(use one of {', '.join(sorted(EXTENSIONS))})")
+    if not 1 <= quality <= 100:
+        raise OutputError(f"quality must be in 1..100, got {quality}")
+    for source in sources:
+        if source and _same_file(path, Path(source)):
+            raise OutputError(f"refusing to overwrite the input {path}")
+
+    grey = bool(meta and meta.grey) and fmt in _GREY_FORMATS
+    profile = meta.icc_profile if meta else None
+    if profile and icc.colour_space(profile) != ("GRAY" if grey else "RGB"):
+        profile = None  # a grey profile cannot describe RGB pixels (or the reverse)
+    deep = bool(meta and meta.bit_depth == 16) and fmt in _DEEP_FORMATS
+    exif = reset_orientation(meta.exif) if meta and meta.exif and fmt != "BMP" else None
+    if fmt not in _ALPHA_FORMATS:
+        alpha = None
+
+    encoded = _encode(pixels, profile, grey)
+    if alpha is not None:
+        a = np.clip(np.nan_to_num(alpha.astype(np.float32)), 0.0, 1.0)
+        encoded = np.concatenate([encoded.reshape(*a.shape, -1), a[..., None]], axis=2)
+    scale = 65535 if deep else 255
+    values = np.round(encoded * scale).astype(np.uint16 if deep else np.uint8)
+
+    with atomic_output(path, overwrite) as temp:
+        try:
+            _save(temp, values, fmt, deep, profile, exif, quality)
+        except (OSError, LensblurError):
+            raise
+        except Exception as error:  # noqa: BLE001 - encoders raise many types
+            raise OutputError(f"cannot write {path}: {error}") from None
+
+
+def reset_orientation(exif: bytes) -> bytes:
+    """The EXIF block with its IFD0 orientation tag set to 1 (top-left), every other byte kept.
+
+    Patched in place rather than re-serialised so maker notes and offsets survive untouched.
+    """
+    start = 6 if exif.startswith(b"Exif\x00\x00") else 0
+    tiff = exif[start:]
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return exif
+    try:
+        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for index in range(count):
+            entry = ifd + 2 + 12 * index
+            tag, kind = struct.unpack_from(order + "HH", tiff, entry)
+            if tag == _ORIENTATION and kind == 3:  # SHORT, value stored in the entry itself
+                patched = bytearray(exif)
+                struct.pack_into(order + "H", patched, start + entry + 8, 1)
+                return bytes(patched)
+    except struct.error:
+        pass
+    return exif
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"cannot read image {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"cannot read image {path}: it is a folder")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read image {path}: permission denied")
+    if path.stat().st_size == 0:
+        raise InputError(f"cannot read image {path}: the file is empty")
+
+
+def _read(path: Path, max_pixels: int) -> Photo:
+    with _PIL_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    return _decode(path, image, max_pixels)
+        finally:
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InputError(f"{path}: image is {width}×{height} = {width * height / 1e6:.1f} MP, "
+                         f"over the {max_pixels / 1e6:g} MP limit (--max-pixels)")
+    fmt = "JPEG" if image.format == "MPO" else image.format
+    if fmt not in FORMATS:
+        raise InputError(f"cannot read image {path}: unsupported format {image.format}")
+    profile = image.info.get("icc_profile") or None
+    exif_data = image.getexif()
+    orientation = exif_data.get(_ORIENTATION, 1)
+    exif = _raw_exif(image, fmt, exif_data)
+
+    deep_colour = _deep_colour(path, image, fmt)
+    if deep_colour is not None:
+        values, grey = deep_colour
+        image.load()  # still decode through PIL so a damaged file is reported
+        bit_depth, scale = 16, 65535.0
+        channels = values.shape[2]
+        colour = values[..., :1] if grey else values[..., :3]
+        alpha = values[..., -1] if channels in (2, 4) else None
+    else:
+        image.load()
+        image, profile = _normalise_mode(image, profile)
+        grey = image.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+        bit_depth = 16 if image.mode.startswith("I") or image.mode == "F" else 8
+        scale = 65535.0 if bit_depth == 16 else 255.0
+        if image.mode == "F":
+            scale = 1.0
+        values = np.asarray(image)
+        alpha = None
+        if image.mode in ("LA", "RGBA"):
+            values, alpha = values[..., :-1], values[..., -1]
+        colour = values[..., None] if values.ndim == 2 else values
+
+    encoded = np.clip(colour.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+    if grey:
+        linear = icc.tone_curves(profile)[0].decode(encoded[..., 0])
+        pixels = np.repeat(linear[..., None], 3, axis=2)
+    else:
+        pixels = icc.decode(encoded, profile)
+    if alpha is not None:
+        alpha = alpha.astype(np.float32) / np.float32(scale)
+    pixels = np.ascontiguousarray(_orient(pixels, orientation))
+    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
+    return Photo(pixels=pixels, alpha=alpha, icc_profile=profile, exif=exif, bit_depth=bit_depth,
+                 format=fmt, source=str(path), grey=grey)
+
+
+def _raw_exif(image: Image.Image, fmt: str, parsed: Image.Exif) -> bytes | None:
+    raw = image.info.get("exif")
+    if raw:
+        return raw if raw.startswith(b"Exif\x00\x00") else b"Exif\x00\x00" + raw
+    if fmt == "TIFF" and len(parsed):
+        # A TIFF's EXIF lives among its own tags; keep the descriptive ones, not the layout ones.
+        kept = Image.Exif()
+        for tag in (270, 271, 272, 274, 305, 306, 315, 33432):
+            if tag in parsed:
+                kept[tag] = parsed[tag]
+        for ifd in (0x8769, 0x8825):
+            sub = parsed.get_ifd(ifd)
+            if sub:
+                kept.get_ifd(ifd).update(sub)
+        return kept.tobytes() if len(kept) or kept.get_ifd(0x8769) else None
+    return None
+
+
+def _deep_colour(path: Path, image: Image.Image, fmt: str) -> tuple[np.ndarray, bool] | None:
+    """16-bit colour PNG/TIFF, which PIL would reduce to 8 bits: uint16 H×W×C in RGB(A) order."""
+    if image.mode.startswith("I") or image.mode == "F":
+        return None  # 16-bit grey, which PIL reads fully
+    if fmt == "PNG":
+        with open(path, "rb") as file:
+            header = file.read(26)
+        if header[12:16] != b"IHDR" or header[24] != 16:
+            return None
+        grey = header[25] in (0, 4)
+    elif fmt == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        if max(bits if isinstance(bits, tuple) else (bits,)) < 16:
+            return None
+        grey = image.mode in ("L", "LA")
+    else:
+        return None
+    values = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if values is None or values.dtype != np.uint16:
+        raise InputError(f"cannot read image {path}: unsupported 16-bit layout")
+    if values.ndim == 2:
+        values = values[..., None]
+    if values.shape[2] == 3:
+        values = values[..., ::-1]
+    elif values.shape[2] == 4:
+        values = values[..., [2, 1, 0, 3]]
+    return values, grey
+
+
+def _normalise_mode(image: Image.Image, profile: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Convert unusual modes to L, LA, I;16, I, F, RGB or RGBA; CMYK becomes sRGB."""
+    mode = image.mode
+    if mode == "1":
+        return image.convert("L"), profile
+    if mode in ("P", "PA"):
+        transparent = mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if transparent else "RGB"), profile
+    if mode == "La":
+        return image.convert("LA"), profile
+    if mode == "RGBa":
+        return image.convert("RGBA"), profile
+    if mode == "CMYK":
+        if profile and icc.colour_space(profile) == "CMYK":
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            srgb = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(image, source, srgb, outputMode="RGB"), None
+        return image.convert("RGB"), None
+    if mode in ("RGBX", "YCbCr"):
+        return image.convert("RGB"), profile
+    if mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "RGB", "RGBA"):
+        return image, profile
+    raise InputError(f"unsupported pixel mode {mode}")
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) the way PIL.ImageOps.exif_transpose does."""
+    if orientation == 2:
+        return array[:, ::-1]
+    if orientation == 3:
+        return array[::-1, ::-1]
+    if orientation == 4:
+        return array[::-1]
+    if orientation == 5:
+        return array.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(array, k=-1)
+    if orientation == 7:
+        return array[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(array, k=1)
+    return array
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _checked_pixels(pixels) -> np.ndarray:
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.size == 0:
+        raise InputError(f"image to write must be H×W×3 linear values, got shape {pixels.shape}")
+    return np.nan_to_num(pixels.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def _encode(pixels: np.ndarray, profile: bytes | None, grey: bool) -> np.ndarray:
+    if grey:
+        return icc.tone_curves(profile)[0].encode(luminance(pixels))
+    return icc.encode(pixels, profile)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes | None,
+          exif: bytes | None, quality: int) -> None:
+    channels = 1 if values.ndim == 2 else values.shape[2]
+    if deep and channels == 2:  # no 16-bit grey + alpha writer: store it as RGBA
+        values = values[..., [0, 0, 0, 1]]
+        channels = 4
+    if deep and channels > 1:
+        if fmt == "PNG":
+            temp.write_bytes(_png16(values, profile, exif))
+        else:
+            temp.write_bytes(_tiff16(values, profile, exif))
+        return
+    image = Image.fromarray(values)
+    options = {}
+    if profile:
+        options["icc_profile"] = profile
+    if exif:
+        options["exif"] = exif
+    if fmt == "JPEG":
+        options.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True)
+    elif fmt == "WEBP":
+        options.update(quality=quality, lossless=quality >= 100, exact=True)
+    elif fmt == "HEIF":
+        options.update(quality=quality)
+    elif fmt == "TIFF":
+        options.update(compression="tiff_adobe_deflate")
+    image.save(temp, format=fmt, **options)
+
+
+def _png16(values: np.ndarray, profile: bytes | None, exif: bytes | None) -> bytes:
+    """16-bit RGB(A) PNG via OpenCV, with iCCP and eXIf chunks added after IHDR."""
+    bgr = values[..., [2, 1, 0, 3]] if values.shape[2] == 4 else values[..., ::-1]
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise OutputError("OpenCV could not encode the 16-bit PNG")
+    data = data.tobytes()
+    extra = b""
+    if profile:
+        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    end_of_ihdr = 8 + 8 + 13 + 4  # signature, length + type, IHDR data, CRC
+    return data[:end_of_ihdr] + extra + data[end_of_ihdr:]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _tiff16(values: np.ndarray, profile: bytes | None, exif: bytes | None) -> bytes:
+    """16-bit RGB(A) little-endian TIFF, one deflate-compressed strip, with ICC and EXIF tags."""
+    height, width, channels = values.shape
+    strip = zlib.compress(np.ascontiguousarray(values, dtype="<u2").tobytes(), 6)
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    if exif:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        for tag, value in parsed.items():
+            if tag not in (0x8769, 0x8825):
+                ifd[tag] = value
+        for sub in (0x8769, 0x8825):
+            if parsed.get_ifd(sub):
+                ifd[sub] = dict(parsed.get_ifd(sub))
+    ifd[256], ifd[257] = width, height
+    ifd[258] = (16,) * channels
+    ifd[259] = 8  # Adobe deflate
+    ifd[262] = 2  # RGB
+    ifd[273] = 0  # PIL's tobytes adds the directory's end, so the strip follows it
+    ifd[274] = 1
+    ifd[277] = channels
+    ifd[278] = height
+    ifd[279] = len(strip)
+    ifd[284] = 1
+    if channels == 4:
+        ifd[338] = (2,)  # unassociated (straight) alpha
+    if profile:
+        ifd[34675] = profile
+        ifd.tagtype[34675] = TiffTags.UNDEFINED
+    header = b"II*\x00" + struct.pack("<I", 8)
+    return header + ifd.tobytes(8) + strip
