@@ -63,7 +63,7 @@ def child(renderer: str, path: str) -> dict:
     """Measure one case in this (fresh) process; returns a dict (printed as JSON by --child)."""
     from lensblur.aperture import Aperture
     from lensblur.lens import Lens
-    from lensblur.render import get_renderer
+    from lensblur.renderers import get_renderer
 
     image = np.load(Path(path) / "image.npy")
     disparity = np.load(Path(path) / "disparity.npy")
@@ -121,7 +121,7 @@ def gegl_case(height: int, width: int, radius: float) -> dict:
     """gegl's lens blur on the same input: its time minus its 16×16 start-up time (median of 3)."""
     from lensblur.color import linear_to_srgb
     from lensblur.lens import signed_coc
-    from lensblur.render.gegl import run_gegl_lens_blur
+    from lensblur.renderers.gegl import run_gegl_lens_blur
 
     image, disparity, lens = _inputs(height, width, radius)
     mask = np.abs(signed_coc(disparity, lens.blur, lens.focus_disparity))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lensblur.lens import Lens
-from lensblur.render import get_renderer
-from lensblur.render.reference import naive_levels
+from lensblur.renderers import get_renderer
+from lensblur.renderers.reference import naive_levels
 
 
 def _case():

@@ -1,4 +1,4 @@
-"""Known-answer tests of the core scatter renderer (lensblur.render.scatter)."""
+"""Known-answer tests of the core scatter renderer (lensblur.renderers.scatter)."""
 
 import math
 
@@ -8,8 +8,8 @@ import pytest
 from lensblur.aperture import Aperture
 from lensblur.color import linear_to_srgb
 from lensblur.lens import Highlights, Lens
-from lensblur.render import get_renderer
-from lensblur.render.scatter import render_scatter, scatter_layers
+from lensblur.renderers import get_renderer
+from lensblur.renderers.scatter import render_scatter, scatter_layers
 
 
 def _point_light(radius, aperture=Aperture(), size=None, energy=1000.0):
@@ -198,7 +198,7 @@ def test_matte_keeps_soft_hair_edge_without_background_smear():
 
 
 def test_bright_rim_moves_energy_to_the_ring_and_keeps_the_total():
-    from lensblur.render.discs import DiscScatter
+    from lensblur.renderers.discs import DiscScatter
     size = 201
     image = np.zeros((size, size, 3), np.float32)
     image[100, 100] = 1000.0
@@ -210,7 +210,7 @@ def test_bright_rim_moves_energy_to_the_ring_and_keeps_the_total():
 
 
 def test_cat_eye_discs_shrink_and_stretch_towards_the_corners():
-    from lensblur.render.discs import DiscScatter
+    from lensblur.renderers.discs import DiscScatter
     height, width = 301, 401
     image = np.zeros((height, width, 3), np.float32)
     image[150, 200] = 1000.0   # centre

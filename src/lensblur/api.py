@@ -10,7 +10,7 @@ from lensblur.errors import InputError
 from lensblur.io.depth import fit_to_image, normalize_depth, read_depth
 from lensblur.io.images import Photo, read_image, write_image
 from lensblur.lens import Highlights, Lens, focus_disparity_at
-from lensblur.render import DEFAULT_RENDERER, get_renderer
+from lensblur.renderers import DEFAULT_RENDERER, get_renderer
 
 __all__ = ["render", "read_image", "write_image", "read_depth", "make_lens"]
 
@@ -54,7 +54,7 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
         to the image.
     lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
         focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
-    renderer: a registered renderer name (``lensblur.render.available_renderers()``).
+    renderer: a registered renderer name (``lensblur.renderers.available_renderers()``).
     matte: optional subject alpha H×W in [0, 1] that the renderer keeps sharp.
     Returns linear float32 H×W×3 (or the input's integer dtype, sRGB-encoded).
     """

@@ -33,7 +33,7 @@ from lensblur import metrics
 from lensblur.aperture import Aperture
 from lensblur.errors import InputError, LensblurError
 from lensblur.lens import Lens, focus_disparity_at, signed_coc
-from lensblur.render import get_renderer
+from lensblur.renderers import get_renderer
 from lensblur.synth.dataset import read_disparity, read_meta, read_srgb8, srgb8_to_linear
 from lensblur.synth.thinlens import encode_srgb8
 

@@ -11,7 +11,7 @@ from lensblur.io.depth import fit_to_image, read_depth
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
 from lensblur.progress import progress_bar
-from lensblur.render import DEFAULT_RENDERER, available_renderers, get_renderer
+from lensblur.renderers import DEFAULT_RENDERER, available_renderers, get_renderer
 
 NAME = "render"
 HELP = "render lens blur on a photo with a depth map"

@@ -34,7 +34,8 @@ def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | N
     kind: "disparity" (bigger = nearer, normalised by its min and max) or "depth" (distance Z,
         bigger = farther, any unit).
     near, far: for kind="depth", the distances Zn < Zf (same unit as the map) that map to
-        disparity 1 and 0; by default the map's own minimum and maximum.
+        disparity 1 and 0; by default the map's own minimum and maximum. Ignored for disparity
+        (the command line also uses them for the camera's blur scale).
     NaN, inf and (for depth) values <= 0 are filled from the nearest valid pixel; more than half
     invalid raises InputError. Every failure raises InputError naming the file.
     """
@@ -167,8 +168,6 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 2 or values.size == 0:
         raise InputError(f"{label}: expected a 2-D map, got shape {values.shape}")
-    if kind == "disparity" and (near is not None or far is not None):
-        raise InputError("near and far apply to kind='depth' only")
     invalid = ~np.isfinite(values)
     if kind == "depth":
         invalid |= ~(values > 0)  # a distance of zero or less is a sensor's "no data"

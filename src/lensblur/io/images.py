@@ -321,9 +321,12 @@ def _normalise_mode(image: Image.Image, profile: bytes | None) -> tuple[Image.Im
         return image.convert("RGBA"), profile
     if mode == "CMYK":
         if profile and icc.colour_space(profile) == "CMYK":
-            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
-            srgb = ImageCms.createProfile("sRGB")
-            return ImageCms.profileToProfile(image, source, srgb, outputMode="RGB"), None
+            try:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+                srgb = ImageCms.createProfile("sRGB")
+                return ImageCms.profileToProfile(image, source, srgb, outputMode="RGB"), None
+            except (ImageCms.PyCMSError, OSError):
+                pass  # a broken CMYK profile: fall back to Pillow's plain conversion
         return image.convert("RGB"), None
     if mode in ("RGBX", "YCbCr"):
         return image.convert("RGB"), profile
@@ -381,14 +384,14 @@ def _same_file(a: Path, b: Path) -> bool:
 def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes | None,
           exif: bytes | None, quality: int) -> None:
     channels = 1 if values.ndim == 2 else values.shape[2]
-    if deep and channels == 2:  # no 16-bit grey + alpha writer: store it as RGBA
+    if deep and channels == 2 and fmt == "PNG":  # no 16-bit grey + alpha PNG writer: use RGBA
         values = values[..., [0, 0, 0, 1]]
         channels = 4
+    if fmt == "TIFF":
+        temp.write_bytes(_tiff(values, profile, exif))
+        return
     if deep and channels > 1:
-        if fmt == "PNG":
-            temp.write_bytes(_png16(values, profile, exif))
-        else:
-            temp.write_bytes(_tiff16(values, profile, exif))
+        temp.write_bytes(_png16(values, profile, exif))
         return
     image = Image.fromarray(values)
     options = {}
@@ -402,8 +405,6 @@ def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes |
         options.update(quality=quality, lossless=quality >= 100, exact=True)
     elif fmt == "HEIF":
         options.update(quality=quality)
-    elif fmt == "TIFF":
-        options.update(compression="tiff_adobe_deflate")
     image.save(temp, format=fmt, **options)
 
 
@@ -427,34 +428,46 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def _tiff16(values: np.ndarray, profile: bytes | None, exif: bytes | None) -> bytes:
-    """16-bit RGB(A) little-endian TIFF, one deflate-compressed strip, with ICC and EXIF tags."""
+# Tags describing a TIFF's pixel layout (and pointers), never copied from an EXIF block.
+_TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317,
+                               320, 322, 323, 324, 325, 338, 339, 513, 514, 530, 531, 532, 0x8769, 0x8825,
+                               0xA005, 34675})
+
+
+def _tiff(values: np.ndarray, profile: bytes | None, exif: bytes | None) -> bytes:
+    """Little-endian 8- or 16-bit grey/RGB(A) TIFF, one deflate strip, with ICC and EXIF tags.
+
+    Written by hand because PIL has no 16-bit RGB mode and its libtiff path cannot store the
+    EXIF sub-directory.
+    """
+    values = values[..., None] if values.ndim == 2 else values
     height, width, channels = values.shape
-    strip = zlib.compress(np.ascontiguousarray(values, dtype="<u2").tobytes(), 6)
+    bits = 8 * values.dtype.itemsize
+    strip = zlib.compress(np.ascontiguousarray(values, dtype=f"<u{values.dtype.itemsize}").tobytes(), 6)
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
     if exif:
         parsed = Image.Exif()
         parsed.load(exif)
         for tag, value in parsed.items():
-            if tag not in (0x8769, 0x8825):
-                ifd[tag] = value
+            if tag not in _TIFF_LAYOUT_TAGS:
+                ifd[tag] = value  # descriptive IFD0 tags only; layout tags are set below
         for sub in (0x8769, 0x8825):
-            if parsed.get_ifd(sub):
-                ifd[sub] = dict(parsed.get_ifd(sub))
+            tags = {tag: value for tag, value in parsed.get_ifd(sub).items() if tag != 0xA005}
+            if tags:
+                ifd[sub] = tags
     ifd[256], ifd[257] = width, height
-    ifd[258] = (16,) * channels
+    ifd[258] = (bits,) * channels
     ifd[259] = 8  # Adobe deflate
-    ifd[262] = 2  # RGB
+    ifd[262] = 1 if channels <= 2 else 2  # grey (black is zero) or RGB
     ifd[273] = 0  # PIL's tobytes adds the directory's end, so the strip follows it
     ifd[274] = 1
     ifd[277] = channels
     ifd[278] = height
     ifd[279] = len(strip)
     ifd[284] = 1
-    if channels == 4:
+    if channels in (2, 4):
         ifd[338] = (2,)  # unassociated (straight) alpha
     if profile:
         ifd[34675] = profile
         ifd.tagtype[34675] = TiffTags.UNDEFINED
-    header = b"II*\x00" + struct.pack("<I", 8)
-    return header + ifd.tobytes(8) + strip
+    return b"II*\x00" + struct.pack("<I", 8) + ifd.tobytes(8) + strip

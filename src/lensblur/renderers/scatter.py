@@ -30,12 +30,12 @@ from scipy import ndimage
 from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
-from lensblur.render import register
-from lensblur.render.kernels import (add_points_to_blocks, composite_over, slab_block_sum,
+from lensblur.renderers import register
+from lensblur.renderers.kernels import (add_points_to_blocks, composite_over, slab_block_sum,
                                      slab_bounds, slab_labels, unpremultiply)
 from lensblur.aperture import Aperture
-from lensblur.render.discs import DiscScatter
-from lensblur.render.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
+from lensblur.renderers.discs import DiscScatter
+from lensblur.renderers.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
 
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
@@ -50,7 +50,7 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; lens: settings;
     matte: optional subject alpha (H×W, [0, 1]): the subject is split from the background along
-    it (lensblur.render.subject) and composited over the rendered background. Returns linear float32 H×W×3 (highlights may exceed 1).
+    it (lensblur.renderers.subject) and composited over the rendered background. Returns linear float32 H×W×3 (highlights may exceed 1).
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
     radiance = recover_highlights(image, coc, lens.highlights)

@@ -22,10 +22,10 @@ RenderFunction = Callable[..., np.ndarray]
 
 _RENDERERS: dict[str, RenderFunction] = {}
 _MODULES = {
-    "scatter": "lensblur.render.scatter",
-    "identity": "lensblur.render.reference",
-    "naive": "lensblur.render.reference",
-    "gegl": "lensblur.render.gegl",
+    "scatter": "lensblur.renderers.scatter",
+    "identity": "lensblur.renderers.reference",
+    "naive": "lensblur.renderers.reference",
+    "gegl": "lensblur.renderers.gegl",
 }
 DEFAULT_RENDERER = "scatter"
 

@@ -9,8 +9,8 @@ import numba
 import numpy as np
 
 from lensblur.aperture import Aperture
-from lensblur.render.kernels import scatter_spans
-from lensblur.render.spans import span_table
+from lensblur.renderers.kernels import scatter_spans
+from lensblur.renderers.spans import span_table
 
 MIN_TABLE_RADIUS = 9.0  # tables are built at least this large so few sizes get cached
 

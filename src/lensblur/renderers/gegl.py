@@ -21,7 +21,7 @@ import numpy as np
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.errors import LensblurError
 from lensblur.lens import Lens, signed_coc
-from lensblur.render import register
+from lensblur.renderers import register
 
 GEGL_TIMEOUT_S = 600
 

@@ -68,7 +68,7 @@ def fill_from(values: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, level_radius: float = 8.0):
     """Scatter (rgb·α, α) H×W×4 with per-pixel radius (pixels) through ``discs``
-    (a :class:`lensblur.render.discs.DiscScatter`); returns H×W×4 premultiplied.
+    (a :class:`lensblur.renderers.discs.DiscScatter`); returns H×W×4 premultiplied.
 
     Large radii are scattered at 1/2, 1/4, ... resolution, as in the slab renderer.
     """

@@ -18,7 +18,7 @@ import numpy as np
 from lensblur.aperture import Aperture
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.lens import Lens, signed_coc
-from lensblur.render import register
+from lensblur.renderers import register
 
 NAIVE_RADII = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
