@@ -8,6 +8,7 @@ resetting it) during the full-size calls, relative to the float32 H×W×3 image 
 its run on a 16×16 image (process start-up, reported too). Writes benchmarks/results/speed.md.
 
     python benchmarks/speed.py                 # scatter
+    python benchmarks/speed.py --sweep         # plus cost against blur radius and pixel count
     python benchmarks/speed.py naive --skip-large
 """
 
@@ -29,6 +30,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CASES = [(1024, 1536, 30.0), (3000, 4000, 80.0)]
+SWEEP_RADII = [8.0, 16.0, 30.0, 60.0, 120.0]        # at 1024×1536
+SWEEP_SIZES = [(512, 768), (1024, 1536), (2048, 3072)]  # at radius 30
 
 
 def _inputs(height: int, width: int, radius: float):
@@ -89,6 +92,28 @@ def child(renderer: str, path: str) -> dict:
         "rss_before_bytes": before, "peak_over_image": (peak - before) / image.nbytes}
 
 
+def sweep(renderer: str) -> list[dict]:
+    """Median render time (of 3, warm) over blur radii at 1024×1536 and over sizes at radius 30,
+    to show how the cost scales; run in this process."""
+    from lensblur.renderers import get_renderer
+
+    render = get_renderer(renderer)
+    rows = []
+    cases = [(1024, 1536, r) for r in SWEEP_RADII] + [(h, w, 30.0) for h, w in SWEEP_SIZES if (h, w) != (1024, 1536)]
+    for height, width, radius in cases:
+        image, disparity, lens = _inputs(height, width, radius)
+        render(image[:64, :64], disparity[:64, :64], lens)
+        render(image, disparity, lens)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            render(image, disparity, lens)
+            times.append(time.perf_counter() - start)
+        rows.append({"height": height, "width": width, "radius": radius, "median_s": statistics.median(times),
+                     "ns_per_pixel": statistics.median(times) / (height * width) * 1e9})
+    return rows
+
+
 def _reset_peak_rss() -> int:
     """Reset the peak-RSS mark (Linux /proc/self/clear_refs) and return the current RSS in bytes.
 
@@ -145,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-large", action="store_true", help="leave out the 4000×3000 case")
     parser.add_argument("--no-gegl", action="store_true", help="leave out the gegl comparison")
     parser.add_argument("--child", nargs=2, metavar=("NAME", "INPUTS"), help=argparse.SUPPRESS)
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time radii 8-120 px at 1024×1536 and sizes 0.4-6.3 MP at radius 30")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     if args.child:
@@ -182,10 +209,16 @@ def main(argv=None) -> int:
               "subtracted from its median. Peak memory: growth of the process's peak RSS (VmHWM, reset after",
               "the start-up call) during the full-size calls, divided by the float32 H×W×3 image size."]
     lines += [f"- note: {note}" for note in notes]
+    sweep_rows = sweep(args.renderer) if args.sweep else []
+    if sweep_rows:
+        lines += ["", "## Scaling (warm, median of 3)", "", "| size (W×H) | max radius px | median s | ns / pixel |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {r['width']}×{r['height']} | {r['radius']:g} | {r['median_s']:.3f} | {r['ns_per_pixel']:.0f} |"
+                  for r in sweep_rows]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.md").write_text("\n".join(lines) + "\n")
-    (out / "speed.json").write_text(json.dumps({"rows": rows, "notes": notes}, indent=2))
+    (out / "speed.json").write_text(json.dumps({"rows": rows, "sweep": sweep_rows, "notes": notes}, indent=2))
     print("\n".join(lines))
     return 0
 
