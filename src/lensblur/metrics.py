@@ -93,9 +93,17 @@ def lpips_distance(a: np.ndarray, b: np.ndarray, weights_path: str) -> float:
     except ImportError:
         raise LensblurError("LPIPS needs torch: install it (pip install torch) or leave out --lpips") from None
     a, b = _as_pair(a, b)
-    state = torch.load(weights_path, map_location="cpu")
-    features = _alexnet_weights(state)
-    heads = [state[f"lin{i}.model.1.weight"].float() for i in range(5)]
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds (unpickling, zip, OS errors)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read LPIPS weights {weights_path}: {reason}") from None
+    try:
+        features = _alexnet_weights(state)
+        heads = [state[f"lin{i}.model.1.weight"].float() for i in range(5)]
+    except (KeyError, TypeError, AttributeError) as error:
+        raise InputError(f"LPIPS weights {weights_path} lack {error}: need the AlexNet backbone and the "
+                         "lin0..lin4 heads in one file") from None
     shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
     scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 

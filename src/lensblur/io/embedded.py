@@ -229,6 +229,8 @@ def _apple_mpf(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
             values = _decode_grey(blob, f"Apple {kind} image", notes)
             if values is not None:
                 disparity, near, far = _apple_disparity(values, kind, aux, notes)
+                if disparity is None:
+                    near = far = None
         elif kind == "matte" and matte is None:
             matte = _decode_grey(blob, "Apple portrait matte", notes)
     if disparity is None:
@@ -274,7 +276,7 @@ def _apple_disparity(values: np.ndarray, kind: str, aux: dict, notes: list[str])
         return values, (1.0 / high if valid else None), (1.0 / low if valid else None)
     if valid:
         depth = low + values.astype(np.float64) * (high - low)
-        return normalize_depth(depth, "depth", low, high), low, high
+        return _depth_to_disparity(depth, low, high, notes), low, high
     notes.append("Apple depth image without a value range; inverted linearly")
     return (1.0 - values).astype(np.float32), None, None
 
@@ -351,7 +353,16 @@ def _range_to_disparity(values: np.ndarray, fmt: str | None, near: float | None,
         depth = far * near / (far - v * (far - near))
     else:
         depth = v * (far - near) + near
-    return normalize_depth(depth, "depth", near, far)
+    return _depth_to_disparity(depth, near, far, notes)
+
+
+def _depth_to_disparity(depth: np.ndarray, near: float, far: float, notes: list[str]) -> np.ndarray | None:
+    """D = (1/Z − 1/Zf) / (1/Zn − 1/Zf) through lensblur.io.depth; None (with a note) if refused."""
+    try:
+        return normalize_depth(depth, "depth", near, far)
+    except InputError as exc:
+        notes.append(f"depth conversion refused: {exc}")
+        return None
 
 
 def _open(blob: bytes, label: str, notes: list[str]) -> Image.Image | None:
@@ -444,7 +455,7 @@ def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation to an H×W(×C) array as PIL.ImageOps.exif_transpose does."""
     ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
            5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: np.rot90(a, -1)[:, ::-1][::-1], 8: lambda a: np.rot90(a, 1)}
+           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
     if orientation not in ops:
         return array
     return np.ascontiguousarray(ops[orientation](array))

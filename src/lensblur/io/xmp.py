@@ -162,7 +162,7 @@ def extract_xmp(data: bytes, segments: list[Segment] | None = None) -> XmpPacket
             if len(body) < _EXT_HEADER:
                 packets.notes.append("Extended XMP chunk too short; ignored")
                 continue
-            guid = body[:32]
+            guid = body[:32].upper()
             total, offset = struct.unpack(">II", body[32:40])
             chunks.setdefault(guid, []).append((total, offset, body[40:]))
     if not chunks:
@@ -180,7 +180,7 @@ def extract_xmp(data: bytes, segments: list[Segment] | None = None) -> XmpPacket
     joined = _join_chunks(chunks[wanted], packets.notes)
     if joined is None:
         return packets
-    if hashlib.md5(joined).hexdigest().upper().encode() != wanted.upper():
+    if hashlib.md5(joined).hexdigest().upper().encode() != wanted:
         packets.notes.append("Extended XMP does not match its GUID (MD5); used anyway")
     packets.extended = joined.decode("utf-8", "replace")
     return packets
@@ -246,7 +246,7 @@ def read_gdepth(roots: list[ET.Element], notes: list[str]) -> GDepthInfo | None:
     if "Data" in image:
         info.image_data = _b64(image["Data"], "GImage:Data", notes)
     if focus:
-        info.focus = {key: _float(value) if _float(value) is not None else value
+        info.focus = {key: value if (number := _float(value)) is None else number
                       for key, value in focus.items()}
     return info
 
@@ -311,7 +311,7 @@ def _extended_guid(standard: str | None) -> bytes | None:
     if guid is None or len(guid) != 32:
         return None
     try:
-        return guid.encode("ascii")
+        return guid.upper().encode("ascii")
     except UnicodeError:
         return None
 
