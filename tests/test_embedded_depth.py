@@ -85,8 +85,12 @@ def extended_segments(xml: str, chunk=200, guid=None, total=None, offsets=None) 
     return out
 
 
+XMP_OPEN = ('<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+            '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">')
+
+
 def packet(attrs: str, body: str = "") -> str:
-    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    return (XMP_OPEN +
             '<rdf:Description rdf:about="" xmlns:GDepth="http://ns.google.com/photos/1.0/depthmap/" '
             'xmlns:GImage="http://ns.google.com/photos/1.0/image/" '
             'xmlns:GFocus="http://ns.google.com/photos/1.0/focus/" '
@@ -116,13 +120,15 @@ def gdepth_file(fmt="RangeInverse", near="1.0", far="4.0", depth_data=None, exte
 
 def apple_xmp(kind: str, low=0.5, high=2.0) -> str:
     if kind == "matte":
-        props = ('<portraitEffectsMatte:PortraitEffectsMatteVersion>65536</portraitEffectsMatte:PortraitEffectsMatteVersion>'
+        props = ('<portraitEffectsMatte:PortraitEffectsMatteVersion>65536'
+                 '</portraitEffectsMatte:PortraitEffectsMatteVersion>'
                  '<apdi:AuxiliaryImageType>depth</apdi:AuxiliaryImageType>'
                  '<apdi:AuxiliaryImageSubType>portraiteffectsmatte</apdi:AuxiliaryImageSubType>')
     else:
-        props = (f'<apdi:FloatMaxValue>{high}</apdi:FloatMaxValue><apdi:FloatMinValue>{low}</apdi:FloatMinValue>'
+        props = (f'<apdi:FloatMaxValue>{high}</apdi:FloatMaxValue>'
+                 f'<apdi:FloatMinValue>{low}</apdi:FloatMinValue>'
                  f'<apdi:AuxiliaryImageType>{kind}</apdi:AuxiliaryImageType>')
-    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    return (XMP_OPEN +
             '<rdf:Description rdf:about="" xmlns:apdi="http://ns.apple.com/pixeldatainfo/1.0/" '
             'xmlns:portraitEffectsMatte="http://ns.apple.com/portraitEffectsMatte/1.0/">'
             f'{props}</rdf:Description></rdf:RDF></x:xmpmeta>')
@@ -172,7 +178,7 @@ DD_NS = ('xmlns:Container="http://ns.google.com/photos/dd/1.0/container/" '
 def dd_xmp(items: list[tuple[str, int, int, str]], fmt="RangeLinear", near="0.5", far="5.0") -> str:
     lis = "".join(f'<rdf:li><Container:Item Item:Mime="{m}" Item:Length="{n}" Item:Padding="{p}" '
                   f'Item:DataURI="{u}"/></rdf:li>' for m, n, p, u in items)
-    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    return (XMP_OPEN +
             f'<rdf:Description rdf:about="" {DD_NS}>'
             f'<Device:Container rdf:parseType="Resource"><Container:Directory><rdf:Seq>{lis}'
             '</rdf:Seq></Container:Directory></Device:Container>'
@@ -262,7 +268,7 @@ def test_list_embedded_gdepth(tmp_path):
 
 @pytest.mark.parametrize("variant", [
     dict(depth_data="iVBORw0KGgoAAAANSUhEUgAAA"),                      # truncated base64
-    dict(depth_data=base64.b64encode(png_bytes(ramp())[:60]).decode()),  # valid base64, cut PNG
+    dict(depth_data=base64.b64encode(png_bytes(ramp())[:50]).decode()),  # valid base64, cut PNG
     dict(drop_chunk=1),                                                 # Extended XMP chunk missing
     dict(drop_chunk=0),
     dict(ext_kwargs=dict(total=10)),                                     # wrong full length
@@ -497,7 +503,8 @@ def test_fuzz_parsers_random_bytes(data):
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from([0xE1, 0xE2]), st.binary(max_size=512),
-       st.sampled_from([STANDARD_SIGNATURE, EXTENDED_SIGNATURE, b"MPF\x00", b"MPF\x00MM\x00*", b"MPF\x00II*\x00"]))
+       st.sampled_from([STANDARD_SIGNATURE, EXTENDED_SIGNATURE, b"MPF\x00", b"MPF\x00MM\x00*",
+                        b"MPF\x00II*\x00"]))
 def test_fuzz_parsers_random_segments(marker, payload, signature):
     parse_everything(splice(jpeg_bytes(photo(4, 4)), segment(marker, signature + payload)))
 

@@ -27,6 +27,11 @@ class Highlights:
     threshold: float = 0.99
     strength: float = 6.0
 
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.strength <= 1000.0:
+            raise InputError(f"highlight threshold must be in (0, 1) and strength >= 0, got "
+                             f"{self.threshold} and {self.strength}")
+
     @property
     def enabled(self) -> bool:
         return self.strength > 0

@@ -159,8 +159,9 @@ def _highlights(text: str) -> Highlights | None:
         parts = [float(v) for v in text.split(":")]
         strength, threshold = (parts + [Highlights().threshold])[:2] if len(parts) <= 2 else (None, None)
         return Highlights(threshold=threshold, strength=strength)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected on, off or STRENGTH[:THRESHOLD], got {text!r}") from None
+    except (TypeError, ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"expected on, off or STRENGTH[:THRESHOLD] (threshold in (0, 1)), "
+                                         f"got {text!r}") from None
 
 
 def _grain(text: str) -> str | float | None:

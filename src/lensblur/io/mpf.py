@@ -81,9 +81,12 @@ def _parse(data: bytes, tiff: bytes, base: int, notes: list[str]) -> list[MPImag
             notes.append("MPF entry list runs past the segment; later entries ignored")
             break
         attribute, size, offset, _, _ = struct.unpack(order + "IIIHH", tiff[start:start + _ENTRY_SIZE])
-        if i == 0 or offset == 0:
+        if i == 0:
             # the primary image starts at the file's SOI; its size is not needed here
             images.append(MPImage(i, 0, size, attribute))
+            continue
+        if offset == 0:
+            notes.append(f"MPF image {i} has offset 0 (only the primary may); ignored")
             continue
         absolute = base + offset
         if size == 0 or absolute + size > len(data):
