@@ -176,3 +176,41 @@ def test_info_and_depth_commands(photo, tmp_path):
     assert disparity.dtype == np.uint16 and disparity.shape == (60, 80)
     assert disparity[30, 40] > disparity[5, 5]
     assert cv2.imread(str(preview)).shape == (60, 80, 3)
+
+
+SAMPLES = REPO.parent / "shared" / "samples"
+
+
+def test_photo_without_embedded_depth_needs_a_depth_file(photo, tmp_path):
+    image, _ = photo
+    result = run_cli("render", image, "-o", tmp_path / "out.png")
+    assert_clean_failure(result, 1, "--depth")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.skipif(not (SAMPLES / "google" / "lens_blur_dahlias.jpg").exists(), reason="shared samples absent")
+def test_render_uses_depth_and_sharp_original_embedded_by_a_phone(tmp_path):
+    sample = SAMPLES / "google" / "lens_blur_dahlias.jpg"
+    info = run_cli("info", sample)
+    assert info.returncode == 0 and "GDepth" in info.stdout and "GImage" in info.stdout
+    out = tmp_path / "dahlias.jpg"
+    result = run_cli("render", sample, "-o", out, "-v", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "GDepth" in result.stderr and "sharp original" in result.stderr
+    rendered = cv2.imread(str(out)).astype(np.float32)
+    assert rendered.shape[:2] == (2048, 1536)
+    # the dahlia the phone focused on stays sharp, the garden behind it is blurred
+    def detail(region):
+        return np.abs(cv2.Laplacian(rendered[region], cv2.CV_32F)).mean()
+    flower = (slice(950, 1250), slice(300, 650))
+    garden = (slice(100, 400), slice(900, 1400))
+    assert detail(flower) > 2 * detail(garden)
+
+
+@pytest.mark.skipif(not (SAMPLES / "apple" / "image-with-matte.jpg").exists(), reason="shared samples absent")
+def test_render_iphone_portrait_with_embedded_disparity_and_matte(tmp_path):
+    out = tmp_path / "portrait.jpg"
+    result = run_cli("render", SAMPLES / "apple" / "image-with-matte.jpg", "-o", out, "-v", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "Apple MPF disparity" in result.stderr
+    assert cv2.imread(str(out)).shape[:2] == (4032, 3024)

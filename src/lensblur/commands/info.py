@@ -9,6 +9,7 @@ import json
 from PIL import Image, ImageCms
 
 from lensblur.camera import camera_from_exif
+from lensblur.io.embedded import list_embedded
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image
 
 NAME = "info"
@@ -43,8 +44,7 @@ def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
         "colour_profile": _profile_name(photo.icc_profile),
         "focal_length_mm": camera.focal_length_mm,
         "f_number": camera.f_number,
-        "depth_maps": [],
-        "mattes": [],
+        "embedded": list_embedded(path),
     }
 
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for key, value in info.items():
         if isinstance(value, list):
-            value = ", ".join(map(str, value)) or "none found"
+            value = "; ".join(map(str, value)) or "no depth map or matte found"
         print(f"{key.replace('_', ' ')}: {value if value is not None else 'unknown'}")
     return 0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from lensblur.aperture import Aperture
 from lensblur.camera import camera_from_exif
 from lensblur.errors import InputError
-from lensblur.io.depth import fit_to_image, read_depth
+from lensblur.depth_source import AUTO, DepthChoice, choose_depth
+from lensblur.io.depth import fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
 from lensblur.progress import progress_bar
@@ -16,6 +18,7 @@ from lensblur.renderers import DEFAULT_RENDERER, available_renderers, get_render
 NAME = "render"
 HELP = "render lens blur on a photo with a depth map"
 EXAMPLES = """examples:
+  lensblur render portrait.jpg -o out.jpg          # depth the phone embedded (Google, Apple)
   lensblur render photo.jpg --depth disparity.png -o out.jpg
   lensblur render photo.jpg --depth depth.tif --depth-kind depth --near 0.5 --far 20 \\
       --focus 640,400 --blur 30 --shape blades:6:15 --cat-eye 0.5 -o out.jpg
@@ -32,12 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_depth_arguments(parser)
     parser.add_argument("--matte", help="subject alpha (grey image, white = subject) kept sharp")
     focus = parser.add_mutually_exclusive_group()
-    focus.add_argument("--focus", type=_point, metavar="X,Y", help="pixel to focus on (default: image centre)")
+    focus.add_argument("--focus", type=_point, metavar="X,Y",
+                       help="pixel to focus on (default: where the phone focused, else the image centre)")
     focus.add_argument("--focus-disparity", type=float, metavar="V", help="disparity in [0,1] to focus on")
     parser.add_argument("--focus-range", type=float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
     parser.add_argument("--blur", type=float, metavar="K",
-                        help="blur radius in pixels per unit disparity (default 2%% of the image width)")
+                        help="blur radius in pixels per unit disparity (default: the phone's setting, "
+                             "else 2%% of the image width)")
     parser.add_argument("--f-number", type=float, metavar="N", help="f-number (sets K with the camera options)")
     parser.add_argument("--focal-length", type=float, metavar="MM", help="focal length in mm (default: EXIF)")
     parser.add_argument("--sensor-width", type=float, metavar="MM", help="sensor width in mm (default: EXIF)")
@@ -55,12 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"rendering method (default {DEFAULT_RENDERER})")
     parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say where depth and focus came from")
 
 
 def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
     """Depth options shared by ``render`` and ``depth``."""
-    parser.add_argument("--depth", required=True, metavar="FILE",
-                        help="depth or disparity map (PNG, TIFF, NPY, PFM, JPEG)")
+    parser.add_argument("--depth", default=AUTO, metavar="auto|embedded|FILE",
+                        help="depth source: the depth the phone embedded in the photo (auto, the default; "
+                             "Google GDepth / Dynamic Depth, Apple MPF / HEIC) or a depth or disparity map "
+                             "file (PNG, TIFF, NPY, PFM, JPEG)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
     parser.add_argument("--near", type=float, metavar="Z", help="metric depth of the nearest point (metres)")
@@ -69,9 +77,14 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refuse images with more pixels than this (default 200 MP)")
 
 
-def load_disparity(args: argparse.Namespace, height: int, width: int):
-    """The disparity map the pipeline uses for an image of height×width."""
-    return fit_to_image(read_depth(args.depth, kind=args.depth_kind, near=args.near, far=args.far), height, width)
+def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
+    """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
+    choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far)
+    if getattr(args, "verbose", False):
+        print(f"depth: {choice.source}", file=sys.stderr)
+        for note in choice.notes:
+            print(f"depth note: {note}", file=sys.stderr)
+    return choice
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,34 +94,47 @@ def run(args: argparse.Namespace) -> int:
         photo = read_image(args.input, max_pixels=args.max_pixels)
         height, width = photo.pixels.shape[:2]
         bar.update()
-        disparity = load_disparity(args, height, width)
-        matte = None
+        depth = load_depth(args, photo)
+        matte = depth.matte
         if args.matte:
             matte = fit_to_image(read_image(args.matte, max_pixels=args.max_pixels).pixels.mean(axis=2), height, width)
         bar.update()
-        lens = lens_from_args(args, photo, disparity)
-        result = get_renderer(args.renderer)(photo.pixels, disparity, lens, matte=matte)
+        lens = lens_from_args(args, photo, depth.disparity, depth)
+        if getattr(args, "verbose", False):
+            print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
+                  f"largest blur radius {lens.blur * max(lens.focus_disparity, 1 - lens.focus_disparity):.1f} px",
+                  file=sys.stderr)
+        result = get_renderer(args.renderer)(depth.pixels, depth.disparity, lens, matte=matte)
         bar.update()
         write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
         bar.update()
     return 0
 
 
-def lens_from_args(args: argparse.Namespace, photo, disparity) -> Lens:
-    """Lens settings from the command line, the photo's EXIF and the disparity map."""
+def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoice | None = None) -> Lens:
+    """Lens settings from the command line, then what the phone stored (Google GFocus), the
+    photo's EXIF, and the disparity map."""
     height, width = disparity.shape
+    phone_point = depth.focus_point if depth is not None else None
     if args.focus is not None:
         focus_disparity = focus_disparity_at(disparity, *args.focus)
     elif args.focus_disparity is not None:
         focus_disparity = args.focus_disparity
+    elif phone_point is not None:
+        focus_disparity = focus_disparity_at(disparity, *phone_point)
     else:
         focus_disparity = focus_disparity_at(disparity, width / 2, height / 2)
     if args.f_number is not None:
         if args.blur is not None:
             raise InputError("give either --blur or --f-number, not both")
         blur = _blur_from_camera_args(args, photo, width, focus_disparity)
+    elif args.blur is not None:
+        blur = args.blur
+    elif depth is not None and depth.blur_at_infinity is not None and focus_disparity > 0.05:
+        # the phone's own setting: |c| at infinity (disparity 0) is K·d_f
+        blur = depth.blur_at_infinity * width / focus_disparity
     else:
-        blur = args.blur if args.blur is not None else 0.02 * width
+        blur = 0.02 * width
     return Lens(blur=blur, focus_disparity=focus_disparity, focus_range=args.focus_range,
                 aperture=args.shape, highlights=args.highlights, grain=args.grain, rim=args.rim,
                 cat_eye=args.cat_eye)

@@ -246,12 +246,16 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
             values, alpha = values[..., :-1], values[..., -1]
         colour = values[..., None] if values.ndim == 2 else values
 
-    encoded = np.clip(colour.astype(np.float32) / np.float32(scale), 0.0, 1.0)
-    if grey:
-        linear = icc.tone_curves(profile)[0].decode(encoded[..., 0])
-        pixels = np.repeat(linear[..., None], 3, axis=2)
+    if colour.dtype in (np.uint8, np.uint16) and scale == np.iinfo(colour.dtype).max:
+        linear = icc.decode_integers(colour, profile)
+        pixels = np.repeat(linear, 3, axis=2) if grey else linear
     else:
-        pixels = icc.decode(encoded, profile)
+        encoded = np.clip(colour.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+        if grey:
+            linear = icc.tone_curves(profile)[0].decode(encoded[..., 0])
+            pixels = np.repeat(linear[..., None], 3, axis=2)
+        else:
+            pixels = icc.decode(encoded, profile)
     if alpha is not None:
         alpha = alpha.astype(np.float32) / np.float32(scale)
     pixels = np.ascontiguousarray(_orient(pixels, orientation))

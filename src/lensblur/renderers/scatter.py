@@ -40,6 +40,7 @@ from lensblur.renderers.subject import SURE_NOT, fill_from, scatter_premultiplie
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
 ANALYSIS_PIXELS = 120_000  # size of the grid on which hidden areas are assigned to slabs
+BOUNDARY_TRUST = 0.01     # depth within this fraction of the diagonal of a matte's outline is not used
 HIGHLIGHT_RADIANCE = 1.0   # pixels brighter than this (recovered lights) scatter at full resolution
 HIGHLIGHT_BUDGET = 4e6     # most disc rows spent on them per slab; dimmer ones join the slab
 
@@ -243,14 +244,22 @@ NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0)
              np.zeros(0, np.int64))
 
 
+def _eroded(mask: np.ndarray, margin: int) -> np.ndarray:
+    """``mask`` shrunk by ``margin`` pixels, or ``mask`` itself when that would leave nothing."""
+    shrunk = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+    return shrunk.astype(bool) if shrunk.any() else mask
+
+
 def _render_with_subject(radiance, coc, matte, discs):
     """Render the background without the subject, then lay the matted subject over it."""
     subject = matte > 0.5
     foreground, background = split_foreground_background(radiance, matte)
-    # The subject takes the blur of its confident part; what lies behind it that of the nearest
-    # background pixel, so the background is rendered as if the subject were not there.
-    subject_coc = fill_from(coc, subject) if subject.any() else coc
-    background_coc = fill_from(coc, matte <= SURE_NOT)
+    # Depth maps are least reliable along the subject's outline, where the matte is most precise:
+    # the subject takes the blur of its interior, and what lies behind it the blur of the
+    # background away from the outline, so the background renders as if the subject were absent.
+    margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*coc.shape))))
+    subject_coc = fill_from(coc, _eroded(subject, margin)) if subject.any() else coc
+    background_coc = fill_from(coc, _eroded(matte <= SURE_NOT, margin))
     rendered_background = scatter_layers(background, background_coc, discs)
     premultiplied = np.concatenate([foreground * matte[..., None], matte[..., None]], axis=2)
     layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), discs)

@@ -26,64 +26,124 @@ def split_foreground_background(image: np.ndarray, alpha: np.ndarray, smoothing_
     colour priors, taken from nearby pure subject and pure background pixels. Each pixel's (F, B)
     is the pair closest to those priors that reproduces its colour exactly.
     """
-    alpha3 = alpha[..., None]
-    prior_f = _normalised_blur(image, alpha >= SURE, smoothing_px)
-    prior_b = _normalised_blur(image, alpha <= SURE_NOT, smoothing_px)
-    residual = image - alpha3 * prior_f - (1 - alpha3) * prior_b
-    norm = alpha3 * alpha3 + (1 - alpha3) * (1 - alpha3)
-    foreground = prior_f + alpha3 * residual / norm
-    background = prior_b + (1 - alpha3) * residual / norm
-    foreground = np.where(alpha3 >= SURE, image, foreground)
-    background = np.where(alpha3 <= SURE_NOT, image, background)
-    return np.clip(foreground, 0, None).astype(np.float32), np.clip(background, 0, None).astype(np.float32)
+    # Outside the soft band the answer is known: the pixel itself on its own side, the smooth
+    # prior (an extension of the nearby pure pixels) on the other.
+    foreground = _normalised_blur(image, alpha >= SURE, smoothing_px)
+    background = _normalised_blur(image, alpha <= SURE_NOT, smoothing_px)
+    subject, rest = alpha >= SURE, alpha <= SURE_NOT
+    foreground[subject] = image[subject]
+    background[rest] = image[rest]
+    ys, xs = np.nonzero(~subject & ~rest)
+    if ys.size:
+        a = alpha[ys, xs][:, None]
+        prior_f, prior_b = foreground[ys, xs], background[ys, xs]
+        residual = image[ys, xs] - a * prior_f - (1 - a) * prior_b
+        norm = a * a + (1 - a) * (1 - a)
+        foreground[ys, xs] = np.maximum(prior_f + a * residual / norm, 0)
+        background[ys, xs] = np.maximum(prior_b + (1 - a) * residual / norm, 0)
+    return foreground.astype(np.float32, copy=False), background.astype(np.float32, copy=False)
 
 
-def _normalised_blur(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
-    """Average of the valid pixels around each pixel, widening the scale until every pixel has
-    some; falls back to the mean of all valid pixels (or the image mean when there are none)."""
-    weight = valid.astype(np.float32)
+def _normalised_blur(image: np.ndarray, valid: np.ndarray, sigma: float, max_cells: int = 500_000) -> np.ndarray:
+    """Smooth average of the valid pixels around each pixel (Gaussian scale ``sigma`` pixels,
+    widened ×4 where no valid pixel is near), H×W×3; the mean of all valid pixels where none is
+    found (the image mean when there are none). Computed on a grid of at most ``max_cells`` cells
+    and upsampled: the priors it gives are smooth, and the cost stays linear."""
     if not valid.any():
         return np.broadcast_to(image.reshape(-1, 3).mean(axis=0), image.shape).astype(np.float32)
-    result = np.empty_like(image)
-    done = np.zeros(valid.shape, bool)
-    scale = sigma
-    while not done.all() and scale < 4 * max(valid.shape):
-        w = cv2.GaussianBlur(weight, (0, 0), scale)
-        v = cv2.GaussianBlur(image * weight[..., None], (0, 0), scale)
+    height, width = valid.shape
+    factor = max(1, math.ceil(math.sqrt(height * width / max_cells)))
+    size = (max(1, width // factor), max(1, height // factor))
+    weight = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    weighted = cv2.resize(image * valid[..., None], size, interpolation=cv2.INTER_AREA)
+    result = np.empty_like(weighted)
+    done = np.zeros(weight.shape, bool)
+    scale = max(sigma / factor, 0.5)
+    while not done.all() and scale < 4 * max(size):
+        w, v = _blur_pair(weight, weighted, scale)
         ready = (w > 1e-3) & ~done
         result[ready] = v[ready] / w[ready, None]
         done |= ready
         scale *= 4
     result[~done] = image[valid].mean(axis=0)
-    return result
+    if factor == 1:
+        return result
+    return cv2.resize(result, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def fill_from(values: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """``values`` with every pixel outside ``source`` replaced by its nearest source pixel's."""
+def _blur_pair(weight: np.ndarray, weighted: np.ndarray, sigma: float):
+    """Gaussian blur of both arrays; large sigmas on a grid reduced so sigma is about 4 cells."""
+    factor = max(1, int(sigma // 4))
+    if factor == 1:
+        return cv2.GaussianBlur(weight, (0, 0), sigma), cv2.GaussianBlur(weighted, (0, 0), sigma)
+    height, width = weight.shape
+    size = (max(1, width // factor), max(1, height // factor))
+    blurred = [cv2.resize(cv2.GaussianBlur(cv2.resize(a, size, interpolation=cv2.INTER_AREA), (0, 0), sigma / factor),
+                          (width, height), interpolation=cv2.INTER_LINEAR) for a in (weight, weighted)]
+    return blurred[0], blurred[1]
+
+
+def fill_from(values: np.ndarray, source: np.ndarray, max_cells: int = 1_000_000) -> np.ndarray:
+    """``values`` (H×W) with every pixel outside ``source`` replaced by its nearest source pixel's.
+
+    The nearest-pixel search runs on a grid of at most ``max_cells`` cells (a block of pixels
+    counts as source when any of it is), so it stays fast on large photos.
+    """
     if source.all() or not source.any():
         return values
-    _, (iy, ix) = ndimage.distance_transform_edt(~source, return_indices=True)
-    return values[iy, ix]
+    height, width = source.shape
+    factor = max(1, math.ceil(math.sqrt(height * width / max_cells)))
+    if factor > 1:
+        small = (max(1, width // factor), max(1, height // factor))
+        source_small = cv2.resize(source.astype(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
+        if not source_small.any():
+            source_small = cv2.resize(source.astype(np.uint8), small, interpolation=cv2.INTER_NEAREST) > 0
+        values_small = cv2.resize(np.where(source, values, 0).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+        weight_small = cv2.resize(source.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+        values_small = values_small / np.maximum(weight_small, 1e-6)  # mean over the block's source pixels
+    else:
+        source_small, values_small = source, values
+    if source_small.all() or not source_small.any():
+        filled_small = values_small
+    else:
+        _, (iy, ix) = ndimage.distance_transform_edt(~source_small, return_indices=True)
+        filled_small = values_small[iy, ix]
+    if factor > 1:
+        filled = cv2.resize(filled_small.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    else:
+        filled = filled_small
+    return np.where(source, values, filled).astype(values.dtype)
 
 
-def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, level_radius: float = 8.0):
+def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, level_radius: float = 6.0):
     """Scatter (rgb·α, α) H×W×4 with per-pixel radius (pixels) through ``discs``
     (a :class:`lensblur.renderers.discs.DiscScatter`); returns H×W×4 premultiplied.
 
-    Large radii are scattered at 1/2, 1/4, ... resolution, as in the slab renderer.
+    Pixels below 0.5 px stay where they are; the others are drawn at full resolution up to
+    ``level_radius`` and at 1/2, 1/4, ... resolution beyond, as in the slab renderer.
     """
     height, width = radius.shape
-    max_radius = float(radius.max()) if radius.size else 0.0
-    if max_radius < 0.5:
-        return premultiplied
-    scale = 1 if max_radius <= level_radius else 2 ** math.ceil(math.log2(max_radius / level_radius))
-    if scale > 1:
-        small = (-(-width // scale), -(-height // scale))
-        values = cv2.resize(premultiplied, small, interpolation=cv2.INTER_AREA) * np.float32(scale * scale)
-        radius_small = cv2.resize(radius, small, interpolation=cv2.INTER_AREA) / scale
-    else:
-        values, radius_small = premultiplied, radius
-    out = discs(values, radius_small, (0, 0), scale)
-    if scale > 1:
-        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR) / np.float32(scale * scale)
+    sharp = radius < 0.5
+    out = np.where(sharp[..., None], premultiplied, 0).astype(np.float32)
+    if sharp.all():
+        return out
+    upper = float(radius.max())
+    scale, low = 1, 0.5
+    while low < upper:
+        high = level_radius * scale
+        in_level = (radius >= low) & (radius < high) if high < upper else (radius >= low)
+        if in_level.any():
+            values = np.where(in_level[..., None], premultiplied, 0).astype(np.float32)
+            if scale == 1:
+                out += discs(values, radius)
+            else:
+                small = (-(-width // scale), -(-height // scale))
+                values_small = cv2.resize(values, small, interpolation=cv2.INTER_AREA) * np.float32(scale * scale)
+                weight = cv2.resize(in_level.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+                radius_small = cv2.resize(np.where(in_level, radius, 0), small, interpolation=cv2.INTER_AREA)
+                radius_small = radius_small / np.maximum(weight, 1e-6) / scale
+                drawn = discs(values_small, radius_small, (0, 0), scale)
+                out += cv2.resize(drawn, (width, height), interpolation=cv2.INTER_LINEAR)[:height, :width] / np.float32(
+                    scale * scale)
+        low, scale = high, scale * 2
     return out

@@ -1,0 +1,80 @@
+"""Choosing where a photo's disparity comes from: a file, or depth the phone embedded.
+
+``--depth auto`` (the default) uses depth embedded in the photo; ``--depth embedded`` insists on
+it; anything else is a depth-map file. An automatic estimate for photos without depth is not
+available yet: such photos need ``--depth FILE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lensblur.color import srgb_to_linear
+from lensblur.errors import InputError
+from lensblur.io.depth import fit_to_image, read_depth
+from lensblur.io.embedded import find_embedded_depth
+
+AUTO, EMBEDDED = "auto", "embedded"
+
+
+@dataclass
+class DepthChoice:
+    """The disparity to render with and what came with it.
+
+    disparity: float32 H×W in [0, 1] (1 = nearest), fitted to the photo's size.
+    pixels: linear H×W×3 image to render from: the photo, or the sharp original a phone stored
+        next to its own blurred result (Google Lens Blur).
+    matte: float32 H×W subject alpha from the file (Apple portrait matte), or None.
+    source: one line saying where the depth came from.
+    notes: warnings worth showing with --verbose.
+    focus_point: (x, y) in pixels where the phone focused (Google GFocus), or None.
+    blur_at_infinity: the phone's blur radius at infinity as a fraction of the image width
+        (GFocus:BlurAtInfinity), or None.
+    """
+
+    disparity: np.ndarray
+    pixels: np.ndarray
+    matte: np.ndarray | None
+    source: str
+    notes: list[str] = field(default_factory=list)
+    focus_point: tuple[float, float] | None = None
+    blur_at_infinity: float | None = None
+
+
+def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
+                 near: float | None = None, far: float | None = None) -> DepthChoice:
+    """Resolve ``spec`` (auto, embedded or a file path) for the photo at ``photo_path``.
+
+    pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
+    depth-map file (see lensblur.io.depth.read_depth). Raises InputError when no depth is found.
+    """
+    height, width = pixels.shape[:2]
+    if spec not in (AUTO, EMBEDDED):
+        disparity = fit_to_image(read_depth(spec, kind=kind, near=near, far=far), height, width)
+        return DepthChoice(disparity, pixels, None, f"file {spec}")
+    found = find_embedded_depth(photo_path)
+    if found is None:
+        raise InputError(f"{photo_path} holds no depth map that lensblur can read: give one with --depth FILE")
+    disparity = fit_to_image(found.disparity, height, width)
+    matte = None if found.matte is None else np.clip(fit_to_image(found.matte, height, width), 0, 1)
+    if found.sharp_image is not None and found.sharp_image.shape[:2] == (height, width):
+        pixels = srgb_to_linear(found.sharp_image.astype(np.float32) / 255.0)
+        source = f"{found.source} embedded in the photo (rendering from the sharp original it stores)"
+    else:
+        source = f"{found.source} embedded in the photo"
+    focus = found.focus or {}
+    point = None
+    if _fraction(focus.get("FocalPointX")) is not None and _fraction(focus.get("FocalPointY")) is not None:
+        point = (_fraction(focus["FocalPointX"]) * (width - 1), _fraction(focus["FocalPointY"]) * (height - 1))
+    blur = _fraction(focus.get("BlurAtInfinity"))
+    return DepthChoice(disparity, pixels, matte, source, list(found.notes), point, blur if blur else None)
+
+
+def _fraction(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0.0 <= number <= 1.0 else None
