@@ -6,7 +6,6 @@ y downwards (image rows). A circle of confusion of radius r pixels is the shape 
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -99,46 +98,3 @@ class Aperture:
         xs, ys = np.meshgrid(ticks, ticks)
         inside = self.contains(xs, ys)
         return np.stack([xs[inside], ys[inside]], axis=1)
-
-    def row_spans(self, radius: float, subrows: int = 8) -> np.ndarray:
-        """Anti-aliased horizontal spans of the shape scaled to ``radius`` pixels.
-
-        Returns an array of shape (2·R+1, 3) with R = ceil(radius + 0.5): for each row offset
-        dy = -R..R, (left, right, weight) in pixels relative to the centre, where weight is the
-        fraction of the row's height the shape covers. Summing weight·(right-left) over rows gives
-        the shape's area; spans are exact to the sub-row sampling.
-        """
-        return _row_spans_cached(self, float(radius), int(subrows))
-
-
-@functools.lru_cache(maxsize=4096)
-def _row_spans_cached(aperture: Aperture, radius: float, subrows: int) -> np.ndarray:
-    reach = int(math.ceil(radius + 0.5))
-    spans = np.zeros((2 * reach + 1, 3), dtype=np.float64)
-    if radius <= 0:
-        spans[reach] = (-0.5, 0.5, 1.0)
-        return spans
-    outline_angles = np.linspace(0, 2 * math.pi, 721)
-    rho = aperture.radius_at(outline_angles)
-    ox = rho * np.cos(outline_angles)
-    oy = -rho * np.sin(outline_angles)  # image y points down
-    for row in range(-reach, reach + 1):
-        offsets = row + (np.arange(subrows) + 0.5) / subrows - 0.5
-        lefts, rights = [], []
-        for yy in offsets / radius:
-            xs = _outline_crossings(ox, oy, yy)
-            if xs.size >= 2:
-                lefts.append(xs.min())
-                rights.append(xs.max())
-        if lefts:
-            spans[row + reach] = (np.mean(lefts) * radius, np.mean(rights) * radius, len(lefts) / subrows)
-    return spans
-
-
-def _outline_crossings(ox: np.ndarray, oy: np.ndarray, y: float) -> np.ndarray:
-    """x positions where the closed outline crosses the horizontal line at height y."""
-    y0, y1 = oy[:-1], oy[1:]
-    hit = (y0 - y) * (y1 - y) <= 0
-    hit &= y0 != y1
-    t = (y - y0[hit]) / (y1[hit] - y0[hit])
-    return ox[:-1][hit] + t * (ox[1:][hit] - ox[:-1][hit])

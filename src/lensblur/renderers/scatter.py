@@ -81,7 +81,7 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     labels = slab_labels(coc, edges)
     if isinstance(discs, Aperture):
         discs = DiscScatter(discs, coc.shape)
-    hidden_owners = HiddenAreaOwners(radiance, coc, labels, edges)
+    hidden_owners = HiddenAreaOwners(radiance, coc, edges)
     bounds = slab_bounds(labels, len(edges) + 1)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
     for label in np.flatnonzero(bounds[:, 0]):
@@ -197,27 +197,25 @@ class HiddenAreaOwners:
     cell's colour and blur radius.
     """
 
-    def __init__(self, radiance: np.ndarray, coc: np.ndarray, labels: np.ndarray, edges: np.ndarray):
+    def __init__(self, radiance: np.ndarray, coc: np.ndarray, edges: np.ndarray):
         height, width = coc.shape
-        self.shape = (height, width)
         self.factor = max(1, math.ceil(math.sqrt(height * width / ANALYSIS_PIXELS)))
         small = (max(1, width // self.factor), max(1, height // self.factor))
         self.coc_small = cv2.resize(coc, small, interpolation=cv2.INTER_AREA)
         self.colour_small = cv2.resize(radiance, small, interpolation=cv2.INTER_AREA)
         self.labels_small = np.digitize(self.coc_small, edges).astype(np.int16)
-        self.labels = labels
         # map every full-resolution pixel to its analysis cell
         self.cell_y = np.minimum(np.arange(height) * small[1] // height, small[1] - 1)
         self.cell_x = np.minimum(np.arange(width) * small[0] // width, small[0] - 1)
 
-    def hidden_part(self, label: int, own_radius: float = 0.0) -> "HiddenPart | None":
+    def hidden_part(self, label: int) -> "HiddenPart | None":
         """The part hidden behind nearer slabs that slab ``label`` extends to, or None."""
         nearer_small = self.labels_small > label
         if not nearer_small.any() or nearer_small.all():
             return None
         distance, (iy, ix) = ndimage.distance_transform_edt(nearer_small, return_indices=True)
         own_small = self.labels_small == label
-        own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else own_radius
+        own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else 0.0
         reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
         owned = nearer_small & (self.labels_small[iy, ix] == label) & (distance * self.factor <= reveal)
         rows, cols = np.flatnonzero(owned.any(axis=1)), np.flatnonzero(owned.any(axis=0))

@@ -36,10 +36,6 @@ class SpanTable:
     reach: np.ndarray
     steps_per_pixel: int
 
-    @property
-    def max_radius(self) -> float:
-        return (self.left.shape[0] - 1) / self.steps_per_pixel
-
 
 def unit_row_bounds(aperture: Aperture, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left and right x of the unit shape's outline at heights y (image y down); NaN outside."""
