@@ -181,11 +181,15 @@ def test_info_and_depth_commands(photo, tmp_path):
 SAMPLES = REPO.parent / "shared" / "samples"
 
 
-def test_photo_without_embedded_depth_needs_a_depth_file(photo, tmp_path):
+def test_photo_without_embedded_depth_is_estimated_or_refused_when_embedded_is_required(photo, tmp_path):
     image, _ = photo
-    result = run_cli("render", image, "-o", tmp_path / "out.png")
-    assert_clean_failure(result, 1, "--depth")
-    assert not (tmp_path / "out.png").exists()
+    result = run_cli("render", image, "-o", tmp_path / "out.png", "-v", "-q", "--focus", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "automatic estimate" in result.stderr and "suggested focus" in result.stderr
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (60, 80, 3)
+    result = run_cli("render", image, "--depth", "embedded", "-o", tmp_path / "out2.png")
+    assert_clean_failure(result, 1, "no depth map")
+    assert not (tmp_path / "out2.png").exists()
 
 
 @pytest.mark.skipif(not (SAMPLES / "google" / "lens_blur_dahlias.jpg").exists(), reason="shared samples absent")
@@ -214,3 +218,33 @@ def test_render_iphone_portrait_with_embedded_disparity_and_matte(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Apple MPF disparity" in result.stderr
     assert cv2.imread(str(out)).shape[:2] == (4032, 3024)
+
+
+def test_render_and_depth_with_an_onnx_depth_model(photo, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    # a tiny "depth network": disparity = mean of the normalised channels (brighter = nearer)
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None] * 4)
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["X"], ["Y"], axes=[1], keepdims=1)], "tiny", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "tiny.onnx"))
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[20:40, 30:50] = 255  # a bright, hence near, square
+    cv2.imwrite(str(tmp_path / "square.png"), image)
+    out = tmp_path / "d.png"
+    result = run_cli("depth", tmp_path / "square.png", "--depth-model", tmp_path / "tiny.onnx", "--depth-preset",
+                     "midas", "-o", out, "-v")
+    assert result.returncode == 0, result.stderr
+    assert "tiny.onnx" in result.stderr
+    disparity = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert disparity[30, 40] > 60000 and disparity[5, 5] < 5000
+    result = run_cli("render", tmp_path / "square.png", "--depth-model", tmp_path / "tiny.onnx", "-o",
+                     tmp_path / "r.png", "-q")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("render", tmp_path / "square.png", "--depth-model", tmp_path / "missing.onnx", "-o",
+                     tmp_path / "r2.png")
+    assert_clean_failure(result, 1, "missing.onnx")
+    assert not (tmp_path / "r2.png").exists()

@@ -1,8 +1,9 @@
-"""Choosing where a photo's disparity comes from: a file, or depth the phone embedded.
+"""Choosing where a photo's disparity comes from: a file, depth the phone embedded, or an estimate.
 
-``--depth auto`` (the default) uses depth embedded in the photo; ``--depth embedded`` insists on
-it; anything else is a depth-map file. An automatic estimate for photos without depth is not
-available yet: such photos need ``--depth FILE``.
+``--depth auto`` (the default) uses depth embedded in the photo, else an estimate; ``--depth
+embedded`` insists on embedded depth; ``--depth estimate`` always estimates; anything else is a
+depth-map file. The estimate is the offline automatic one (lensblur.depth.auto) unless a model is
+given: ``--depth-model PATH.onnx`` (with ``--depth-preset``) or ``--depth-model megadepth:PATH``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from lensblur.errors import InputError
 from lensblur.io.depth import fit_to_image, read_depth
 from lensblur.io.embedded import find_embedded_depth
 
-AUTO, EMBEDDED = "auto", "embedded"
+AUTO, EMBEDDED, ESTIMATE = "auto", "embedded", "estimate"
 
 
 @dataclass
@@ -44,19 +45,23 @@ class DepthChoice:
 
 
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
-                 near: float | None = None, far: float | None = None) -> DepthChoice:
-    """Resolve ``spec`` (auto, embedded or a file path) for the photo at ``photo_path``.
+                 near: float | None = None, far: float | None = None, model: str | None = None,
+                 preset: str | None = None) -> DepthChoice:
+    """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
-    depth-map file (see lensblur.io.depth.read_depth). Raises InputError when no depth is found.
+    depth-map file (see lensblur.io.depth.read_depth); model/preset choose the estimator (see the
+    module docstring). Raises InputError when no depth can be had.
     """
     height, width = pixels.shape[:2]
-    if spec not in (AUTO, EMBEDDED):
+    if spec not in (AUTO, EMBEDDED, ESTIMATE):
         disparity = fit_to_image(read_depth(spec, kind=kind, near=near, far=far), height, width)
         return DepthChoice(disparity, pixels, None, f"file {spec}")
-    found = find_embedded_depth(photo_path)
+    found = None if spec == ESTIMATE else find_embedded_depth(photo_path)
+    if found is None and spec == EMBEDDED:
+        raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")
     if found is None:
-        raise InputError(f"{photo_path} holds no depth map that lensblur can read: give one with --depth FILE")
+        return estimate_depth(pixels, model, preset)
     disparity = fit_to_image(found.disparity, height, width)
     matte = None if found.matte is None else np.clip(fit_to_image(found.matte, height, width), 0, 1)
     if found.sharp_image is not None and found.sharp_image.shape[:2] == (height, width):
@@ -70,6 +75,26 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
         point = (_fraction(focus["FocalPointX"]) * (width - 1), _fraction(focus["FocalPointY"]) * (height - 1))
     blur = _fraction(focus.get("BlurAtInfinity"))
     return DepthChoice(disparity, pixels, matte, source, list(found.notes), point, blur if blur else None)
+
+
+def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
+    """Estimate disparity for linear ``pixels`` with the automatic estimator or ``model``."""
+    from lensblur.depth import get_estimator
+
+    if model is None:
+        name, options = "auto", {}
+    elif model.startswith("megadepth:"):
+        name, options = "megadepth", {"model_path": model.split(":", 1)[1]}
+    else:
+        name, options = "onnx", {"model_path": model}
+        if preset:
+            options["preset"] = preset
+    estimate = get_estimator(name)(pixels, **options)
+    height, width = pixels.shape[:2]
+    disparity = fit_to_image(estimate.disparity, height, width)
+    matte = None if estimate.matte is None else np.clip(fit_to_image(estimate.matte, height, width), 0, 1)
+    source = "automatic estimate" if model is None else f"estimated with {model}"
+    return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point)
 
 
 def _fraction(value) -> float | None:

@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_depth_arguments(parser)
     parser.add_argument("--matte", help="subject alpha (grey image, white = subject) kept sharp")
     focus = parser.add_mutually_exclusive_group()
-    focus.add_argument("--focus", type=_point, metavar="X,Y",
-                       help="pixel to focus on (default: where the phone focused, else the image centre)")
+    focus.add_argument("--focus", type=_focus_point, metavar="X,Y|auto",
+                       help="pixel to focus on, or auto: the detected face, else the main subject (default: "
+                            "where the phone focused, else auto when depth is estimated, else the image centre)")
     focus.add_argument("--focus-disparity", type=float, metavar="V", help="disparity in [0,1] to focus on")
     parser.add_argument("--focus-range", type=float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
@@ -65,10 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
     """Depth options shared by ``render`` and ``depth``."""
-    parser.add_argument("--depth", default=AUTO, metavar="auto|embedded|FILE",
-                        help="depth source: the depth the phone embedded in the photo (auto, the default; "
-                             "Google GDepth / Dynamic Depth, Apple MPF / HEIC) or a depth or disparity map "
-                             "file (PNG, TIFF, NPY, PFM, JPEG)")
+    parser.add_argument("--depth", default=AUTO, metavar="auto|embedded|estimate|FILE",
+                        help="depth source: auto (default) takes the depth a phone embedded in the photo "
+                             "(Google GDepth / Dynamic Depth, Apple MPF / HEIC), else estimates it; embedded "
+                             "or estimate force one of them; or a depth/disparity map file (PNG, TIFF, NPY, "
+                             "PFM, JPEG)")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|megadepth:PATH",
+                        help="estimate depth with this model instead of the built-in automatic estimate")
+    parser.add_argument("--depth-preset", metavar="NAME",
+                        help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
     parser.add_argument("--near", type=float, metavar="Z", help="metric depth of the nearest point (metres)")
@@ -79,9 +85,12 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
-    choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far)
+    choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
+                          args.depth_model, args.depth_preset)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
+        if choice.focus_point is not None:
+            print(f"suggested focus: ({choice.focus_point[0]:.0f}, {choice.focus_point[1]:.0f})", file=sys.stderr)
         for note in choice.notes:
             print(f"depth note: {note}", file=sys.stderr)
     return choice
@@ -115,13 +124,17 @@ def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoic
     """Lens settings from the command line, then what the phone stored (Google GFocus), the
     photo's EXIF, and the disparity map."""
     height, width = disparity.shape
-    phone_point = depth.focus_point if depth is not None else None
-    if args.focus is not None:
+    suggested = depth.focus_point if depth is not None else None
+    if args.focus == "auto" and suggested is None:
+        raise InputError("--focus auto needs a detected subject: this depth source suggests none; give --focus X,Y")
+    if args.focus == "auto":
+        focus_disparity = focus_disparity_at(disparity, *suggested)
+    elif args.focus is not None:
         focus_disparity = focus_disparity_at(disparity, *args.focus)
     elif args.focus_disparity is not None:
         focus_disparity = args.focus_disparity
-    elif phone_point is not None:
-        focus_disparity = focus_disparity_at(disparity, *phone_point)
+    elif suggested is not None:
+        focus_disparity = focus_disparity_at(disparity, *suggested)
     else:
         focus_disparity = focus_disparity_at(disparity, width / 2, height / 2)
     if args.f_number is not None:
@@ -158,6 +171,10 @@ def _blur_from_camera_args(args, photo, width: int, focus_disparity: float) -> f
 def _check_quality(quality: int) -> None:
     if not 1 <= quality <= 100:
         raise InputError(f"--quality must be 1 to 100, got {quality}")
+
+
+def _focus_point(text: str) -> tuple[float, float] | str:
+    return "auto" if text.strip().lower() == "auto" else _point(text)
 
 
 def _point(text: str) -> tuple[float, float]:

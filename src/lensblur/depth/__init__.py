@@ -36,7 +36,11 @@ class DepthEstimate:
 Estimator = Callable[..., DepthEstimate]
 
 _ESTIMATORS: dict[str, Estimator] = {}
-_MODULES: dict[str, str] = {}
+_MODULES: dict[str, str] = {
+    "auto": "lensblur.depth.auto",
+    "onnx": "lensblur.depth.onnx_model",
+    "megadepth": "lensblur.depth.megadepth",
+}
 
 
 def register(name: str) -> Callable[[Estimator], Estimator]:
@@ -52,7 +56,11 @@ def register(name: str) -> Callable[[Estimator], Estimator]:
 def get_estimator(name: str) -> Estimator:
     """The estimator registered as ``name``; InputError for an unknown name."""
     if name not in _ESTIMATORS and name in _MODULES:
-        importlib.import_module(_MODULES[name])
+        try:
+            importlib.import_module(_MODULES[name])
+        except ImportError as error:
+            raise InputError(f"depth estimator {name!r} is not available here ({error}): give a depth map with "
+                             "--depth FILE") from None
     if name not in _ESTIMATORS:
         raise InputError(f"unknown depth estimator {name!r}: choose from {', '.join(sorted(set(_ESTIMATORS) | set(_MODULES)))}")
     return _ESTIMATORS[name]
