@@ -91,3 +91,13 @@ def test_aperture_parsing_and_shape():
     assert Aperture().area() == pytest.approx(math.pi)
     # a regular hexagon inscribed in the unit circle
     assert Aperture(6).area() == pytest.approx(3 * math.sqrt(3) / 2, rel=1e-3)
+
+
+def test_estimate_depth_api_returns_disparity_at_image_size():
+    rng = np.random.default_rng(1)
+    image = np.full((96, 128, 3), 0.2, np.float32)
+    image[30:70, 40:90] = rng.uniform(0.6, 1.0, (40, 50, 3))  # a textured, bright subject
+    estimate = lensblur.estimate_depth(image)
+    assert estimate.disparity.shape == (96, 128)
+    assert 0.0 <= estimate.disparity.min() and estimate.disparity.max() <= 1.0
+    assert estimate.notes

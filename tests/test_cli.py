@@ -248,3 +248,14 @@ def test_render_and_depth_with_an_onnx_depth_model(photo, tmp_path):
                      tmp_path / "r2.png")
     assert_clean_failure(result, 1, "missing.onnx")
     assert not (tmp_path / "r2.png").exists()
+
+
+def test_info_says_which_depth_and_focus_render_would_use():
+    result = run_cli("info", EXAMPLE, "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+    info = json.loads(result.stdout)
+    assert info["width"] == 512 and info["embedded"] == []
+    assert info["depth_used"] in ("automatic estimate",) or info["depth_used"].startswith("none")
+    if info["depth_used"] == "automatic estimate":
+        assert info["why"], "the estimate explains its choice"

@@ -12,7 +12,7 @@ The few names most users need::
 __version__ = "0.1.0"
 
 _LAZY = {
-    "render": "lensblur.api", "make_lens": "lensblur.api",
+    "render": "lensblur.api", "make_lens": "lensblur.api", "estimate_depth": "lensblur.api",
     "read_image": "lensblur.io.images", "write_image": "lensblur.io.images", "Photo": "lensblur.io.images",
     "read_depth": "lensblur.io.depth",
     "Lens": "lensblur.lens", "Highlights": "lensblur.lens",

@@ -12,7 +12,7 @@ from lensblur.io.images import Photo, read_image, write_image
 from lensblur.lens import Highlights, Lens, focus_disparity_at
 from lensblur.renderers import DEFAULT_RENDERER, get_renderer
 
-__all__ = ["render", "read_image", "write_image", "read_depth", "make_lens"]
+__all__ = ["render", "read_image", "write_image", "read_depth", "make_lens", "estimate_depth"]
 
 
 def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, float] | None = None,
@@ -85,3 +85,20 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
 def _is_unit_range(values) -> bool:
     values = np.asarray(values)
     return bool(np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1)
+
+
+def estimate_depth(image: np.ndarray | Photo, model: str | None = None, preset: str | None = None):
+    """Estimate disparity for a photo that holds none.
+
+    image: a :class:`Photo` or linear float32 H×W×3; model: None for the built-in automatic
+    estimate (people segmentation, faces, saliency, layout), ``PATH.onnx`` for an ONNX depth model
+    (with ``preset``, e.g. ``depth-anything-v2``) or ``megadepth:PATH``. Returns a
+    :class:`lensblur.depth.DepthEstimate` (disparity in [0, 1] at the image's size, matte,
+    suggested focus point, notes).
+    """
+    from lensblur.depth import DepthEstimate
+    from lensblur.depth_source import estimate_depth as choose_estimate
+
+    pixels = image.pixels if isinstance(image, Photo) else np.asarray(image, dtype=np.float32)
+    choice = choose_estimate(pixels, model, preset)
+    return DepthEstimate(choice.disparity, choice.matte, choice.focus_point, choice.notes)

@@ -9,11 +9,14 @@ import json
 from PIL import Image, ImageCms
 
 from lensblur.camera import camera_from_exif
+from lensblur.depth_source import choose_depth
+from lensblur.errors import LensblurError
 from lensblur.io.embedded import list_embedded
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image
 
 NAME = "info"
-HELP = "describe a photo: size, orientation, bit depth, colour profile, depth maps inside"
+HELP = ("describe a photo: size, orientation, bit depth, colour profile, depth maps inside, and the depth "
+        "and focus render would use")
 EXAMPLES = """examples:
   lensblur info photo.jpg
   lensblur info portrait.heic --json
@@ -45,7 +48,23 @@ def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
         "focal_length_mm": camera.focal_length_mm,
         "f_number": camera.f_number,
         "embedded": list_embedded(path),
+        **_depth_and_focus(path, photo.pixels),
     }
+
+
+def _depth_and_focus(path: str, pixels) -> dict:
+    """What ``lensblur render`` would use by default: the depth source and the focus point, why."""
+    try:
+        choice = choose_depth(path, pixels)
+    except LensblurError as error:
+        return {"depth_used": f"none ({error})", "focus": "image centre"}
+    if choice.focus_point is not None:
+        x, y = choice.focus_point
+        focus = f"({x:.0f}, {y:.0f})"
+    else:
+        focus = "image centre (no subject suggested)"
+    why = choice.notes or (["where the phone focused"] if choice.focus_point is not None else [])
+    return {"depth_used": choice.source, "focus": focus, "why": why}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for key, value in info.items():
         if isinstance(value, list):
-            value = "; ".join(map(str, value)) or "no depth map or matte found"
+            value = "; ".join(map(str, value)) or ("no depth map or matte found" if key == "embedded" else "-")
         print(f"{key.replace('_', ' ')}: {value if value is not None else 'unknown'}")
     return 0
 

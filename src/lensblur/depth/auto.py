@@ -87,6 +87,9 @@ def saliency_map(image: np.ndarray) -> np.ndarray:
     return _normalise(combined * centre_prior(height, width))
 
 
+GRABCUT_SIDE = 360
+
+
 def salient_subject(image: np.ndarray, iterations: int = 3) -> np.ndarray:
     """Hard mask (bool H×W) of the main salient subject of an sRGB image (H×W×3 in [0, 1]).
 
@@ -104,10 +107,14 @@ def salient_subject(image: np.ndarray, iterations: int = 3) -> np.ndarray:
     mask = saliency > 0.5
     if (seeds == cv2.GC_PR_FGD).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        image8 = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+        # GrabCut's cost grows fast with size: cut at most GRABCUT_SIDE pixels on the long side
+        step = max(1, -(-max(height, width) // GRABCUT_SIDE))
+        image8 = (np.clip(image[::step, ::step], 0, 1) * 255).astype(np.uint8)
+        small_seeds = np.ascontiguousarray(seeds[::step, ::step])
         try:
-            cv2.grabCut(image8, seeds, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-            mask = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+            cv2.grabCut(image8, small_seeds, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+            cut = ((small_seeds == cv2.GC_FGD) | (small_seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+            mask = cv2.resize(cut, (width, height), interpolation=cv2.INTER_NEAREST) > 0
         except cv2.error:
             pass
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
