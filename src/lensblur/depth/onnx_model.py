@@ -18,18 +18,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from lensblur.color import linear_to_srgb
 from lensblur.depth import DepthEstimate, register
 from lensblur.errors import InputError
-from lensblur.io.depth import normalize_depth
+from lensblur.io.depth import fill_invalid, normalize_depth
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WHERE_WEIGHTS_COME_FROM = ("export the model (e.g. Depth Anything V2, MiDaS) to ONNX yourself or download an "
                            "ONNX export from its authors; lensblur downloads nothing")
-MAX_INVALID_FRACTION = 0.5
 TILE_OVERLAP = 0.25  # fraction of the tile side shared with each neighbour
 TILE_MIN_RATIO = 1.5  # auto tiling only when the photo's short side exceeds 1.5 × the model side
 
@@ -283,14 +281,7 @@ def _fill_invalid(values: np.ndarray, kind: str) -> np.ndarray:
     invalid = ~np.isfinite(values)
     if kind == "depth":
         invalid |= ~(values > 0)
-    if not invalid.any():
-        return values
-    fraction = float(invalid.mean())
-    if fraction >= MAX_INVALID_FRACTION:
-        raise InputError(f"ONNX depth model output is {fraction:.0%} invalid (NaN, inf"
-                         f"{' or <= 0' if kind == 'depth' else ''}): wrong model or preset?")
-    _, (rows, cols) = ndimage.distance_transform_edt(invalid, return_indices=True)
-    return values[rows, cols]
+    return fill_invalid(values, invalid, "the ONNX depth model's output is invalid (wrong model or preset?)")
 
 
 def _tile_side(tile, height: int, width: int, spec: OnnxPreset, feed: _Feed) -> int | None:

@@ -171,7 +171,7 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     invalid = ~np.isfinite(values)
     if kind == "depth":
         invalid |= ~(values > 0)  # a distance of zero or less is a sensor's "no data"
-    values = _fill_invalid(values, invalid, label)
+    values = fill_invalid(values, invalid, label)
 
     if kind == "disparity":
         low, high = float(values.min()), float(values.max())
@@ -190,8 +190,9 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     return np.clip(disparity, 0.0, 1.0).astype(np.float32)
 
 
-def _fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndarray:
-    """Replace invalid pixels by their nearest valid neighbour; refuse maps at least half invalid."""
+def fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndarray:
+    """Replace invalid pixels (bool mask) by their nearest valid neighbour's value; InputError
+    naming ``label`` when at least half are invalid."""
     if not invalid.any():
         return values
     fraction = float(invalid.mean())
