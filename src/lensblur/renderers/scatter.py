@@ -14,8 +14,9 @@ Method (docs/renderer.md has the full argument):
    over its own anti-aliased aperture-shaped disc of radius |c| (exact, continuous radius). Slabs
    with large blur are scattered at 1/2, 1/4, ... resolution so that the cost per pixel stays
    flat in the radius.
-5. Slabs are composited back to front with the over operator; the result is divided by the
-   accumulated coverage (which only differs from 1 next to the image border).
+5. Slabs are composited back to front with the over operator (level-0 slabs straight from the
+   scatter kernel's rows, saving a full-size layer); the result is divided by the accumulated
+   coverage (which only differs from 1 next to the image border).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
+from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.kernels import (add_points_to_blocks, composite_over, slab_block_sum,
                                      slab_bounds, slab_labels, unpremultiply)
-from lensblur.aperture import Aperture
-from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
 
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
@@ -51,7 +52,8 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; lens: settings;
     matte: optional subject alpha (H×W, [0, 1]): the subject is split from the background along
-    it (lensblur.renderers.subject) and composited over the rendered background. Returns linear float32 H×W×3 (highlights may exceed 1).
+    it (lensblur.renderers.subject) and composited over the rendered background.
+    Returns linear float32 H×W×3 (highlights may exceed 1).
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
     radiance = recover_highlights(image, coc, lens.highlights)
