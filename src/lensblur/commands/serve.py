@@ -1,0 +1,48 @@
+"""``lensblur serve``: the local web app (open a photo, click to focus, drag the aperture, save)."""
+
+from __future__ import annotations
+
+import argparse
+
+from lensblur.errors import InputError
+
+NAME = "serve"
+HELP = "start the local web app: open a photo, click to focus, drag the aperture, save at full resolution"
+EXAMPLES = """examples:
+  lensblur serve                      then open http://127.0.0.1:8000/
+  lensblur serve --port 8080 --max-upload-mb 500
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``lensblur serve``."""
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this computer only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--max-upload-mb", type=float, default=200, metavar="MB",
+                        help="largest upload accepted, in megabytes (default 200)")
+    parser.add_argument("--max-pixels", type=int, default=100_000_000, metavar="N",
+                        help="largest photo accepted, in pixels (default 100 million)")
+    parser.add_argument("--max-sessions", type=int, default=8, metavar="N",
+                        help="photos kept open at once; the least recently used is dropped (default 8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; temporary files are removed on exit."""
+    if not 0 < args.port < 65536:
+        raise InputError(f"port must be in 1..65535, got {args.port}")
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.max_sessions <= 0:
+        raise InputError("--max-upload-mb, --max-pixels and --max-sessions must be positive")
+    try:
+        import uvicorn
+
+        from lensblur.web.app import create_app
+    except ImportError as error:
+        raise InputError(f"the web app needs its extra packages ({error.name} is missing): "
+                         "pip install starlette uvicorn") from None
+    app = create_app(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                     max_sessions=args.max_sessions)
+    if not args.quiet:
+        print(f"lensblur: serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    return 0
