@@ -7,13 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
+from starlette.testclient import TestClient
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
-
-from starlette.testclient import TestClient  # noqa: E402
-
-from lensblur.web.app import create_app  # noqa: E402
+from lensblur.web.app import create_app
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "astronaut.jpg"
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
