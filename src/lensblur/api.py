@@ -10,7 +10,7 @@ from lensblur.errors import InputError
 from lensblur.io.depth import fit_to_image, normalize_depth, read_depth
 from lensblur.io.images import Photo, read_image, write_image
 from lensblur.lens import Highlights, Lens, focus_disparity_at
-from lensblur.renderers import DEFAULT_RENDERER, get_renderer
+from lensblur.renderers import DEFAULT_RENDERER, render_with
 
 __all__ = ["render", "read_image", "write_image", "read_depth", "make_lens", "estimate_depth"]
 
@@ -45,7 +45,8 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
 
 
 def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | None = None,
-           renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, **lens_settings) -> np.ndarray:
+           renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, renderer_options: dict | None = None,
+           **lens_settings) -> np.ndarray:
     """Render lens blur.
 
     image: a :class:`Photo`, a linear float32 H×W×3 array (values in [0, 1]), or a uint8/uint16
@@ -56,6 +57,8 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
         focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
     renderer: a registered renderer name (``lensblur.renderers.available_renderers()``).
     matte: optional subject alpha H×W in [0, 1] that the renderer keeps sharp.
+    renderer_options: extra keyword options of the renderer, e.g. ``{"checkpoint": "my.pt"}`` for
+        a learned one.
     Returns linear float32 H×W×3 (or the input's integer dtype, sRGB-encoded).
     """
     pixels = image.pixels if isinstance(image, Photo) else np.asarray(image)
@@ -75,7 +78,7 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
         lens = make_lens(disparity, **lens_settings)
     elif lens_settings:
         raise InputError("give either lens= or keyword lens settings, not both")
-    result = get_renderer(renderer)(pixels, disparity, lens, matte=matte)
+    result = render_with(renderer, pixels, disparity, lens, matte=matte, **(renderer_options or {}))
     if integer_dtype is not None:
         scale = np.iinfo(integer_dtype).max
         return np.round(linear_to_srgb(result) * scale).astype(integer_dtype)

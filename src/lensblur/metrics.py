@@ -93,11 +93,9 @@ def lpips_distance(a: np.ndarray, b: np.ndarray, weights_path: str) -> float:
     except ImportError:
         raise LensblurError("LPIPS needs torch: install it (pip install torch) or leave out --lpips") from None
     a, b = _as_pair(a, b)
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many kinds (unpickling, zip, OS errors)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read LPIPS weights {weights_path}: {reason}") from None
+    from lensblur.models import load_tensors
+
+    state = load_tensors(weights_path, "LPIPS weights")
     try:
         features = _alexnet_weights(state)
         heads = [state[f"lin{i}.model.1.weight"].float() for i in range(5)]

@@ -13,7 +13,7 @@ from lensblur.io.depth import fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
 from lensblur.progress import progress_bar
-from lensblur.renderers import DEFAULT_RENDERER, available_renderers, get_renderer
+from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
 
 NAME = "render"
 HELP = "render lens blur on a photo with a depth map"
@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add grain to blurred areas: auto matches the photo's noise (default off)")
     parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),
                         help=f"rendering method (default {DEFAULT_RENDERER})")
+    parser.add_argument("--checkpoint", metavar="CKPT",
+                        help="learned renderers: a checkpoint from 'lensblur train' instead of the shipped one")
     parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("-v", "--verbose", action="store_true", help="say where depth and focus came from")
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
                   f"largest blur radius {lens.blur * max(lens.focus_disparity, 1 - lens.focus_disparity):.1f} px",
                   file=sys.stderr)
-        result = get_renderer(args.renderer)(depth.pixels, depth.disparity, lens, matte=matte)
+        options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+        result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
         bar.update()
         write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
         bar.update()

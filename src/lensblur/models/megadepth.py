@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from lensblur.errors import InputError
+from lensblur.models import load_tensors
 
 FEATURE_CHANNELS = 64
 """Channels of the feature map before the final conv (what DBSI's last layer reads)."""
@@ -101,57 +102,99 @@ def _level(lower: list[nn.Module], skip: list[nn.Module], lower_first: bool) -> 
     return nn.Sequential(Fork(paths), Sum())
 
 
-def _channels1() -> nn.Sequential:
-    """Innermost level (256 → 256 channels, 1/8 → 1/16 resolution)."""
-    return _level([nn.AvgPool2d(2, 2), inception(256, _A64), inception(256, _A64), inception(256, _A64),
-                   nn.Upsample(scale_factor=2)],
-                  [inception(256, _A64), inception(256, _A64)], lower_first=False)
+def scaled_config(config: list[list[int]], width: float) -> list[list[int]]:
+    """An inception configuration with every channel count multiplied by ``width`` (rounded, at
+    least 1); kernel sizes are kept. ``width=1`` returns the official configuration."""
+    def scale(channels: int) -> int:
+        return max(1, int(round(channels * width)))
+
+    return [[scale(config[0][0])]] + [[kernel, scale(reduce), scale(out)] for kernel, reduce, out in config[1:]]
 
 
-def _channels2() -> nn.Sequential:
-    """Level 2 (256 → 256 channels at 1/4 resolution)."""
-    return _level([nn.AvgPool2d(2, 2), inception(256, _A64), inception(256, _A64), _channels1(),
-                   inception(256, _A64), inception(256, _E64), nn.Upsample(scale_factor=2)],
-                  [inception(256, _A64), inception(256, _E64)], lower_first=False)
+def _outputs(config: list[list[int]]) -> int:
+    return config[0][0] + sum(out for _, _, out in config[1:])
 
 
-def _channels3() -> nn.Sequential:
-    """Level 3 (128 → 128 channels at 1/2 resolution)."""
-    return _level([nn.MaxPool2d(2, 2), inception(128, _A32), inception(128, _A64), _channels2(),
-                   inception(256, _A64), inception(256, _A32), nn.Upsample(scale_factor=2)],
-                  [inception(128, _A32), inception(128, _E32)], lower_first=True)
+class _Inceptions:
+    """The seven inception configurations of the hourglass at one width, and their output sizes."""
+
+    def __init__(self, width: float) -> None:
+        self.a32, self.a64, self.b32, self.c16, self.d16, self.e32, self.e64 = (
+            scaled_config(c, width) for c in (_A32, _A64, _B32, _C16, _D16, _E32, _E64))
+        self.wide = _outputs(self.a64)      # 256 at width 1
+        self.narrow = _outputs(self.a32)    # 128 at width 1
+        self.features = _outputs(self.c16)  # 64 at width 1
 
 
-def _channels4() -> nn.Sequential:
-    """Outermost level (128 → 64 channels at full resolution)."""
-    return _level([nn.MaxPool2d(2, 2), inception(128, _A32), inception(128, _A32), _channels3(),
-                   inception(128, _B32), inception(128, _C16), nn.Upsample(scale_factor=2)],
-                  [inception(128, _D16)], lower_first=True)
+def _channels1(c: _Inceptions) -> nn.Sequential:
+    """Innermost level (256 → 256 channels at width 1, 1/8 → 1/16 resolution)."""
+    return _level([nn.AvgPool2d(2, 2), inception(c.wide, c.a64), inception(c.wide, c.a64),
+                   inception(c.wide, c.a64), nn.Upsample(scale_factor=2)],
+                  [inception(c.wide, c.a64), inception(c.wide, c.a64)], lower_first=False)
+
+
+def _channels2(c: _Inceptions) -> nn.Sequential:
+    """Level 2 (256 → 256 channels at width 1, 1/4 resolution)."""
+    return _level([nn.AvgPool2d(2, 2), inception(c.wide, c.a64), inception(c.wide, c.a64), _channels1(c),
+                   inception(c.wide, c.a64), inception(c.wide, c.e64), nn.Upsample(scale_factor=2)],
+                  [inception(c.wide, c.a64), inception(c.wide, c.e64)], lower_first=False)
+
+
+def _channels3(c: _Inceptions) -> nn.Sequential:
+    """Level 3 (128 → 128 channels at width 1, 1/2 resolution)."""
+    return _level([nn.MaxPool2d(2, 2), inception(c.narrow, c.a32), inception(c.narrow, c.a64), _channels2(c),
+                   inception(c.wide, c.a64), inception(c.wide, c.a32), nn.Upsample(scale_factor=2)],
+                  [inception(c.narrow, c.a32), inception(c.narrow, c.e32)], lower_first=True)
+
+
+def _channels4(c: _Inceptions) -> nn.Sequential:
+    """Outermost level (128 → 64 channels at width 1, full resolution)."""
+    return _level([nn.MaxPool2d(2, 2), inception(c.narrow, c.a32), inception(c.narrow, c.a32), _channels3(c),
+                   inception(c.narrow, c.b32), inception(c.narrow, c.c16), nn.Upsample(scale_factor=2)],
+                  [inception(c.narrow, c.d16)], lower_first=True)
 
 
 class MegaDepthHourglass(nn.Sequential):
     """The MegaDepth / DIW hourglass; children 0–4 are the released checkpoint's top level.
 
-    0: Conv2d(3, 128, 7), 1: BatchNorm2d(128) (affine), 2: ReLU, 3: the four nested levels
-    (128 → 64 channels), 4: Conv2d(64, 1, 3) → log-depth.
-    Input N×3×H×W sRGB in [0, 1], H and W multiples of :data:`SIZE_MULTIPLE`; output N×1×H×W.
+    0: Conv2d(in_channels, 128, 7), 1: BatchNorm2d(128) (affine), 2: ReLU, 3: the four nested
+    levels (128 → 64 channels), 4: Conv2d(64, 1, 3) → log-depth.
+    Input N×in_channels×H×W (sRGB in [0, 1] first), H and W multiples of :data:`SIZE_MULTIPLE`;
+    output N×1×H×W.
+
+    width: multiplies every channel count (0 < width ≤ 4; e.g. 0.25 gives a network with about
+    1/16 of the parameters and 16 feature channels); in_channels: input channels (extra ones
+    after RGB, e.g. DBSI's disparity). The defaults (1.0, 3) are exactly the released layout.
     """
 
-    def __init__(self) -> None:
-        super().__init__(nn.Conv2d(3, 128, 7, padding=3), nn.BatchNorm2d(128), nn.ReLU(),
-                         _channels4(), nn.Conv2d(FEATURE_CHANNELS, 1, 3, padding=1))
+    def __init__(self, width: float = 1.0, in_channels: int = 3) -> None:
+        if not 0 < width <= 4:
+            raise InputError(f"hourglass width must be in (0, 4], got {width}")
+        if in_channels < 1:
+            raise InputError(f"hourglass input channels must be >= 1, got {in_channels}")
+        channels = _Inceptions(width)
+        super().__init__(nn.Conv2d(in_channels, channels.narrow, 7, padding=3), nn.BatchNorm2d(channels.narrow),
+                         nn.ReLU(), _channels4(channels), nn.Conv2d(channels.features, 1, 3, padding=1))
+        self.width = float(width)
+        self.feature_channels = channels.features
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels the stem conv takes (3 for the released model)."""
+        return self[0].in_channels
 
     @property
     def head(self) -> nn.Conv2d:
-        """The final 3×3 conv (64 → 1 channel, log-depth); DBSI replaces or re-heads it."""
+        """The final 3×3 conv (features → 1 channel, log-depth); DBSI replaces or re-heads it."""
         return self[4]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The N×64×H×W feature map before the final conv (after the last ReLU and skip sum).
+        """The N×F×H×W feature map before the final conv (after the last ReLU and skip sum), with
+        F = :attr:`feature_channels` (64 at width 1).
 
-        x: N×3×H×W sRGB in [0, 1], H and W multiples of 16.
+        x: N×in_channels×H×W (sRGB in [0, 1] first), H and W multiples of 16.
         """
-        _check_size(x)
+        _check_size(x, self.in_channels)
         for index in range(4):
             x = self[index](x)
         return x
@@ -161,9 +204,9 @@ class MegaDepthHourglass(nn.Sequential):
         return self.head(self.forward_features(x))
 
 
-def _check_size(x: torch.Tensor) -> None:
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise InputError(f"MegaDepth input must be N×3×H×W, got shape {tuple(x.shape)}")
+def _check_size(x: torch.Tensor, channels: int = 3) -> None:
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise InputError(f"MegaDepth input must be N×{channels}×H×W, got shape {tuple(x.shape)}")
     height, width = x.shape[-2:]
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height == 0 or width == 0:
         raise InputError(f"MegaDepth input height and width must be positive multiples of "
@@ -239,16 +282,7 @@ def load_megadepth(path: str | os.PathLike) -> MegaDepthHourglass:
     Loaded on the CPU with ``weights_only=True`` (no code from the file is run); returned in eval
     mode. Every failure (no file, not a checkpoint, wrong layout) raises a one-line InputError.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"MegaDepth weights {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - pickle/zip/torch raise many types; one line for the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "weights only" in str(error).lower() or "weights_only" in str(error):
-            reason = "it holds pickled objects, not only tensors; save model.state_dict() instead"
-        raise InputError(f"MegaDepth weights {path}: not a PyTorch checkpoint ({reason[:200]})") from None
+    state = load_tensors(path, "MegaDepth weights")
     try:
         model = load_state(MegaDepthHourglass(), state)
     except InputError as error:

@@ -4,7 +4,9 @@ A renderer is a function ``fn(image, disparity, lens, matte=None) -> image`` whe
 linear RGB float32 H×W×3 (values may exceed 1 only after highlight recovery, which the renderer
 does itself according to ``lens.highlights``), ``disparity`` is float32 H×W in [0, 1]
 (1 = nearest), ``lens`` a :class:`lensblur.lens.Lens` and ``matte`` an optional float32 H×W
-subject alpha in [0, 1]. It returns linear RGB float32 H×W×3.
+subject alpha in [0, 1]. It returns linear RGB float32 H×W×3. A renderer may accept more
+keyword options (the learned ones take ``checkpoint``, a path to a checkpoint other than the
+shipped one); :func:`render_with` checks them against its signature.
 
 Adding a renderer is one module that calls :func:`register`, plus its name in ``_MODULES``.
 """
@@ -12,6 +14,7 @@ Adding a renderer is one module that calls :func:`register`, plus its name in ``
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -26,6 +29,11 @@ _MODULES = {
     "identity": "lensblur.renderers.reference",
     "naive": "lensblur.renderers.reference",
     "gegl": "lensblur.renderers.gegl",
+    "portrait": "lensblur.renderers.portrait",
+    "portrait-rnn": "lensblur.renderers.portrait_rnn",
+    "dbsi": "lensblur.renderers.dbsi",
+    "saliency-baseline": "lensblur.renderers.dbsi",
+    "deeplens": "lensblur.renderers.deeplens",
 }
 DEFAULT_RENDERER = "scatter"
 
@@ -52,3 +60,15 @@ def get_renderer(name: str) -> RenderFunction:
 def available_renderers() -> list[str]:
     """Names of all renderers, registered or importable."""
     return sorted(set(_RENDERERS) | set(_MODULES))
+
+
+def render_with(name: str, image: np.ndarray, disparity: np.ndarray, lens, matte: np.ndarray | None = None,
+                **options) -> np.ndarray:
+    """Run renderer ``name``; ``options`` (e.g. ``checkpoint=PATH``) must be keyword parameters
+    it declares, else InputError naming the option."""
+    function = get_renderer(name)
+    accepted = inspect.signature(function).parameters
+    for option in options:
+        if option not in accepted:
+            raise InputError(f"renderer {name!r} takes no {option} option")
+    return function(image, disparity, lens, matte=matte, **options)

@@ -1,0 +1,58 @@
+"""Checkpoints of the learned renderers: one torch file holding tensors and plain values only.
+
+Layout: ``{"format": "lensblur-checkpoint", "system": str, "config": dict, "model": state_dict,
+"step": int, "optimizer": state_dict | None, "history": list}``. Every value is a tensor or a
+plain Python value, so :func:`load_checkpoint` reads it with ``weights_only=True`` (no code from
+the file runs). Writes are atomic, so an interrupted save never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lensblur.errors import InputError
+from lensblur.io.atomic import atomic_output
+from lensblur.models import load_tensors, require_torch
+
+FORMAT = "lensblur-checkpoint"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
+
+
+def save_checkpoint(path: str | os.PathLike, system: str, config: dict, model_state: dict, *, step: int = 0,
+                    optimizer_state: dict | None = None, history: list | None = None) -> Path:
+    """Write a checkpoint atomically (replacing ``path`` if it exists); returns the path.
+
+    config: plain values (numbers, strings, lists, dicts) that rebuild the model.
+    history: optional list of plain dicts (e.g. loss per step) kept for resuming and reports.
+    """
+    torch = require_torch()
+    payload = {"format": FORMAT, "system": system, "config": dict(config), "model": model_state,
+               "step": int(step), "optimizer": optimizer_state, "history": list(history or [])}
+    with atomic_output(path, overwrite=True) as temporary:
+        torch.save(payload, temporary)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, system: str | None = None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` on the CPU with ``weights_only=True``.
+
+    system: when given, the checkpoint must belong to it. Any failure (missing file, not a torch
+    file, pickled objects, another system) raises a one-line InputError.
+    """
+    payload = load_tensors(path, "checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"checkpoint {path}: not a lensblur checkpoint (no '{FORMAT}' marker)")
+    if system is not None and payload.get("system") != system:
+        raise InputError(f"checkpoint {path} is for {payload.get('system')!r}, not {system!r}")
+    return payload
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of a checkpoint shipped inside the package (``lensblur/models/weights/NAME.pt``);
+    InputError naming the command that makes it when it is missing."""
+    path = SHIPPED_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise InputError(f"the shipped checkpoint {name}.pt is missing from {SHIPPED_DIR}: "
+                         f"reinstall lensblur or train one (docs/training.md) and pass it with --checkpoint")
+    return path

@@ -1,0 +1,276 @@
+"""``lensblur train dbsi``: the three training phases of DBSI (Dutta et al., section 4.2).
+
+Phase 1: L1 loss at a small size; phase 2: L1 at twice that size; phase 3: negative SSIM at
+the phase-2 size. Adam (β = 0.9, 0.999), learning rate decaying geometrically from 1e-3 (phase 1)
+to 1e-5 (end of phase 3); random horizontal and vertical flips. The paper trains at 384×512 and
+768×1024; here the defaults are 96×128 and 192×256 so that a narrow hourglass trains on one CPU
+thread in minutes (docs/dbsi.md). Phases 2 and 3 start from the previous phase's checkpoint
+(``--resume``); ``--resume`` within a phase continues an interrupted run exactly (the batch of
+every step depends only on the seed, the phase and the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lensblur.errors import InputError
+
+HELP = "DBSI: blend weights of Gaussian-blurred copies from a MegaDepth hourglass (Dutta et al.)"
+
+PHASES = {
+    # phase: (size HxW, steps, batch, learning rate start, end, loss)
+    1: ((96, 128), 600, 4, 1e-3, 2e-4, "l1"),
+    2: ((192, 256), 150, 2, 2e-4, 4e-5, "l1"),
+    3: ((192, 256), 60, 2, 4e-5, 1e-5, "ssim"),
+}
+SAVE_EVERY = 50
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, got {text!r}") from None
+    if height <= 0 or width <= 0 or height % 16 or width % 16:
+        raise argparse.ArgumentTypeError(f"size must be positive multiples of 16, got {text!r}")
+    return height, width
+
+
+def _kernels(text: str) -> list[int]:
+    try:
+        kernels = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"kernels must be odd integers like 25,45,75, got {text!r}") from None
+    if not kernels or any(k < 1 or k % 2 == 0 for k in kernels):
+        raise argparse.ArgumentTypeError(f"kernels must be odd positive integers, got {text!r}")
+    return kernels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """DBSI's own options of ``lensblur train dbsi``."""
+    defaults = "; ".join(f"phase {p}: {s[0][0]}x{s[0][1]}, {s[1]} steps, batch {s[2]}, lr {s[3]:g}→{s[4]:g}, "
+                         f"{s[5]}" for p, s in PHASES.items())
+    parser.add_argument("--phase", type=int, default=1, choices=[1, 2, 3],
+                        help=f"training phase (default 1). Defaults per phase: {defaults}")
+    parser.add_argument("--size", type=_size, metavar="HxW", help="training size (multiples of 16; default by phase)")
+    parser.add_argument("--steps", type=int, metavar="N", help="optimisation steps of this phase (default by phase)")
+    parser.add_argument("--batch", type=int, metavar="N", help="images per step (default by phase)")
+    parser.add_argument("--lr", type=float, nargs=2, metavar=("START", "END"),
+                        help="learning rate at the first and last step of this phase (default by phase)")
+    parser.add_argument("--kernels", type=_kernels, metavar="K,K,...",
+                        help="Gaussian kernel sizes in pixels at --kernel-width (default 25,45,75, the paper's; "
+                             "ablations: 75 or 5,25,45); phase 1 only, later phases keep the checkpoint's")
+    parser.add_argument("--width", type=float, metavar="W",
+                        help="hourglass width multiplier (default 0.125; 1 = the full MegaDepth network)")
+    parser.add_argument("--depth-input", action="store_true",
+                        help="depth-conditioned variant: disparity and signed CoC as extra input channels")
+    parser.add_argument("--kernel-width", type=int, metavar="PX",
+                        help="image width at which --kernels are measured (default 1024, the paper's)")
+    parser.add_argument("--ship", metavar="PATH",
+                        help="also write a float16 copy without optimizer state (for shipping) to PATH")
+
+
+def _phase_settings(args, stored: dict | None = None) -> dict:
+    """This phase's size, steps, batch, learning rates and loss: the stored ones of an
+    interrupted phase (or the phase's defaults), with the options given on the command line."""
+    size, steps, batch, lr_start, lr_end, loss = PHASES[args.phase]
+    settings = dict(stored) if stored else {"size": list(size), "steps": steps, "batch": batch,
+                                            "lr": [lr_start, lr_end], "loss": loss}
+    for key, value in (("size", args.size), ("steps", args.steps), ("batch", args.batch), ("lr", args.lr)):
+        if value is not None:
+            settings[key] = list(value) if isinstance(value, (tuple, list)) else value
+    if settings["steps"] <= 0 or settings["batch"] <= 0:
+        raise InputError("--steps and --batch must be positive")
+    return settings
+
+
+def _model_config(args, previous: dict | None) -> dict:
+    from lensblur.models.dbsi import DEFAULT_WIDTH, KERNEL_WIDTH, PAPER_KERNELS
+
+    given = {"kernels": args.kernels, "width": args.width, "depth_input": True if args.depth_input else None,
+             "kernel_width": args.kernel_width}
+    if previous is None:
+        defaults = {"kernels": list(PAPER_KERNELS), "width": DEFAULT_WIDTH, "depth_input": False,
+                    "kernel_width": KERNEL_WIDTH}
+        return {key: (value if value is not None else defaults[key]) for key, value in given.items()}
+    for key, value in given.items():
+        if value is not None and value != previous[key]:
+            raise InputError(f"--{key.replace('_', '-')} {value} differs from the checkpoint's {previous[key]}: "
+                             f"the model is fixed at phase 1")
+    return {key: previous[key] for key in given}
+
+
+def negative_ssim_loss(a, b):
+    """1 − SSIM of two N×3×H×W tensors in [0, 1] (Gaussian window σ = 1.5, 11 taps), the
+    paper's perceptual loss l_p up to a constant."""
+    import torch
+    import torch.nn.functional as F
+
+    taps = torch.arange(-5, 6, dtype=a.dtype)
+    window = torch.exp(-0.5 * (taps / 1.5) ** 2)
+    window = (window / window.sum())
+    kernel = (window[:, None] * window[None, :]).expand(a.shape[1], 1, 11, 11).contiguous()
+
+    def smooth(x):
+        return F.conv2d(x, kernel, groups=a.shape[1])
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = smooth(a), smooth(b)
+    var_a = smooth(a * a) - mu_a ** 2
+    var_b = smooth(b * b) - mu_b ** 2
+    covariance = smooth(a * b) - mu_a * mu_b
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * covariance + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return 1 - ssim.mean()
+
+
+def make_batch(pairs, indices, rng: np.random.Generator, depth_input: bool, kernel_width: int):
+    """Tensors (images, targets, conditioning or None) of the chosen examples, each flipped at
+    random horizontally and vertically (the same flip for image, target and disparity)."""
+    import torch
+
+    from lensblur.models.dbsi import depth_channels
+    from lensblur.training.data import random_flips
+
+    images, targets, disparities = [], [], []
+    for index in indices:
+        pair = pairs[index]
+        image, target, disparity = random_flips(rng, [pair.image, pair.target, pair.disparity])
+        images.append(image.transpose(2, 0, 1))
+        targets.append(target.transpose(2, 0, 1))
+        disparities.append(disparity[None])
+    images_t = torch.from_numpy(np.stack(images))
+    targets_t = torch.from_numpy(np.stack(targets))
+    conditioning = None
+    if depth_input:
+        conditioning = depth_channels(torch.from_numpy(np.stack(disparities)),
+                                      torch.tensor([pairs[i].focus_disparity for i in indices], dtype=torch.float32),
+                                      torch.tensor([pairs[i].blur for i in indices], dtype=torch.float32),
+                                      images_t.shape[-1], kernel_width)
+    return images_t, targets_t, conditioning
+
+
+def load_resized(args, height: int, width: int) -> list:
+    """The training examples of ``args.data`` resized to height×width one by one as they are read
+    (so that EBB!'s 1024×1536 pairs are never all held at full size)."""
+    from lensblur.evaluate import iter_samples
+    from lensblur.training.data import TrainingPair, resize_pair
+
+    pairs = []
+    for sample in iter_samples(args.data, args.layout, split=args.split, limit=args.limit):
+        pair = TrainingPair(sample.name, sample.image_srgb8.astype(np.float32) / 255.0,
+                            sample.gt.astype(np.float32) / 255.0, sample.disparity,
+                            float(sample.lens.focus_disparity), float(sample.lens.blur), sample.has_disparity)
+        pairs.append(resize_pair(pair, height, width))
+    if not pairs:
+        raise InputError(f"no training examples in {args.data}")
+    return pairs
+
+
+def half_state(state: dict) -> dict:
+    """A state dict with floating-point tensors stored as float16 (for shipping)."""
+    import torch
+
+    return {k: (v.half() if torch.is_floating_point(v) else v) for k, v in state.items()}
+
+
+def train(args: argparse.Namespace, progress) -> dict:
+    """Run (or continue) one phase; returns a summary (phase, steps, final loss, seconds, path)."""
+    import torch
+
+    from lensblur.models.dbsi import build
+    from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
+
+    settings = _phase_settings(args)
+    out = Path(args.out)
+    checkpoint = None
+    if args.resume:
+        if not out.is_file():
+            raise InputError(f"--resume: no checkpoint at {out} to continue from")
+        checkpoint = load_checkpoint(out, "dbsi")
+    elif args.phase > 1:
+        raise InputError(f"phase {args.phase} starts from the phase-{args.phase - 1} checkpoint: add --resume "
+                         f"(it reads and then replaces {out})")
+    previous = checkpoint["config"] if checkpoint else None
+    config = _model_config(args, previous["model"] if previous else None)
+
+    start_step, optimizer_state, history = 0, None, []
+    total_before = 0
+    if checkpoint:
+        history = list(checkpoint.get("history", []))
+        total_before = int(checkpoint["step"])
+        done_phase, done_step = int(previous["phase"]), int(previous["phase_step"])
+        if done_phase > args.phase:
+            raise InputError(f"{out} is already past phase {args.phase} (phase {done_phase}); use another --out")
+        if done_phase == args.phase:
+            settings = _phase_settings(args, previous["phase_settings"])
+            if done_step >= settings["steps"]:
+                return {"phase": args.phase, "steps": done_step, "note": "phase already complete", "checkpoint": str(out)}
+            start_step, optimizer_state = done_step, checkpoint.get("optimizer")
+        elif done_step < previous["phase_settings"]["steps"]:
+            raise InputError(f"phase {done_phase} in {out} stopped at step {done_step} of "
+                             f"{previous['phase_settings']['steps']}: finish it with --phase {done_phase} --resume")
+
+    torch.manual_seed(args.seed)
+    model = build(config)
+    if checkpoint:
+        model.load_state_dict({k: v.float() if torch.is_floating_point(v) else v
+                               for k, v in checkpoint["model"].items()})
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"][0], betas=(0.9, 0.999))
+    if optimizer_state:
+        optimizer.load_state_dict(optimizer_state)
+
+    height, width = settings["size"]
+    pairs = load_resized(args, height, width)
+    if config["depth_input"] and not all(p.has_disparity for p in pairs):
+        raise InputError("--depth-input needs a disparity map for every example (EBB!: pass a disparity folder)")
+    steps, batch = settings["steps"], min(settings["batch"], len(pairs))
+    lr_start, lr_end = settings["lr"]
+
+    def learning_rate(step: int) -> float:
+        return lr_start * (lr_end / lr_start) ** (step / max(steps - 1, 1))
+
+    def save(step: int, path=out, shipping=False):
+        stored = {"model": config, "phase": args.phase, "phase_step": step, "phase_settings": settings,
+                  "train_size": [height, width], "seed": args.seed}
+        state = half_state(model.state_dict()) if shipping else model.state_dict()
+        save_checkpoint(path, "dbsi", stored, state, step=total_before + step - start_step,
+                        optimizer_state=None if shipping else optimizer.state_dict(), history=history)
+
+    loss_fn = torch.nn.functional.l1_loss if settings["loss"] == "l1" else negative_ssim_loss
+    model.train()
+    started = time.perf_counter()
+    recent = []
+    with progress(steps - start_step, f"dbsi phase {args.phase}") as bar:
+        for step in range(start_step, steps):
+            rng = np.random.default_rng([args.seed, args.phase, step])
+            indices = rng.choice(len(pairs), size=batch, replace=False)
+            images, targets, conditioning = make_batch(pairs, indices, rng, config["depth_input"],
+                                                       config["kernel_width"])
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step)
+            loss = loss_fn(model(images, conditioning), targets)
+            if not math.isfinite(float(loss.detach())):
+                raise InputError(f"training diverged at phase {args.phase} step {step} (loss {float(loss)})")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            recent.append(float(loss.detach()))
+            history.append({"phase": args.phase, "step": step, "loss": round(recent[-1], 6)})
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(recent[-20:]):.4f}")
+            if (step + 1) % SAVE_EVERY == 0 and step + 1 < steps:
+                save(step + 1)
+    save(steps)
+    summary = {"phase": args.phase, "steps": f"{start_step}→{steps} ({settings['size'][0]}x{settings['size'][1]}, "
+                                             f"batch {batch}, {settings['loss']})",
+               "loss (last 20 steps)": f"{np.mean(recent[-20:]):.5f}" if recent else "n/a",
+               "seconds": f"{time.perf_counter() - started:.1f}", "checkpoint": str(out)}
+    if args.ship:
+        save(steps, Path(args.ship), shipping=True)
+        summary["shipped"] = args.ship
+    return summary

@@ -1,0 +1,332 @@
+"""``lensblur train deeplens``: the DeepLens lens blur + guided upsampling modules on synthetic
+scenes with exact ground truth (``--module render``, default), or the depth prediction module on
+a folder of image + depth (+ mask) pairs (``--module depth``).
+
+Render training (paper section 3.3, 4.2): random crops of the scenes, the disparity corrupted by
+a random dilation or erosion, the lens blur at half the crop's resolution and one guided ×2
+step; loss Eq. 6 = J_f(L) + β·J_f(H) with the normalised loss of Eq. 5 (α = 1.5). r_max, the
+largest radius at the lens-blur resolution, is measured on the training data and stored in the
+checkpoint's config.
+
+torch is imported inside the functions: the CLI imports this module to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import cv2
+import numpy as np
+
+from lensblur.errors import InputError
+
+HELP = "train DeepLens (lens blur + guided upsampling on synthetic scenes, or --module depth)"
+SYSTEM = "deeplens"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
+    if height < 16 or width < 16:
+        raise argparse.ArgumentTypeError("crop/size must be at least 16x16")
+    return height, width
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """DeepLens's own options of ``lensblur train deeplens``."""
+    parser.add_argument("--module", choices=["render", "depth"], default="render",
+                        help="render: lens blur + upsampling on synthetic scenes (default); "
+                             "depth: the depth prediction module on image + depth (+ mask) pairs")
+    parser.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default 3000)")
+    parser.add_argument("--batch", type=int, default=8, help="examples per step (default 8)")
+    parser.add_argument("--crop", type=_size, default=(128, 160), metavar="HxW",
+                        help="training crop at full resolution (default 128x160; depth: resize size)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--lr-drop", type=int, default=1600, metavar="STEP",
+                        help="multiply the learning rate by 0.3 from this step on (default 1600)")
+    parser.add_argument("--l1", type=float, default=0.0, metavar="W",
+                        help="add W times the plain L1 loss of L and H (default 0: the paper's loss only)")
+    parser.add_argument("--beta", type=float, default=1.0, help="weight of the high-resolution loss (Eq. 6)")
+    parser.add_argument("--corrupt", type=int, default=3, metavar="PX",
+                        help="largest dilation/erosion radius of the training disparity (default 3)")
+    parser.add_argument("--save-every", type=int, default=250, metavar="N", help="checkpoint every N steps")
+    parser.add_argument("--backbone", choices=["resnet50", "small"], default="small",
+                        help="depth module encoder: the paper's ResNet-50 (conv1-res4f) or a small one (default)")
+    parser.add_argument("--gamma", type=float, default=1.0, help="segmentation weight of Eq. 1 (depth module)")
+
+
+def train(args: argparse.Namespace, progress) -> dict:
+    """Train the module chosen by ``args.module``; returns a summary dict."""
+    if args.steps < 1 or args.batch < 1:
+        raise InputError("--steps and --batch must be at least 1")
+    if args.module == "depth":
+        return train_depth(args, progress)
+    return train_render(args, progress)
+
+
+# ------------------------------------------------------------------------------- render module
+
+def corrupt_disparity(rng: np.random.Generator, disparity: np.ndarray, largest: int) -> np.ndarray:
+    """Random grey dilation (nearer surfaces grow) or erosion (they shrink) with a disc of
+    radius 0..``largest`` pixels, as the paper corrupts its foreground planes; 1 time in 4 the
+    map is left exact."""
+    radius = int(rng.integers(0, largest + 1)) if largest > 0 else 0
+    if radius == 0 or rng.random() < 0.25:
+        return disparity
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    operation = cv2.dilate if rng.random() < 0.5 else cv2.erode
+    return operation(disparity, disc)
+
+
+def measured_r_max(pairs, lens_blur_scale: float = 0.5) -> float:
+    """The largest |c| in pixels over the training scenes, at the lens-blur resolution."""
+    largest = max(p.blur * float(np.abs(p.disparity - p.focus_disparity).max()) for p in pairs)
+    return max(1.0, largest * lens_blur_scale)
+
+
+def make_batch(rng: np.random.Generator, pairs, batch: int, crop: tuple[int, int], corrupt: int):
+    """Arrays for one step: images, targets N×3×h×w sRGB; cocs N×1×h×w signed CoC in pixels
+    computed from the corrupted disparity."""
+    from lensblur.training.data import random_crop, random_flips
+
+    images, targets, cocs = [], [], []
+    for index in rng.integers(0, len(pairs), size=batch):
+        pair = pairs[int(index)]
+        image, target, disparity = random_crop(rng, [pair.image, pair.target, pair.disparity], *crop)
+        image, target, disparity = random_flips(rng, [image, target, disparity])
+        disparity = corrupt_disparity(rng, disparity, corrupt)
+        images.append(image.transpose(2, 0, 1))
+        targets.append(target.transpose(2, 0, 1))
+        cocs.append((pair.blur * (disparity - pair.focus_disparity))[None])
+    # crops of scenes smaller than the window keep their size: trim to the smallest
+    height = min(a.shape[1] for a in images)
+    width = min(a.shape[2] for a in images)
+    stack = [np.stack([a[:, :height, :width] for a in group]).astype(np.float32) for group in (images, targets, cocs)]
+    return stack
+
+
+def train_render(args, progress) -> dict:
+    """The lens blur and guided upsampling modules on a folder of synthetic scenes."""
+    from lensblur.models import require_torch
+
+    torch = require_torch()
+    from lensblur.models.deeplens import DEFAULT_CONFIG, DeepLensRenderer, downsample, normalised_loss
+    from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
+    from lensblur.training.data import load_pairs
+
+    pairs = [p for p in load_pairs(args.data, layout=args.layout, split=args.split, limit=args.limit)
+             if p.has_disparity]
+    if not pairs:
+        raise InputError(f"{args.data}: no examples with a disparity map (DeepLens needs depth)")
+    torch.manual_seed(args.seed)
+    step, history, optimizer_state = 0, [], None
+    if args.resume:
+        payload = load_checkpoint(args.out, system=SYSTEM)
+        config = payload["config"]
+        model = DeepLensRenderer(config)
+        model.load_state_dict(payload["model"])
+        step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
+    else:
+        config = {**DEFAULT_CONFIG, "module": "render", "r_max": round(measured_r_max(pairs), 3),
+                  "trained_on": f"{len(pairs)} scenes of {pairs[0].image.shape[0]}x{pairs[0].image.shape[1]}"}
+        model = DeepLensRenderer(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if optimizer_state:
+        optimizer.load_state_dict(optimizer_state)
+    def set_lr(at: int):
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * (0.3 if at >= args.lr_drop else 1.0)
+
+    def save(at: int):
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        save_checkpoint(args.out, SYSTEM, {**config, "module": "render"}, state, step=at,
+                        optimizer_state=optimizer.state_dict(), history=history)
+
+    model.train()
+    start, recent = time.perf_counter(), []
+    with progress(args.steps, "deeplens") as bar:
+        bar.update(step)
+        while step < args.steps:
+            rng = np.random.default_rng([args.seed, step])
+            torch.manual_seed(args.seed * 100003 + step)
+            images, targets, cocs = (torch.from_numpy(a) for a in make_batch(rng, pairs, args.batch, args.crop,
+                                                                                args.corrupt))
+            set_lr(step)
+            low, high = model(images, cocs, levels=1)
+            target_low = downsample(targets, low.shape[-2:])
+            loss_low = normalised_loss(low, target_low)
+            loss_high = normalised_loss(high, targets)
+            loss = loss_low + args.beta * loss_high
+            if args.l1 > 0:
+                loss = loss + args.l1 * ((low - target_low).abs().mean() + args.beta * (high - targets).abs().mean())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            recent.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{recent[-1]:.4f}")
+            if step % 25 == 0 or step == args.steps:
+                history.append({"step": step, "loss": float(np.mean(recent)), "loss_low": loss_low.item(),
+                                "loss_high": loss_high.item()})
+                recent = []
+            if step % args.save_every == 0 or step == args.steps:
+                save(step)
+    return {"checkpoint": args.out, "steps": step, "examples": len(pairs), "r_max": config["r_max"],
+            "final loss": f"{history[-1]['loss']:.4f}" if history else "n/a",
+            "seconds": f"{time.perf_counter() - start:.0f}"}
+
+
+# -------------------------------------------------------------------------------- depth module
+
+_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".pfm", ".exr", ".bmp", ".webp")
+
+
+def _find(folder, stem: str):
+    for extension in _EXTENSIONS:
+        path = folder / f"{stem}{extension}"
+        if path.exists():
+            return path
+    return None
+
+
+def _read_map(path) -> np.ndarray:
+    """A single-channel map as float32 (8/16-bit PNG/TIFF scaled to [0, 1], float files as is)."""
+    if path.suffix.lower() == ".npy":
+        array = np.load(path, allow_pickle=False)
+    else:
+        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if array is None:
+        raise InputError(f"cannot read {path}")
+    if array.ndim == 3:
+        array = array[..., 0]
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    return np.nan_to_num(array.astype(np.float32))
+
+
+def normalised_disparity(values: np.ndarray, is_depth: bool) -> np.ndarray:
+    """Disparity in [0, 1] (1 = nearest) normalised by its own minimum and maximum (paper
+    section 3.1); a depth map (bigger = farther, values <= 0 invalid) is inverted first."""
+    values = values.astype(np.float32)
+    if is_depth:
+        valid = values > 0
+        values = np.where(valid, 1.0 / np.maximum(values, 1e-6), 0.0).astype(np.float32)
+        low = float(values[valid].min()) if valid.any() else 0.0
+        values = np.where(valid, values, low)
+    low, high = float(values.min()), float(values.max())
+    return ((values - low) / (high - low)).astype(np.float32) if high > low else np.zeros_like(values)
+
+
+def load_depth_pairs(folder, size: tuple[int, int], limit: int | None = None) -> list[dict]:
+    """Examples of a depth-training folder, resized to ``size`` (H, W).
+
+    Per example ``X``: ``X_image.*`` (RGB) with ``X_depth.*`` (metric or relative depth, bigger
+    = farther) or ``X_disparity.*`` (bigger = nearer), and/or ``X_mask.*`` (foreground, white =
+    subject); at least one of the two ground truths. PNG/TIFF (8/16-bit), JPEG, NPY.
+    Returns dicts of image (H×W×3 sRGB float32), disparity, mask (H×W float32, zeros where
+    missing), has_disparity, has_mask.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"dataset folder {folder} does not exist")
+    height, width = size
+    examples = []
+    for image_path in sorted(folder.glob("*_image.*")):
+        if image_path.suffix.lower() not in _EXTENSIONS:
+            continue
+        stem = image_path.name[:-len("_image" + image_path.suffix)]
+        depth_path, disparity_path, mask_path = (_find(folder, f"{stem}_{kind}") for kind in ("depth", "disparity", "mask"))
+        if depth_path is None and disparity_path is None and mask_path is None:
+            continue
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+        if image is None:
+            raise InputError(f"cannot read {image_path}")
+        scale = 65535.0 if image.dtype == np.uint16 else 255.0
+        image = cv2.resize(image[..., ::-1].astype(np.float32) / scale, (width, height), interpolation=cv2.INTER_AREA)
+        example = {"image": image, "disparity": np.zeros((height, width), np.float32),
+                   "mask": np.zeros((height, width), np.float32), "has_disparity": False, "has_mask": False}
+        map_path = depth_path or disparity_path
+        if map_path is not None:
+            disparity = normalised_disparity(_read_map(map_path), is_depth=depth_path is not None)
+            example["disparity"] = cv2.resize(disparity, (width, height), interpolation=cv2.INTER_NEAREST)
+            example["has_disparity"] = True
+        if mask_path is not None:
+            mask = (_read_map(mask_path) > 0.5).astype(np.float32)
+            example["mask"] = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+            example["has_mask"] = True
+        examples.append(example)
+        if limit and len(examples) >= limit:
+            break
+    if not examples:
+        raise InputError(f"no depth-training examples in {folder}: expected X_image.* with X_depth.*, "
+                         "X_disparity.* and/or X_mask.*")
+    return examples
+
+
+def train_depth(args, progress) -> dict:
+    """The depth prediction module (Eq. 1) on an image + depth (+ mask) folder."""
+    from lensblur.models import require_torch
+
+    torch = require_torch()
+    from lensblur.models.deeplens_depth import DepthPredictor, depth_loss
+    from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
+    from lensblur.training.data import random_flips
+
+    examples = load_depth_pairs(args.data, args.crop, args.limit)
+    torch.manual_seed(args.seed)
+    step, history, optimizer_state = 0, [], None
+    config = {"module": "depth", "backbone": args.backbone, "size": list(args.crop)}
+    if args.resume:
+        payload = load_checkpoint(args.out, system=SYSTEM)
+        config = payload["config"]
+        if config.get("module") != "depth":
+            raise InputError(f"{args.out} is a DeepLens {config.get('module')} checkpoint, not a depth one")
+        model = DepthPredictor(config["backbone"])
+        model.load_state_dict(payload["model"])
+        step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
+    else:
+        model = DepthPredictor(args.backbone)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if optimizer_state:
+        optimizer.load_state_dict(optimizer_state)
+
+    def save(at: int):
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        save_checkpoint(args.out, SYSTEM, config, state, step=at, optimizer_state=optimizer.state_dict(),
+                        history=history)
+
+    model.train()
+    start = time.perf_counter()
+    with progress(args.steps, "deeplens depth") as bar:
+        bar.update(step)
+        while step < args.steps:
+            rng = np.random.default_rng([args.seed, step])
+            chosen = [examples[int(i)] for i in rng.integers(0, len(examples), size=args.batch)]
+            arrays = [random_flips(rng, [e["image"], e["disparity"], e["mask"]], vertical=False) for e in chosen]
+            images = torch.from_numpy(np.stack([a[0].transpose(2, 0, 1) for a in arrays]))
+            disparities = torch.from_numpy(np.stack([a[1][None] for a in arrays]))
+            masks = torch.from_numpy(np.stack([a[2][None] for a in arrays]))
+            has_disparity = torch.tensor([e["has_disparity"] for e in chosen])
+            has_mask = torch.tensor([e["has_mask"] for e in chosen])
+            disparity, segmentation = model(images)
+            loss = depth_loss(disparity, segmentation, disparities, masks, has_disparity, has_mask, args.gamma)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            history.append({"step": step, "loss": loss.item()})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % args.save_every == 0 or step == args.steps:
+                save(step)
+    return {"checkpoint": args.out, "module": "depth", "backbone": config["backbone"], "steps": step,
+            "examples": len(examples), "final loss": f"{history[-1]['loss']:.4f}" if history else "n/a",
+            "seconds": f"{time.perf_counter() - start:.0f}"}

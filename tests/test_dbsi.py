@@ -1,0 +1,278 @@
+"""DBSI and the saliency baseline: blending, shapes, training steps, CLI, shipped checkpoint."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lensblur.cli import main  # noqa: E402
+from lensblur.color import linear_to_srgb  # noqa: E402
+from lensblur.errors import InputError  # noqa: E402
+from lensblur.lens import Lens  # noqa: E402
+from lensblur.models.dbsi import DBSI, blend, blend_array, depth_channels, gaussian_blur, predict  # noqa: E402
+from lensblur.models.megadepth import MegaDepthHourglass, count_parameters  # noqa: E402
+from lensblur.renderers import render_with  # noqa: E402
+from lensblur.renderers.dbsi import gaussian_sigma, load_dbsi, render_saliency_baseline  # noqa: E402
+from lensblur.synth.dataset import generate  # noqa: E402
+from lensblur.training.checkpoint import save_checkpoint  # noqa: E402
+from lensblur.training import dbsi as dbsi_training  # noqa: E402
+from lensblur.training.dbsi import negative_ssim_loss  # noqa: E402
+from lensblur.commands import train as train_command  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+TINY_WIDTH = 0.0625  # 8 stem channels: fast enough for a test
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(**options):
+    torch.manual_seed(0)
+    return DBSI(width=TINY_WIDTH, **options)
+
+
+def test_opencv_kernel_sigmas_and_blur_match_opencv():
+    for size in (25, 45, 75):  # the σ OpenCV gives a k×k kernel without an explicit σ (truncated at ±3σ)
+        kernel = cv2.getGaussianKernel(size, 0)[:, 0]
+        taps = np.arange(size) - size // 2
+        assert gaussian_sigma(size) == pytest.approx(np.sqrt((kernel * taps**2).sum()), rel=0.03)
+    rng = np.random.default_rng(1)
+    image = rng.random((40, 56, 3), dtype=np.float32)
+    sigma = 2.7
+    radius = int(np.ceil(3 * sigma))
+    expected = cv2.GaussianBlur(image, (2 * radius + 1,) * 2, sigma, borderType=cv2.BORDER_REPLICATE)
+    got = gaussian_blur(torch.from_numpy(image.transpose(2, 0, 1))[None], sigma)[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_numpy_blend_matches_the_torch_blend():
+    rng = np.random.default_rng(7)
+    image = rng.random((30, 40, 3), dtype=np.float32)
+    weights = torch.softmax(torch.from_numpy(rng.normal(size=(1, 3, 30, 40)).astype(np.float32)), dim=1)
+    expected = blend(torch.from_numpy(image.transpose(2, 0, 1))[None], weights, [1.2, 4.0])
+    got = blend_array(image, weights[0].permute(1, 2, 0).numpy(), [1.2, 4.0])
+    np.testing.assert_allclose(got, expected[0].permute(1, 2, 0).numpy(), atol=1e-5)
+
+
+def test_blend_is_equation_one():
+    rng = np.random.default_rng(2)
+    images = torch.from_numpy(rng.random((1, 3, 32, 32), dtype=np.float32))
+    keep = torch.zeros(1, 3, 32, 32)
+    keep[:, 0] = 1
+    torch.testing.assert_close(blend(images, keep, [1.0, 3.0]), images)
+    widest = torch.zeros(1, 3, 32, 32)
+    widest[:, 2] = 1
+    torch.testing.assert_close(blend(images, widest, [1.0, 3.0]), gaussian_blur(images, 3.0))
+
+
+@pytest.mark.parametrize("kernels", [(25, 45, 75), (75,), (5, 25, 45)])
+def test_shapes_and_softmax_weights_sum_to_one(kernels):
+    model = tiny_model(kernels=kernels).eval()
+    images = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        weights = model.weights(images)
+        out = model(images)
+    assert weights.shape == (2, 1 + len(kernels), 32, 48)
+    assert out.shape == images.shape
+    assert float(weights.min()) >= 0
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 32, 48), atol=1e-5, rtol=0)
+    # a convex blend of the image and its blurs stays inside the input's range
+    assert float(out.min()) >= float(images.min()) - 1e-5 and float(out.max()) <= float(images.max()) + 1e-5
+
+
+def test_depth_conditioned_variant_needs_its_channels():
+    model = tiny_model(depth_input=True).eval()
+    images = torch.rand(1, 3, 32, 32)
+    disparity = torch.rand(1, 1, 32, 32)
+    conditioning = depth_channels(disparity, torch.tensor([0.5]), torch.tensor([8.0]), 32)
+    assert conditioning.shape == (1, 2, 32, 32)
+    # the CoC channel is K·(D − d_f) in pixels at 1024 width, over 32
+    torch.testing.assert_close(conditioning[:, 1], (disparity[:, 0] - 0.5) * 8.0 * 1024 / 32 / 32)
+    with torch.no_grad():
+        assert model(images, conditioning).shape == images.shape
+    with pytest.raises(InputError):
+        model(images)
+    with pytest.raises(InputError):
+        tiny_model()(images, conditioning)
+
+
+def test_hourglass_width_option():
+    narrow = MegaDepthHourglass(width=0.25, in_channels=5)
+    assert narrow.feature_channels == 16 and narrow.in_channels == 5
+    assert count_parameters(narrow) < count_parameters(MegaDepthHourglass()) / 10
+    assert narrow.forward_features(torch.rand(1, 5, 16, 32)).shape == (1, 16, 16, 32)
+    with pytest.raises(InputError):
+        narrow.forward_features(torch.rand(1, 3, 16, 32))
+    with pytest.raises(InputError):
+        MegaDepthHourglass(width=0)
+
+
+@pytest.mark.parametrize("loss_name", ["l1", "ssim"])
+def test_gradient_step_reduces_the_loss(loss_name):
+    model = tiny_model()
+    model.train()
+    rng = np.random.default_rng(3)
+    images = torch.from_numpy(rng.random((2, 3, 32, 32), dtype=np.float32))
+    targets = gaussian_blur(images, 1.5)
+    loss_fn = torch.nn.functional.l1_loss if loss_name == "l1" else negative_ssim_loss
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
+    before = loss_fn(model(images), targets)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss_fn(model(images), targets)
+    assert float(after) < float(before.detach())
+
+
+def test_negative_ssim_loss_is_zero_for_identical_images():
+    images = torch.rand(1, 3, 24, 24)
+    assert float(negative_ssim_loss(images, images)) == pytest.approx(0, abs=1e-5)
+    assert float(negative_ssim_loss(images, torch.rand(1, 3, 24, 24))) > 0.5
+
+
+@pytest.mark.parametrize("upsample", ["weights", "output"])
+def test_predict_returns_input_size(upsample):
+    model = tiny_model(depth_input=True)
+    srgb = np.random.default_rng(4).random((50, 70, 3), dtype=np.float32)
+    disparity = np.tile(np.linspace(0, 1, 70, dtype=np.float32), (50, 1))
+    out = predict(model, srgb, disparity, 0.5, 10.0, (32, 48), upsample)
+    assert out.shape == srgb.shape and out.dtype == np.float32
+    with pytest.raises(InputError):
+        predict(model, srgb, disparity, 0.5, 10.0, (30, 48), upsample)
+
+
+def test_saliency_baseline_blends_by_the_subject_map():
+    rng = np.random.default_rng(5)
+    image = rng.random((64, 96, 3), dtype=np.float32)
+    disparity = np.zeros((64, 96), np.float32)
+    kept = render_saliency_baseline(image, disparity, Lens(), matte=np.ones((64, 96), np.float32))
+    np.testing.assert_allclose(kept, image, atol=2e-3)
+    blurred = render_saliency_baseline(image, disparity, Lens(), matte=np.zeros((64, 96), np.float32))
+    assert blurred.std() < 0.5 * image.std()
+    automatic = render_with("saliency-baseline", image, disparity, Lens())
+    assert automatic.shape == image.shape and automatic.dtype == np.float32
+
+
+def _tiny_scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dbsi-scenes")
+    generate(folder, 3, 5, 32, 48, workers=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return _tiny_scenes(tmp_path_factory)
+
+
+def _train(folder, out, *extra):
+    return main(["train", "-q", "dbsi", "--data", str(folder), "--out", str(out), "--threads", "1",
+                 "--size", "32x48", "--batch", "2", "--width", str(TINY_WIDTH), *extra])
+
+
+class _InterruptingBar:
+    """A progress bar that stops training (as Ctrl-C would) at its third step."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def update(self, count):
+        self.steps += count
+        if self.steps > 2:
+            raise InputError("interrupted")
+
+    def set_postfix(self, **values):
+        pass
+
+
+@contextmanager
+def _interrupting_progress(total, description, quiet=False):
+    yield _InterruptingBar()
+
+
+def test_training_cli_resumes_exactly(scenes, tmp_path, capsys, monkeypatch):
+    straight, split = tmp_path / "straight.pt", tmp_path / "split.pt"
+    assert _train(scenes, straight, "--steps", "4", "--depth-input", "--kernels", "25,75") == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(dbsi_training, "SAVE_EVERY", 2)
+        patch.setattr(train_command, "progress_bar", _interrupting_progress)
+        assert _train(scenes, split, "--steps", "4", "--depth-input", "--kernels", "25,75") == 1
+    assert torch.load(split, weights_only=True)["step"] == 2
+    assert _train(scenes, split, "--resume") == 0
+    a, b = torch.load(straight, weights_only=True), torch.load(split, weights_only=True)
+    assert b["step"] == 4 and len(b["history"]) == 4
+    assert b["config"]["model"]["kernels"] == [25, 75] and b["config"]["model"]["depth_input"]
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key])
+    # phase 2 continues from phase 1; the model options come from the checkpoint
+    ship = tmp_path / "ship.pt"
+    assert _train(scenes, split, "--phase", "2", "--steps", "1", "--resume", "--ship", str(ship)) == 0
+    shipped = torch.load(ship, weights_only=True)
+    assert shipped["config"]["phase"] == 2 and shipped["optimizer"] is None
+    assert all(v.dtype == torch.float16 for v in shipped["model"].values() if torch.is_floating_point(v))
+    image = np.random.default_rng(6).random((40, 60, 3), dtype=np.float32)
+    out = render_with("dbsi", image, np.full((40, 60), 0.3, np.float32), Lens(blur=5, focus_disparity=0.3),
+                      checkpoint=str(ship))
+    assert out.shape == image.shape and np.isfinite(out).all()
+    capsys.readouterr()
+    assert _train(scenes, split, "--phase", "2", "--steps", "1", "--resume", "--kernels", "75") == 1
+    assert "differs from the checkpoint" in capsys.readouterr().err
+
+
+def test_phase_two_without_resume_is_a_one_line_error(scenes, tmp_path, capsys):
+    assert _train(scenes, tmp_path / "x.pt", "--phase", "2") == 1
+    err = capsys.readouterr().err.strip()
+    assert "--resume" in err and len(err.splitlines()) == 1
+
+
+def _write_png(path, linear):
+    cv2.imwrite(str(path), cv2.cvtColor((linear_to_srgb(linear) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_bad_checkpoint_is_a_one_line_error(tmp_path, capsys, content):
+    bad = tmp_path / "bad.pt"
+    if content is None:  # a valid lensblur checkpoint of another system
+        save_checkpoint(bad, "deeplens", {}, {"w": torch.zeros(1)})
+    else:
+        bad.write_bytes(content)
+    _write_png(tmp_path / "in.png", np.full((32, 32, 3), 0.5, np.float32))
+    np.save(tmp_path / "d.npy", np.full((32, 32), 0.5, np.float32))
+    code = main(["render", str(tmp_path / "in.png"), "--depth", str(tmp_path / "d.npy"), "--renderer", "dbsi",
+                 "--checkpoint", str(bad), "-o", str(tmp_path / "out.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "checkpoint" in err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_mismatched_state_is_a_one_line_error(tmp_path):
+    path = tmp_path / "wrong.pt"
+    config = {"model": {"kernels": [25, 45, 75], "width": TINY_WIDTH, "depth_input": False, "kernel_width": 1024}}
+    save_checkpoint(path, "dbsi", config, {"backbone.0.weight": torch.zeros(1)})
+    with pytest.raises(InputError, match="does not match"):
+        load_dbsi(path)
+
+
+def test_shipped_checkpoint_reproduces_the_stored_output():
+    reference = np.load(DATA / "dbsi_reference.npz")
+    meta = json.loads(str(reference["meta"]))
+    model, train_size = load_dbsi()
+    assert model.depth_input == meta["depth_input"] and list(train_size) == meta["train_size"]
+    lens = Lens(blur=float(meta["blur"]), focus_disparity=float(meta["focus_disparity"]))
+    out = render_with("dbsi", reference["image"], reference["disparity"], lens)
+    np.testing.assert_allclose(out, reference["output"], atol=2e-3)
+    # the stored output is a real render: blurred where the disparity is far from the focus
+    far = np.abs(reference["disparity"] - lens.focus_disparity) > 0.3
+    assert np.abs(out - reference["image"])[far].mean() > 0.01
