@@ -35,6 +35,10 @@ def load_tensors(path: str | os.PathLike, what: str):
     except Exception as error:  # noqa: BLE001 - pickle/zip/torch raise many types; one line for the user
         text = str(error).strip()
         reason = text.splitlines()[0][:200] if text else type(error).__name__
-        if "weights only" in text.lower() or "weights_only" in text:
+        if not any(character.isalpha() for character in reason):  # torch reports a bare magic number
+            reason = "unrecognised contents"
+        if "can still be loaded" in text:  # torch's wording when only the weights_only check failed
             reason = "it holds pickled objects, not only tensors; save a state_dict instead"
+        elif "weights only load failed" in text.lower():
+            reason = "unrecognised contents"
         raise InputError(f"{what} {path}: not a PyTorch checkpoint ({reason})") from None
