@@ -10,6 +10,7 @@ from lensblur.color import linear_to_srgb
 from lensblur.lens import Highlights, Lens
 from lensblur.renderers import get_renderer
 from lensblur.renderers.scatter import render_scatter, scatter_layers
+from lensblur.renderers.subject import split_subject
 
 
 def _point_light(radius, aperture=Aperture(), size=None, energy=1000.0):
@@ -195,6 +196,34 @@ def test_matte_keeps_soft_hair_edge_without_background_smear():
     # and the stripes behind the edge are blurred: little row-to-row variation left
     assert out[:, 30:50, 1].std(axis=0).max() < 0.1
     assert image[:, 30:50, 1].std(axis=0).max() > 0.3
+
+
+def test_subject_layers_made_once_give_the_same_render_and_stay_unchanged():
+    # A bright subject with clipped lights in front of a textured background, rendered at two
+    # focus settings from one split_subject (the web app's cache) and from the matte directly.
+    rng = np.random.default_rng(3)
+    height, width = 80, 100
+    yy, xx = np.mgrid[:height, :width]
+    alpha = np.clip(1 - (np.hypot(yy - 40, xx - 50) - 20) / 4, 0, 1).astype(np.float32)
+    image = rng.uniform(0, 0.6, (height, width, 3)).astype(np.float32)
+    image[alpha > 0.5] = [0.9, 0.4, 0.2]
+    image[10, 10] = image[60, 85] = image[40, 50] = 1.0   # lights: two behind, one on the subject
+    disparity = np.where(alpha > 0.5, 0.8, 0.2).astype(np.float32)
+    subject = split_subject(image, disparity, alpha)
+    kept = {name: getattr(subject, name).copy() for name in ("foreground", "background", "matte",
+                                                             "subject_disparity", "background_disparity")}
+    for focus in (0.8, 0.2):
+        lens = Lens(blur=20, focus_disparity=focus, highlights=Highlights(strength=6))
+        direct = render_scatter(image, disparity, lens, matte=alpha)
+        cached = render_scatter(image, disparity, lens, matte=alpha, subject=subject)
+        assert np.abs(direct - cached).max() < 1e-5
+        if focus == 0.8:  # the two lights behind the sharp subject gain up to 6× their energy
+            plain = render_scatter(image, disparity, lens.with_(highlights=None), matte=alpha, subject=subject)
+            assert 8 < (cached - plain).sum(axis=2).sum() / 3 < 20  # border normalisation adds a little
+    for name, before in kept.items():
+        assert np.array_equal(getattr(subject, name), before), f"{name} was modified by a render"
+    with pytest.raises(ValueError):
+        render_scatter(image[:40], disparity[:40], Lens(blur=5, focus_disparity=0.5), subject=subject)
 
 
 def test_bright_rim_moves_energy_to_the_ring_and_keeps_the_total():

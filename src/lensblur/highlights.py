@@ -28,7 +28,18 @@ AREA_SHARE = 0.1                    # share of the boost that large clipped area
 
 
 def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None) -> np.ndarray:
-    """Boosted linear radiance, float32 H×W×3.
+    """Boosted linear radiance, float32 H×W×3: ``linear`` times :func:`highlight_gain` (the
+    input itself when nothing is boosted, a new array otherwise).
+
+    linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
+    settings: see :func:`highlight_gain`.
+    """
+    gain = highlight_gain(linear, coc, settings)
+    return linear if gain is None else linear * gain[..., None]
+
+
+def highlight_gain(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None) -> np.ndarray | None:
+    """Per-pixel radiance gain (float32 H×W, ≥ 1), or None when no pixel is boosted.
 
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: threshold (encoded level in (0, 1) where boosting starts) and strength (a clipped
@@ -37,19 +48,18 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
     FADE_END pixels.
     """
     if settings is None or not settings.enabled:
-        return linear
+        return None
     peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
     candidate = peak >= srgb_to_linear(np.float32(settings.threshold))
     bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
     if bright[0].size == 0:
-        return linear
+        return None
     share = np.where(light_spots(candidate)[bright], np.float32(1.0), np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     u = np.clip((np.abs(coc[bright]) - FADE_START) / (FADE_END - FADE_START), 0.0, 1.0)
-    gain = 1.0 + np.float32(settings.strength) * share * (t * t * (3 - 2 * t)) * (u * u * (3 - 2 * u))
-    boosted = linear.copy()
-    boosted[bright] *= gain[:, None].astype(np.float32)
-    return boosted
+    gain = np.ones(peak.shape, np.float32)
+    gain[bright] = 1.0 + np.float32(settings.strength) * share * (t * t * (3 - 2 * t)) * (u * u * (3 - 2 * u))
+    return gain
 
 
 def light_spots(clipped: np.ndarray) -> np.ndarray:

@@ -26,43 +26,49 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
-from lensblur.highlights import recover_highlights
+from lensblur.highlights import highlight_gain, recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
+from lensblur.renderers.nearest import nearest_zero
 from lensblur.renderers.kernels import (add_points_to_blocks, composite_over, slab_block_sum,
                                      slab_bounds, slab_labels, unpremultiply)
-from lensblur.renderers.subject import SURE_NOT, fill_from, scatter_premultiplied, split_foreground_background
+from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, scatter_premultiplied, split_subject
 
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
 ANALYSIS_PIXELS = 120_000  # size of the grid on which hidden areas are assigned to slabs
-BOUNDARY_TRUST = 0.01     # depth within this fraction of the diagonal of a matte's outline is not used
 HIGHLIGHT_RADIANCE = 1.0   # pixels brighter than this (recovered lights) scatter at full resolution
 HIGHLIGHT_BUDGET = 4e6     # most disc rows spent on them per slab; dimmer ones join the slab
 
 
 @register("scatter")
-def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: np.ndarray | None = None) -> np.ndarray:
+def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: np.ndarray | None = None,
+                   subject: SubjectLayers | None = None) -> np.ndarray:
     """Occlusion-aware layered scatter (the default renderer); see the module docstring.
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; lens: settings;
     matte: optional subject alpha (H×W, [0, 1]): the subject is split from the background along
-    it (lensblur.renderers.subject) and composited over the rendered background.
+    it (lensblur.renderers.subject) and composited over the rendered background; subject:
+    ``split_subject(image, disparity, matte)`` when the caller keeps it between renders of the
+    same photo (it does not depend on the lens), used instead of ``matte``.
     Returns linear float32 H×W×3 (highlights may exceed 1).
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
-    radiance = recover_highlights(image, coc, lens.highlights)
     discs = DiscScatter(lens.aperture, coc.shape, lens.rim, lens.cat_eye)
-    if matte is None or not (matte > SURE_NOT).any():
+    if subject is None and matte is not None and (matte > SURE_NOT).any():
+        subject = split_subject(image, disparity, matte)
+    if subject is None:
+        radiance = recover_highlights(image, coc, lens.highlights)
         # recover_highlights returns a copy when it boosts anything: that copy can hold the result
         result = scatter_layers(radiance, coc, discs, reuse_input=radiance is not image)
     else:
-        result = _render_with_subject(radiance, coc, np.clip(matte, 0, 1).astype(np.float32), discs)
+        if subject.matte.shape != coc.shape:
+            raise ValueError(f"subject layers of {subject.matte.shape} for an image of {coc.shape}")
+        result = _render_with_subject(image, coc, subject, lens, discs)
     if lens.grain is not None:
         sigma = estimate_noise(image) if lens.grain == "auto" else float(lens.grain)
         result = add_grain(result, coc, sigma)
@@ -194,7 +200,7 @@ class HiddenAreaOwners:
     """Assigns the area hidden behind nearer slabs to the slab directly behind it.
 
     Works on a grid of at most ANALYSIS_PIXELS: for slab l, every cell nearer than l takes the
-    nearest cell that is not nearer (Euclidean distance transform); cells whose nearest visible
+    nearest cell that is not nearer (lensblur.renderers.nearest); cells whose nearest visible
     cell lies in slab l, within the distance the nearer blur can reveal, extend slab l with that
     cell's colour and blur radius.
     """
@@ -215,7 +221,7 @@ class HiddenAreaOwners:
         nearer_small = self.labels_small > label
         if not nearer_small.any() or nearer_small.all():
             return None
-        distance, (iy, ix) = ndimage.distance_transform_edt(nearer_small, return_indices=True)
+        distance, iy, ix = nearest_zero(nearer_small)
         own_small = self.labels_small == label
         own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else 0.0
         reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
@@ -226,7 +232,7 @@ class HiddenAreaOwners:
         # full-resolution rows and columns whose cells lie in the owned cells' bounding box
         bounds = (int(np.searchsorted(self.cell_y, rows[0])), int(np.searchsorted(self.cell_y, rows[-1], "right")) - 1,
                   int(np.searchsorted(self.cell_x, cols[0])), int(np.searchsorted(self.cell_x, cols[-1], "right")) - 1)
-        return HiddenPart(bounds, (owned, iy.astype(np.int32), ix.astype(np.int32), self.colour_small,
+        return HiddenPart(bounds, (owned, iy, ix, self.colour_small,
                                    self.coc_small, self.cell_y, self.cell_x))
 
 
@@ -244,23 +250,19 @@ NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0)
              np.zeros(0, np.int64))
 
 
-def _eroded(mask: np.ndarray, margin: int) -> np.ndarray:
-    """``mask`` shrunk by ``margin`` pixels, or ``mask`` itself when that would leave nothing."""
-    shrunk = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
-    return shrunk.astype(bool) if shrunk.any() else mask
-
-
-def _render_with_subject(radiance, coc, matte, discs):
+def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs):
     """Render the background without the subject, then lay the matted subject over it."""
-    subject = matte > 0.5
-    foreground, background = split_foreground_background(radiance, matte)
-    # Depth maps are least reliable along the subject's outline, where the matte is most precise:
-    # the subject takes the blur of its interior, and what lies behind it the blur of the
-    # background away from the outline, so the background renders as if the subject were absent.
-    margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*coc.shape))))
-    subject_coc = fill_from(coc, _eroded(subject, margin)) if subject.any() else coc
-    background_coc = fill_from(coc, _eroded(matte <= SURE_NOT, margin))
-    rendered_background = scatter_layers(background, background_coc, discs)
+    matte = subject.matte
+    foreground, background = subject.foreground, subject.background
+    # The boost of a clipped light belongs to the layer the light is part of: gain ⊙ (αF + (1 − α)B)
+    # = α(gain ⊙ F) + (1 − α)(gain ⊙ B), and each layer keeps its own prior elsewhere.
+    gain = highlight_gain(image, coc, lens.highlights)
+    if gain is not None:
+        foreground = foreground * np.where(matte > SURE_NOT, gain, 1)[..., None]
+        background = background * np.where(matte < SURE, gain, 1)[..., None]
+    subject_coc = signed_coc(subject.subject_disparity, lens.blur, lens.focus_disparity, lens.focus_range)
+    background_coc = signed_coc(subject.background_disparity, lens.blur, lens.focus_disparity, lens.focus_range)
+    rendered_background = scatter_layers(background, background_coc, discs, reuse_input=gain is not None)
     premultiplied = np.concatenate([foreground * matte[..., None], matte[..., None]], axis=2)
     layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), discs)
     alpha = np.clip(layer[..., 3:4], 0, 1)

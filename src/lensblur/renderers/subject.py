@@ -9,14 +9,57 @@ the background's blur, and the subject F is laid over it with its own blur and a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from lensblur.renderers.nearest import nearest_zero
 
 SURE = 0.98      # alpha above which a pixel is pure subject
 SURE_NOT = 0.02  # alpha below which a pixel is pure background
+BOUNDARY_TRUST = 0.01  # depth within this fraction of the diagonal of a matte's outline is not used
+
+
+@dataclass(frozen=True)
+class SubjectLayers:
+    """A photo split along its subject matte: everything about the split that does not depend on
+    focus or aperture, so an interactive session computes it once per photo.
+
+    matte: H×W alpha in [0, 1]; foreground, background: linear H×W×3 colours F and B with
+    image ≈ α·F + (1 − α)·B; subject_disparity: the disparity with the subject's outline band
+    taken from its interior; background_disparity: the disparity with the subject and its outline
+    band taken from the background around them (so the background renders as if the subject were
+    absent). Disparities are H×W in [0, 1].
+    """
+
+    matte: np.ndarray
+    foreground: np.ndarray
+    background: np.ndarray
+    subject_disparity: np.ndarray
+    background_disparity: np.ndarray
+
+
+def split_subject(image: np.ndarray, disparity: np.ndarray, matte: np.ndarray) -> SubjectLayers:
+    """Split ``image`` (linear H×W×3) and ``disparity`` (H×W, [0, 1]) along ``matte`` (H×W, [0, 1]).
+
+    Depth maps are least reliable along the subject's outline, where the matte is most precise:
+    disparity within BOUNDARY_TRUST of the diagonal of the outline is replaced by the nearest
+    trusted value on the same side.
+    """
+    matte = np.clip(matte, 0, 1).astype(np.float32)
+    foreground, background = split_foreground_background(image, matte)
+    margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*matte.shape))))
+    subject = matte > 0.5
+    subject_disparity = fill_from(disparity, _eroded(subject, margin)) if subject.any() else disparity
+    background_disparity = fill_from(disparity, _eroded(matte <= SURE_NOT, margin))
+    return SubjectLayers(matte, foreground, background, subject_disparity, background_disparity)
+
+
+def _eroded(mask: np.ndarray, margin: int) -> np.ndarray:
+    """``mask`` shrunk by ``margin`` pixels, or ``mask`` itself when that would leave nothing."""
+    shrunk = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+    return shrunk.astype(bool) if shrunk.any() else mask
 
 
 def split_foreground_background(image: np.ndarray, alpha: np.ndarray, smoothing_px: float = 8.0):
@@ -106,7 +149,7 @@ def fill_from(values: np.ndarray, source: np.ndarray, max_cells: int = 1_000_000
     if source_small.all() or not source_small.any():
         filled_small = values_small
     else:
-        _, (iy, ix) = ndimage.distance_transform_edt(~source_small, return_indices=True)
+        _, iy, ix = nearest_zero(~source_small)
         filled_small = values_small[iy, ix]
     if factor > 1:
         filled = cv2.resize(filled_small.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
@@ -120,30 +163,46 @@ def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, 
     (a :class:`lensblur.renderers.discs.DiscScatter`); returns H×W×4 premultiplied.
 
     Pixels below 0.5 px stay where they are; the others are drawn at full resolution up to
-    ``level_radius`` and at 1/2, 1/4, ... resolution beyond, as in the slab renderer.
+    ``level_radius`` and at 1/2, 1/4, ... resolution beyond, as in the slab renderer. Only the
+    box around the pixels with coverage is worked on (a subject rarely fills the frame).
     """
     height, width = radius.shape
+    covered = premultiplied[..., 3] > 0
+    radius = np.where(covered, radius, 0).astype(np.float32)
     sharp = radius < 0.5
     out = np.where(sharp[..., None], premultiplied, 0).astype(np.float32)
     if sharp.all():
         return out
     upper = float(radius.max())
+    coarsest = 1
+    while level_radius * coarsest < upper:
+        coarsest *= 2
+    # the box: every disc fits, and it starts on the coarsest level's grid so levels line up
+    margin = int(math.ceil(upper)) + 2 * coarsest
+    rows, cols = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
+    y0 = max(rows[0] - margin, 0) // coarsest * coarsest
+    x0 = max(cols[0] - margin, 0) // coarsest * coarsest
+    y1, x1 = min(rows[-1] + margin + 1, height), min(cols[-1] + margin + 1, width)
+    box = (slice(y0, y1), slice(x0, x1))
+    values_box, radius_box = premultiplied[box], radius[box]
+    box_h, box_w = y1 - y0, x1 - x0
     scale, low = 1, 0.5
     while low < upper:
         high = level_radius * scale
-        in_level = (radius >= low) & (radius < high) if high < upper else (radius >= low)
+        in_level = (radius_box >= low) & (radius_box < high) if high < upper else (radius_box >= low)
         if in_level.any():
-            values = np.where(in_level[..., None], premultiplied, 0).astype(np.float32)
+            values = np.where(in_level[..., None], values_box, 0).astype(np.float32)
             if scale == 1:
-                out += discs(values, radius)
+                # radii outside the level are zeroed so the kernel's row reach stays the level's
+                out[box] += discs(values, np.where(in_level, radius_box, 0), (y0, x0))
             else:
-                small = (-(-width // scale), -(-height // scale))
+                small = (-(-box_w // scale), -(-box_h // scale))
                 values_small = cv2.resize(values, small, interpolation=cv2.INTER_AREA) * np.float32(scale * scale)
                 weight = cv2.resize(in_level.astype(np.float32), small, interpolation=cv2.INTER_AREA)
-                radius_small = cv2.resize(np.where(in_level, radius, 0), small, interpolation=cv2.INTER_AREA)
+                radius_small = cv2.resize(np.where(in_level, radius_box, 0), small, interpolation=cv2.INTER_AREA)
                 radius_small = radius_small / np.maximum(weight, 1e-6) / scale
-                drawn = discs(values_small, radius_small, (0, 0), scale)
-                out += cv2.resize(drawn, (width, height), interpolation=cv2.INTER_LINEAR)[:height, :width] / np.float32(
+                drawn = discs(values_small, radius_small, (y0 // scale, x0 // scale), scale)
+                out[box] += cv2.resize(drawn, (box_w, box_h), interpolation=cv2.INTER_LINEAR) / np.float32(
                     scale * scale)
         low, scale = high, scale * 2
     return out

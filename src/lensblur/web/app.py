@@ -151,7 +151,8 @@ def render_preview(session: Session, lens: Lens, renderer: str, draft: bool = Fa
     """Render the cached screen-size (or draft) copy with the blur scaled to its width:
     K_preview = K_full × preview_width / full_width. Hold RENDER_LOCK while calling this."""
     pixels, disparity, matte, scale = session.level(draft)
-    return get_renderer(renderer)(pixels, disparity, lens.with_(blur=lens.blur * scale), matte=matte)
+    options = {"subject": session.subject_layers(draft)} if renderer == "scatter" and matte is not None else {}
+    return get_renderer(renderer)(pixels, disparity, lens.with_(blur=lens.blur * scale), matte=matte, **options)
 
 
 def encode_jpeg(linear: np.ndarray, profile: bytes | None, quality: int = 88) -> bytes:

@@ -25,6 +25,7 @@ import numpy as np
 from lensblur.depth_source import DepthChoice, choose_depth
 from lensblur.errors import InputError
 from lensblur.io.images import Photo, read_image
+from lensblur.renderers.subject import SURE_NOT, SubjectLayers, split_subject
 
 PREVIEW_LONG_SIDE = 1024
 DRAFT_LONG_SIDE = 512   # rendered while a slider moves; the page asks for the full preview once it stops
@@ -90,6 +91,7 @@ class Session:
     preview_ticket: int = 0
     last_preview_s: float = 0.2
     jobs: dict[str, Job] = field(default_factory=dict)
+    _subject_layers: dict[bool, SubjectLayers] = field(default_factory=dict)
 
     @property
     def full_size(self) -> tuple[int, int]:
@@ -114,6 +116,18 @@ class Session:
         else:
             pixels, disparity, matte = self.preview_pixels, self.preview_disparity, self.preview_matte
         return pixels, disparity, matte, pixels.shape[1] / self.full_size[0]
+
+    def subject_layers(self, draft: bool = False) -> SubjectLayers | None:
+        """The preview's (or draft's) split along the matte, made once: it does not depend on
+        the lens, and making it is a third of a preview render. None without a (non-empty) matte."""
+        if draft and self.draft is None:
+            draft = False
+        if draft not in self._subject_layers:
+            pixels, disparity, matte, _ = self.level(draft)
+            if matte is None or not (matte > SURE_NOT).any():
+                return None
+            self._subject_layers[draft] = split_subject(pixels, disparity, matte)
+        return self._subject_layers[draft]
 
 
 def _downscale(array: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -171,6 +185,8 @@ class SessionStore:
             dh = max(1, round(preview_pixels.shape[0] * draft_scale))
             session.draft = (_downscale(preview_pixels, dw, dh), np.clip(_downscale(preview_disparity, dw, dh), 0, 1),
                              None if preview_matte is None else np.clip(_downscale(preview_matte, dw, dh), 0, 1))
+        session.subject_layers(draft=False)
+        session.subject_layers(draft=True)
         with self._lock:
             self._sessions[session_id] = session
             while len(self._sessions) > self.max_sessions:

@@ -84,8 +84,8 @@ function view() { return document.querySelector("input[name=view]:checked").valu
 
 // ------------------------------------------------------------------ preview
 
-// While a slider moves, ask for a fast half-size draft at once; 250 ms after the last change,
-// ask for the full screen-size preview. Each request aborts the one before it.
+// On every edit (a slider moving, a click, a choice) ask for a fast half-size draft at once; 250 ms
+// after the last change, ask for the full screen-size preview. Each request aborts the one before it.
 function refresh(delay = 0, draft = false) {
   updateLabels();
   clearTimeout(state.timer);
@@ -155,7 +155,7 @@ async function clickFocus(event) {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ x, y }) });
   if (!response.ok) { message(await errorText(response)); return; }
   s.focus_disparity = (await response.json()).focus_disparity;
-  refresh(0);
+  refresh(0, true);
 }
 
 // ------------------------------------------------------------------ before / after
@@ -204,7 +204,7 @@ async function save() {
 
 $("file").addEventListener("change", (e) => upload(e.target.files[0]));
 for (const id of ["blur", "focus-range", "highlights", "blades", "rotation"]) $(id).addEventListener("input", () => refresh(0, true));
-for (const id of ["grain", "shape", "renderer"]) $(id).addEventListener("change", () => refresh(0));
+for (const id of ["grain", "shape", "renderer"]) $(id).addEventListener("change", () => refresh(0, true));
 for (const radio of document.querySelectorAll("input[name=view]")) radio.addEventListener("change", () => refresh(0));
 $("stage").addEventListener("click", clickFocus);
 $("compare").addEventListener("change", updateCompare);
