@@ -59,6 +59,12 @@ def _load_cached(path: str, stamp: int) -> DeepLensRenderer:
         raise InputError(f"checkpoint {path}: does not fit the DeepLens network ({reason})") from None
 
 
+def halvings_for_blur(max_coc: float, r_max: float) -> int:
+    """The fewest ×2 halvings (0 or more) that bring a radius of ``max_coc`` pixels down to
+    ``r_max`` pixels."""
+    return math.ceil(math.log2(max_coc / r_max)) if max_coc > r_max else 0
+
+
 def choose_levels(height: int, width: int, max_coc: float, r_max: float) -> int:
     """Number of ×2 halvings before the lens blur (see the module docstring); 0 only for images
     too small to halve."""
@@ -67,7 +73,7 @@ def choose_levels(height: int, width: int, max_coc: float, r_max: float) -> int:
         possible += 1
     if possible == 0:
         return 0
-    for_blur = math.ceil(math.log2(max_coc / r_max)) if max_coc > r_max else 1
+    for_blur = halvings_for_blur(max_coc, r_max)
     for_speed = math.ceil(math.log2(max(height, width) / MAX_LENS_BLUR_SIDE)) if max(height, width) > MAX_LENS_BLUR_SIDE else 1
     return int(min(max(1, for_blur, for_speed), possible))
 

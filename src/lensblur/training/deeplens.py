@@ -3,10 +3,11 @@ scenes with exact ground truth (``--module render``, default), or the depth pred
 a folder of image + depth (+ mask) pairs (``--module depth``).
 
 Render training (paper section 3.3, 4.2): random crops of the scenes, the disparity corrupted by
-a random dilation or erosion, the lens blur at half the crop's resolution and one guided ×2
-step; loss Eq. 6 = J_f(L) + β·J_f(H) with the normalised loss of Eq. 5 (α = 1.5). r_max, the
-largest radius at the lens-blur resolution, is measured on the training data and stored in the
-checkpoint's config.
+a random dilation or erosion, the lens blur ``levels`` ×2 halvings below the crop's resolution
+(``--levels``, default 1; a range such as 1-3 draws the number per step) and as many recurrent
+guided ×2 steps back up, as the renderer does at inference; loss Eq. 6 = J_f(L) + β·J_f(H) with
+the normalised loss of Eq. 5 (α = 1.5). r_max, the largest radius at the lens-blur resolution,
+is measured on the training data and stored in the checkpoint's config.
 
 torch is imported inside the functions: the CLI imports this module to build its parser.
 """
@@ -35,6 +36,19 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _levels(text: str) -> tuple[int, int]:
+    """``N`` or ``LO-HI`` (1 <= LO <= HI <= 4) → (LO, HI)."""
+    try:
+        parts = [int(v) for v in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1] <= 4:
+        raise argparse.ArgumentTypeError(f"expected N or LO-HI with 1 <= LO <= HI <= 4, got {text!r}")
+    return parts[0], parts[1]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """DeepLens's own options of ``lensblur train deeplens``."""
     parser.add_argument("--module", choices=["render", "depth"], default="render",
@@ -44,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, help="examples per step (default 8)")
     parser.add_argument("--crop", type=_size, default=(128, 160), metavar="HxW",
                         help="training crop at full resolution (default 128x160; depth: resize size)")
+    parser.add_argument("--levels", type=_levels, default=(1, 1), metavar="N|LO-HI",
+                        help="×2 halvings before the lens blur, i.e. recurrent guided upsampling steps "
+                             "(default 1; LO-HI: drawn per step). Scenes whose blur needs more halvings "
+                             "are shrunk ×2 until it fits, as the renderer would halve further")
+    parser.add_argument("--more-data", action="append", default=[], metavar="DIR",
+                        help="a further folder of scenes (repeatable), e.g. larger scenes for deeper --levels")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--lr-drop", type=int, default=1600, metavar="STEP",
                         help="multiply the learning rate by 0.3 from this step on (default 1600)")
@@ -81,20 +101,68 @@ def corrupt_disparity(rng: np.random.Generator, disparity: np.ndarray, largest: 
     return operation(disparity, disc)
 
 
+def largest_coc(pair) -> float:
+    """The largest |c| = K·|D − d_f| of a scene in pixels of its stored size."""
+    return pair.blur * float(np.abs(pair.disparity - pair.focus_disparity).max())
+
+
 def measured_r_max(pairs, lens_blur_scale: float = 0.5) -> float:
     """The largest |c| in pixels over the training scenes, at the lens-blur resolution."""
-    largest = max(p.blur * float(np.abs(p.disparity - p.focus_disparity).max()) for p in pairs)
-    return max(1.0, largest * lens_blur_scale)
+    return max(1.0, max(largest_coc(p) for p in pairs) * lens_blur_scale)
 
 
-def make_batch(rng: np.random.Generator, pairs, batch: int, crop: tuple[int, int], corrupt: int):
+class LevelFitter:
+    """The scenes as the renderer would see them with ``levels`` halvings before the lens blur.
+
+    A scene whose largest radius needs more halvings than ``levels`` to come down to r_max
+    (the renderer would halve further, ``choose_levels``) is shrunk ×2 per missing halving, so
+    the lens blur never sees radii beyond r_max; scenes with smaller blur are used as they are
+    (the renderer halves images for speed too). Shrunk copies are made once and kept.
+    :meth:`choose` draws 3 of 4 examples from the scenes that need all ``levels`` halvings, the
+    case of the renderer's own choice of levels for images up to 1024 px.
+    """
+
+    def __init__(self, pairs, r_max: float):
+        from lensblur.models.deeplens_session import halvings_for_blur
+
+        self.pairs = pairs
+        # + 0.001: r_max is stored rounded to 3 decimals; the largest scene must still fit
+        self.needed = [halvings_for_blur(largest_coc(p), r_max + 1e-3) for p in pairs]
+        self._shrunk: dict[tuple[int, int], object] = {}
+
+    def choose(self, rng: np.random.Generator, count: int, levels: int) -> list[int]:
+        """``count`` scene indices for a batch with ``levels`` halvings."""
+        deep = [i for i, needed in enumerate(self.needed) if needed >= levels]
+        if len(deep) in (0, len(self.pairs)):     # one draw, as before --levels existed
+            return [int(i) for i in rng.integers(0, len(self.pairs), size=count)]
+        return [deep[int(rng.integers(0, len(deep)))] if rng.random() < 0.75
+                else int(rng.integers(0, len(self.pairs))) for _ in range(count)]
+
+    def __call__(self, index: int, levels: int):
+        from lensblur.training.data import resize_pair
+
+        factor = 2 ** max(self.needed[index] - levels, 0)
+        if factor == 1:
+            return self.pairs[index]
+        if (index, factor) not in self._shrunk:
+            pair = self.pairs[index]
+            height, width = pair.image.shape[:2]
+            self._shrunk[index, factor] = resize_pair(pair, max(1, round(height / factor)),
+                                                      max(1, round(width / factor)))
+        return self._shrunk[index, factor]
+
+
+def make_batch(rng: np.random.Generator, pairs, batch: int, crop: tuple[int, int], corrupt: int,
+               fit=None, levels: int = 1):
     """Arrays for one step: images, targets N×3×h×w sRGB; cocs N×1×h×w signed CoC in pixels
-    computed from the corrupted disparity."""
+    computed from the corrupted disparity. fit: a :class:`LevelFitter` of ``pairs`` (the scenes
+    as they are when None), applied for ``levels`` halvings."""
     from lensblur.training.data import random_crop, random_flips
 
     images, targets, cocs = [], [], []
-    for index in rng.integers(0, len(pairs), size=batch):
-        pair = pairs[int(index)]
+    indices = fit.choose(rng, batch, levels) if fit is not None else rng.integers(0, len(pairs), size=batch)
+    for index in indices:
+        pair = fit(int(index), levels) if fit is not None else pairs[int(index)]
         image, target, disparity = random_crop(rng, [pair.image, pair.target, pair.disparity], *crop)
         image, target, disparity = random_flips(rng, [image, target, disparity])
         disparity = corrupt_disparity(rng, disparity, corrupt)
@@ -117,22 +185,31 @@ def train_render(args, progress) -> dict:
     from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
     from lensblur.training.data import load_pairs
 
-    pairs = [p for p in load_pairs(args.data, layout=args.layout, split=args.split, limit=args.limit)
-             if p.has_disparity]
+    pairs = []
+    for folder in [args.data, *getattr(args, "more_data", [])]:
+        pairs += [p for p in load_pairs(folder, layout=args.layout, split=args.split, limit=args.limit)
+                  if p.has_disparity]
     if not pairs:
         raise InputError(f"{args.data}: no examples with a disparity map (DeepLens needs depth)")
+    low_levels, high_levels = getattr(args, "levels", (1, 1))
     torch.manual_seed(args.seed)
     step, history, optimizer_state = 0, [], None
     if args.resume:
         payload = load_checkpoint(args.out, system=SYSTEM)
         config = payload["config"]
+        if config.get("module", "render") != "render":
+            raise InputError(f"{args.out} is a DeepLens {config.get('module')} checkpoint, not a render one")
         model = DeepLensRenderer(config)
         model.load_state_dict(payload["model"])
         step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
+        if not config.get("trained_on", "").endswith(describe(pairs)):
+            config = {**config, "trained_on": f"{config.get('trained_on', '?')}, then {describe(pairs)}"}
     else:
-        config = {**DEFAULT_CONFIG, "module": "render", "r_max": round(measured_r_max(pairs), 3),
-                  "trained_on": f"{len(pairs)} scenes of {pairs[0].image.shape[0]}x{pairs[0].image.shape[1]}"}
+        # r_max at the lens-blur resolution of the deepest level: the largest scenes need them all
+        config = {**DEFAULT_CONFIG, "module": "render",
+                  "r_max": round(measured_r_max(pairs, 0.5 ** high_levels), 3), "trained_on": describe(pairs)}
         model = DeepLensRenderer(config)
+    fit = LevelFitter(pairs, float(config["r_max"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     if optimizer_state:
         optimizer.load_state_dict(optimizer_state)
@@ -152,10 +229,11 @@ def train_render(args, progress) -> dict:
         while step < args.steps:
             rng = np.random.default_rng([args.seed, step])
             torch.manual_seed(args.seed * 100003 + step)
+            levels = int(rng.integers(low_levels, high_levels + 1)) if high_levels > low_levels else low_levels
             images, targets, cocs = (torch.from_numpy(a) for a in make_batch(rng, pairs, args.batch, args.crop,
-                                                                                args.corrupt))
+                                                                                args.corrupt, fit, levels))
             set_lr(step)
-            low, high = model(images, cocs, levels=1)
+            low, high = model(images, cocs, levels=levels)
             target_low = downsample(targets, low.shape[-2:])
             loss_low = normalised_loss(low, target_low)
             loss_high = normalised_loss(high, targets)
@@ -171,13 +249,24 @@ def train_render(args, progress) -> dict:
             bar.set_postfix(loss=f"{recent[-1]:.4f}")
             if step % 25 == 0 or step == args.steps:
                 history.append({"step": step, "loss": float(np.mean(recent)), "loss_low": loss_low.item(),
-                                "loss_high": loss_high.item()})
+                                "loss_high": loss_high.item(), "levels": levels})
                 recent = []
             if step % args.save_every == 0 or step == args.steps:
                 save(step)
     return {"checkpoint": args.out, "steps": step, "examples": len(pairs), "r_max": config["r_max"],
+            "levels": f"{low_levels}-{high_levels}" if high_levels > low_levels else str(low_levels),
             "final loss": f"{history[-1]['loss']:.4f}" if history else "n/a",
             "seconds": f"{time.perf_counter() - start:.0f}"}
+
+
+def describe(pairs) -> str:
+    """'300 scenes of 192x256' or '160 scenes of 384x512 + 24 of 768x1024'."""
+    counts: dict[str, int] = {}
+    for pair in pairs:
+        size = f"{pair.image.shape[0]}x{pair.image.shape[1]}"
+        counts[size] = counts.get(size, 0) + 1
+    parts = [f"{count} {'scenes ' if not i else ''}of {size}" for i, (size, count) in enumerate(counts.items())]
+    return " + ".join(parts)
 
 
 # -------------------------------------------------------------------------------- depth module
