@@ -30,12 +30,7 @@ DATA = Path(__file__).parent / "data"
 TINY_WIDTH = 0.0625  # 8 stem channels: fast enough for a test
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(**options):

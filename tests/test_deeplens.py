@@ -30,7 +30,7 @@ from lensblur.training.deeplens import LevelFitter, corrupt_disparity, largest_c
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "deeplens_reference.npz"
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_case():

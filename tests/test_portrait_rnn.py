@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "portrait_rnn_reference.npz"
 SHIPPED = SHIPPED_DIR / "portrait_rnn.pt"
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _loop_recursion(x, w, direction):

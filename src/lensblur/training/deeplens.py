@@ -20,7 +20,10 @@ import time
 import cv2
 import numpy as np
 
+from lensblur.color import linear_to_srgb
 from lensblur.errors import InputError
+from lensblur.io.depth import read_depth
+from lensblur.io.images import read_image
 
 HELP = "train DeepLens (lens blur + guided upsampling on synthetic scenes, or --module depth)"
 SYSTEM = "deeplens"
@@ -271,7 +274,7 @@ def describe(pairs) -> str:
 
 # -------------------------------------------------------------------------------- depth module
 
-_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".pfm", ".exr", ".bmp", ".webp")
+_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".pfm", ".bmp", ".webp")
 
 
 def _find(folder, stem: str):
@@ -282,42 +285,14 @@ def _find(folder, stem: str):
     return None
 
 
-def _read_map(path) -> np.ndarray:
-    """A single-channel map as float32 (8/16-bit PNG/TIFF scaled to [0, 1], float files as is)."""
-    if path.suffix.lower() == ".npy":
-        array = np.load(path, allow_pickle=False)
-    else:
-        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-    if array is None:
-        raise InputError(f"cannot read {path}")
-    if array.ndim == 3:
-        array = array[..., 0]
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    return np.nan_to_num(array.astype(np.float32))
-
-
-def normalised_disparity(values: np.ndarray, is_depth: bool) -> np.ndarray:
-    """Disparity in [0, 1] (1 = nearest) normalised by its own minimum and maximum (paper
-    section 3.1); a depth map (bigger = farther, values <= 0 invalid) is inverted first."""
-    values = values.astype(np.float32)
-    if is_depth:
-        valid = values > 0
-        values = np.where(valid, 1.0 / np.maximum(values, 1e-6), 0.0).astype(np.float32)
-        low = float(values[valid].min()) if valid.any() else 0.0
-        values = np.where(valid, values, low)
-    low, high = float(values.min()), float(values.max())
-    return ((values - low) / (high - low)).astype(np.float32) if high > low else np.zeros_like(values)
-
-
 def load_depth_pairs(folder, size: tuple[int, int], limit: int | None = None) -> list[dict]:
     """Examples of a depth-training folder, resized to ``size`` (H, W).
 
     Per example ``X``: ``X_image.*`` (RGB) with ``X_depth.*`` (metric or relative depth, bigger
     = farther) or ``X_disparity.*`` (bigger = nearer), and/or ``X_mask.*`` (foreground, white =
-    subject); at least one of the two ground truths. PNG/TIFF (8/16-bit), JPEG, NPY.
+    subject); at least one of the two ground truths. Maps are read by
+    :func:`lensblur.io.depth.read_depth` (PNG/TIFF 8/16-bit or float, JPEG, NPY, PFM), images and
+    masks by :func:`lensblur.io.images.read_image`.
     Returns dicts of image (H×W×3 sRGB float32), disparity, mask (H×W float32, zeros where
     missing), has_disparity, has_mask.
     """
@@ -335,20 +310,18 @@ def load_depth_pairs(folder, size: tuple[int, int], limit: int | None = None) ->
         depth_path, disparity_path, mask_path = (_find(folder, f"{stem}_{kind}") for kind in ("depth", "disparity", "mask"))
         if depth_path is None and disparity_path is None and mask_path is None:
             continue
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-        if image is None:
-            raise InputError(f"cannot read {image_path}")
-        scale = 65535.0 if image.dtype == np.uint16 else 255.0
-        image = cv2.resize(image[..., ::-1].astype(np.float32) / scale, (width, height), interpolation=cv2.INTER_AREA)
+        image = linear_to_srgb(read_image(image_path).pixels)
+        image = cv2.resize(np.ascontiguousarray(image, np.float32), (width, height), interpolation=cv2.INTER_AREA)
         example = {"image": image, "disparity": np.zeros((height, width), np.float32),
                    "mask": np.zeros((height, width), np.float32), "has_disparity": False, "has_mask": False}
         map_path = depth_path or disparity_path
         if map_path is not None:
-            disparity = normalised_disparity(_read_map(map_path), is_depth=depth_path is not None)
+            # normalised by its own range, a depth map inverted first (paper section 3.1)
+            disparity = read_depth(map_path, kind="depth" if depth_path is not None else "disparity")
             example["disparity"] = cv2.resize(disparity, (width, height), interpolation=cv2.INTER_NEAREST)
             example["has_disparity"] = True
         if mask_path is not None:
-            mask = (_read_map(mask_path) > 0.5).astype(np.float32)
+            mask = (read_image(mask_path).pixels.mean(axis=2) > 0.5).astype(np.float32)
             example["mask"] = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
             example["has_mask"] = True
         examples.append(example)
