@@ -29,7 +29,7 @@ import quality  # noqa: E402  (the fixed scene set)
 
 from lensblur import evaluate  # noqa: E402
 from lensblur.renderers import get_renderer, register  # noqa: E402
-from lensblur.renderers.dbsi import render_dbsi  # noqa: E402
+from lensblur.systems.dbsi.renderer import render_dbsi  # noqa: E402
 
 # (renderer name, checkpoint (shipped variant name or file in --runs), upsample, description)
 DBSI_ROWS = [

@@ -48,7 +48,7 @@ def time_call(function, repeats: int) -> float:
 
 def timing_rows(sample, repeats: int) -> list[dict]:
     """Render times at the TIMING_SIZES for a scene scaled up (K scaled with the width)."""
-    from lensblur.models.deeplens_session import DeepLensSession, choose_levels
+    from lensblur.systems.deeplens.session import DeepLensSession, choose_levels
 
     scatter = get_renderer("scatter")
     rows = []
@@ -85,7 +85,7 @@ def aperture_sweep() -> list[dict]:
     from lensblur.io.depth import fit_to_image, read_depth
     from lensblur.io.images import read_image
     from lensblur.lens import Lens, focus_disparity_at
-    from lensblur.models.deeplens_session import DeepLensSession, choose_levels
+    from lensblur.systems.deeplens.session import DeepLensSession, choose_levels
 
     image = read_image(ROOT / "examples" / "astronaut.jpg").pixels
     height, width = image.shape[:2]
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint:
         # every DeepLens figure (quality, speed, sweep) loads the default checkpoint: redirect it
-        from lensblur.models import deeplens_session
+        from lensblur.systems.deeplens import session as deeplens_session
 
         chosen = Path(args.checkpoint).resolve()
         deeplens_session.shipped_checkpoint = lambda name: chosen
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     timings = timing_rows(samples[0], args.repeats)
     sweep = aperture_sweep()
 
-    from lensblur.models.deeplens_session import load_renderer
+    from lensblur.systems.deeplens.session import load_renderer
 
     model = load_renderer()
     config = model.config

@@ -30,8 +30,9 @@ import numpy as np
 from lensblur import evaluate
 from lensblur.io.images import read_image
 from lensblur.lens import Lens, focus_disparity_at, signed_coc
-from lensblur.renderers import portrait, register
-from lensblur.renderers.depth_layers import split_depth_layers
+from lensblur.renderers import register
+from lensblur.systems.xu_portrait import renderer as portrait
+from lensblur.systems.xu_portrait.depth_layers import split_depth_layers
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -35,7 +35,7 @@ from lensblur.renderers import render_with
 from lensblur.synth.dataset import srgb8_to_linear
 from lensblur.synth.people import make_portrait_scene
 from lensblur.synth.thinlens import camera_image, visible_disparity
-from lensblur.training.portrait_rnn import degrade_disparity, degrade_segmentation
+from lensblur.systems.xu_portrait.training import degrade_disparity, degrade_segmentation
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -64,8 +64,8 @@ def score(rows: dict, key: str, output: np.ndarray, target8: np.ndarray) -> None
 
 def table2(count: int, height: int, width: int, checkpoint: str | None) -> tuple[str, dict]:
     rows, map_errors = {}, {"seg_coarse": [], "seg_refined": [], "disp_coarse": [], "disp_refined": []}
-    from lensblur.models.portrait_rnn import refine_maps
-    from lensblur.renderers.portrait_rnn import load_model
+    from lensblur.systems.xu_portrait.rnn_model import refine_maps
+    from lensblur.systems.xu_portrait.rnn_renderer import load_model
 
     model = load_model(checkpoint)
     options = {"checkpoint": checkpoint} if checkpoint else {}

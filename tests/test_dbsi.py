@@ -16,14 +16,14 @@ from lensblur.cli import main  # noqa: E402
 from lensblur.color import linear_to_srgb  # noqa: E402
 from lensblur.errors import InputError  # noqa: E402
 from lensblur.lens import Lens  # noqa: E402
-from lensblur.models.dbsi import DBSI, blend, blend_array, depth_channels, gaussian_blur, predict  # noqa: E402
+from lensblur.systems.dbsi.model import DBSI, blend, blend_array, depth_channels, gaussian_blur, predict  # noqa: E402
 from lensblur.models.megadepth import MegaDepthHourglass, count_parameters  # noqa: E402
 from lensblur.renderers import render_with  # noqa: E402
-from lensblur.renderers.dbsi import gaussian_sigma, load_dbsi, render_saliency_baseline  # noqa: E402
+from lensblur.systems.dbsi.renderer import gaussian_sigma, load_dbsi, render_saliency_baseline  # noqa: E402
 from lensblur.synth.dataset import generate  # noqa: E402
 from lensblur.training.checkpoint import save_checkpoint  # noqa: E402
-from lensblur.training import dbsi as dbsi_training  # noqa: E402
-from lensblur.training.dbsi import negative_ssim_loss  # noqa: E402
+from lensblur.systems.dbsi import training as dbsi_training  # noqa: E402
+from lensblur.systems.dbsi.training import negative_ssim_loss  # noqa: E402
 from lensblur.commands import train as train_command  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

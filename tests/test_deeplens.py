@@ -18,15 +18,15 @@ torch = pytest.importorskip("torch")
 from lensblur.cli import main as cli_main  # noqa: E402
 from lensblur.errors import InputError  # noqa: E402
 from lensblur.lens import Lens  # noqa: E402
-from lensblur.models.deeplens import (DeepLensRenderer, FeatureExtractor, downsample,  # noqa: E402
+from lensblur.systems.deeplens.model import (DeepLensRenderer, FeatureExtractor, downsample,  # noqa: E402
                                       normalised_loss)
-from lensblur.models.deeplens_depth import DepthPredictor, depth_loss  # noqa: E402
-from lensblur.models.deeplens_session import DeepLensSession, choose_levels  # noqa: E402
+from lensblur.systems.deeplens.depth import DepthPredictor, depth_loss  # noqa: E402
+from lensblur.systems.deeplens.session import DeepLensSession, choose_levels  # noqa: E402
 from lensblur.renderers import render_with  # noqa: E402
 from lensblur.synth.dataset import generate  # noqa: E402
 from lensblur.training.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint  # noqa: E402
 from lensblur.training.data import TrainingPair  # noqa: E402
-from lensblur.training.deeplens import LevelFitter, corrupt_disparity, largest_coc, load_depth_pairs  # noqa: E402
+from lensblur.systems.deeplens.training import LevelFitter, corrupt_disparity, largest_coc, load_depth_pairs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "deeplens_reference.npz"
@@ -267,7 +267,7 @@ def test_level_fitter_shrinks_scenes_that_need_more_halvings():
 
 
 def test_training_with_levels_runs_the_recurrent_steps_and_learns(scenes, tmp_path, monkeypatch):
-    from lensblur.models import deeplens as network
+    from lensblur.systems.deeplens import model as network
 
     calls = []
     forward = network.GuidedUpsampler.forward
@@ -287,7 +287,7 @@ def test_training_with_levels_runs_the_recurrent_steps_and_learns(scenes, tmp_pa
     def loss_of(payload, levels):
         """Eq. 6 on a fixed batch of the two scenes."""
         from lensblur.training.data import load_pairs
-        from lensblur.training.deeplens import make_batch
+        from lensblur.systems.deeplens.training import make_batch
 
         model = network.build_renderer(payload["config"], payload["model"])
         pairs = load_pairs(scenes)

@@ -16,10 +16,10 @@ from lensblur.aperture import Aperture
 from lensblur.errors import InputError
 from lensblur.lens import Lens
 from lensblur.renderers import get_renderer, render_with
-from lensblur.renderers.depth_layers import (_expand, alpha_expansion, gaussian_unaries, kmeans_1d, potts_energy,
+from lensblur.systems.xu_portrait.depth_layers import (_expand, alpha_expansion, gaussian_unaries, kmeans_1d, potts_energy,
                                              sobel_edge_weights, split_depth_layers)
-from lensblur.renderers.knn_matting import band_trimap, knn_matte
-from lensblur.renderers.portrait import choose_mode, guided_disk_blur, is_soft, render_portrait, subject_alpha
+from lensblur.systems.xu_portrait.knn_matting import band_trimap, knn_matte
+from lensblur.systems.xu_portrait.renderer import choose_mode, guided_disk_blur, is_soft, render_portrait, subject_alpha
 
 REPO = Path(__file__).resolve().parents[1]
 

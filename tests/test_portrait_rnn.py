@@ -15,19 +15,19 @@ torch = pytest.importorskip("torch")
 from lensblur import api  # noqa: E402
 from lensblur.errors import InputError  # noqa: E402
 from lensblur.lens import Lens  # noqa: E402
-from lensblur.models.portrait_rnn import PortraitRNN, encode_srgb, filter_inputs  # noqa: E402
-from lensblur.models.recursive_filter import DIRECTIONS, RecursiveFilterNet, linear_recursion  # noqa: E402
-from lensblur.models.spn import (SpatialPropagationNet, body_consistency_loss, ranking_loss,  # noqa: E402
+from lensblur.systems.xu_portrait.rnn_model import PortraitRNN, encode_srgb, filter_inputs  # noqa: E402
+from lensblur.systems.xu_portrait.recursive_filter import DIRECTIONS, RecursiveFilterNet, linear_recursion  # noqa: E402
+from lensblur.systems.xu_portrait.spn import (SpatialPropagationNet, body_consistency_loss, ranking_loss,  # noqa: E402
                                  segmentation_loss, three_way_propagation)
 from lensblur.renderers import render_with  # noqa: E402
 from lensblur.synth.people import make_portrait_scene, person_silhouette  # noqa: E402
 from lensblur.synth.thinlens import camera_image, visible_disparity  # noqa: E402
-from lensblur.training import portrait_rnn as trainer  # noqa: E402
-from lensblur.training.checkpoint import SHIPPED_DIR, save_checkpoint  # noqa: E402
+from lensblur.systems.xu_portrait import training as trainer  # noqa: E402
+from lensblur.training.checkpoint import SYSTEMS_DIR, save_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "portrait_rnn_reference.npz"
-SHIPPED = SHIPPED_DIR / "portrait_rnn.pt"
+SHIPPED = SYSTEMS_DIR / "xu_portrait" / "weights" / "portrait_rnn.pt"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,7 +17,7 @@ import torch
 
 from lensblur import evaluate
 from lensblur.renderers import render_with
-from lensblur.renderers.dbsi import load_dbsi
+from lensblur.systems.dbsi.renderer import load_dbsi
 from lensblur.synth.dataset import generate
 
 torch.set_num_threads(1)

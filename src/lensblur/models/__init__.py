@@ -1,9 +1,11 @@
-"""Torch modules of the learned systems (torch is imported only inside these modules).
+"""Torch modules shared by several systems, and the torch helpers every learned system uses
+(torch is imported only inside these modules).
 
 ``megadepth``: the MegaDepth single-view depth hourglass (Li & Snavely 2018), loadable from the
-authors' released checkpoint and shared as the backbone of DBSI.
+authors' released checkpoint and shared as the backbone of DBSI and by ``lensblur.depth.megadepth``.
 
-Checkpoints that the project trains itself are shipped in ``weights/`` (see docs/training.md).
+Each published system lives in its own folder ``lensblur/systems/<paper>/`` (model, renderer
+entry, training, shipped weights in ``weights/``; see docs/training.md).
 """
 
 import os

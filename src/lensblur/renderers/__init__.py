@@ -29,11 +29,11 @@ _MODULES = {
     "identity": "lensblur.renderers.reference",
     "naive": "lensblur.renderers.reference",
     "gegl": "lensblur.renderers.gegl",
-    "portrait": "lensblur.renderers.portrait",
-    "portrait-rnn": "lensblur.renderers.portrait_rnn",
-    "dbsi": "lensblur.renderers.dbsi",
-    "saliency-baseline": "lensblur.renderers.dbsi",
-    "deeplens": "lensblur.renderers.deeplens",
+    "portrait": "lensblur.systems.xu_portrait.renderer",
+    "portrait-rnn": "lensblur.systems.xu_portrait.rnn_renderer",
+    "dbsi": "lensblur.systems.dbsi.renderer",
+    "saliency-baseline": "lensblur.systems.dbsi.renderer",
+    "deeplens": "lensblur.systems.deeplens.renderer",
 }
 DEFAULT_RENDERER = "scatter"
 

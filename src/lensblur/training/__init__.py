@@ -12,7 +12,7 @@ Shared pieces: :mod:`lensblur.training.data` (datasets as arrays, crops and flip
 """
 
 TRAINERS = {
-    "portrait-rnn": "lensblur.training.portrait_rnn",
-    "dbsi": "lensblur.training.dbsi",
-    "deeplens": "lensblur.training.deeplens",
+    "portrait-rnn": "lensblur.systems.xu_portrait.training",
+    "dbsi": "lensblur.systems.dbsi.training",
+    "deeplens": "lensblur.systems.deeplens.training",
 }

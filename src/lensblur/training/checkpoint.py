@@ -16,7 +16,7 @@ from lensblur.io.atomic import atomic_output
 from lensblur.models import load_tensors, require_torch
 
 FORMAT = "lensblur-checkpoint"
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
+SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
 
 
 def save_checkpoint(path: str | os.PathLike, system: str, config: dict, model_state: dict, *, step: int = 0,
@@ -49,10 +49,10 @@ def load_checkpoint(path: str | os.PathLike, system: str | None = None) -> dict:
 
 
 def shipped_checkpoint(name: str) -> Path:
-    """Path of a checkpoint shipped inside the package (``lensblur/models/weights/NAME.pt``);
+    """Path of a checkpoint shipped inside the package (``lensblur/systems/<system>/weights/NAME.pt``);
     InputError naming the command that makes it when it is missing."""
-    path = SHIPPED_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise InputError(f"the shipped checkpoint {name}.pt is missing from {SHIPPED_DIR}: "
+    found = sorted(SYSTEMS_DIR.glob(f"*/weights/{name}.pt"))
+    if not found:
+        raise InputError(f"the shipped checkpoint {name}.pt is missing from {SYSTEMS_DIR}/*/weights: "
                          f"reinstall lensblur or train one (docs/training.md) and pass it with --checkpoint")
-    return path
+    return found[0]

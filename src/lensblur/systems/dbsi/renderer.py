@@ -1,7 +1,7 @@
 """``dbsi`` and ``saliency-baseline``: blends of the photo and Gaussian-blurred copies of it
 (Dutta et al., "Depth-aware blending of smoothed images for bokeh effect generation").
 
-``dbsi`` runs a trained DBSI network (:mod:`lensblur.models.dbsi`; needs torch): the shipped
+``dbsi`` runs a trained DBSI network (:mod:`lensblur.systems.dbsi.model`; needs torch): the shipped
 depth-conditioned checkpoint ``weights/dbsi-depth.pt`` unless ``checkpoint`` names another
 file or the shipped paper variant ``"image"`` (``weights/dbsi-image.pt``). ``saliency-baseline`` is the
 paper's section 5.3 baseline: a soft subject map keeps the subject, the rest is replaced by a
@@ -26,7 +26,7 @@ from lensblur.errors import InputError
 from lensblur.renderers import register
 
 SHIPPED = {"depth": "dbsi-depth", "image": "dbsi-image"}
-"""Shipped checkpoints (in lensblur/models/weights/): the depth-conditioned variant and the
+"""Shipped checkpoints (in lensblur/systems/dbsi/weights/): the depth-conditioned variant and the
 paper's image-only network."""
 
 DEFAULT_VARIANT = "depth"
@@ -47,7 +47,7 @@ def _srgb(image: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _load(path: str, modified: float):
-    from lensblur.models.dbsi import build
+    from lensblur.systems.dbsi.model import build
     from lensblur.training.checkpoint import load_checkpoint
 
     import torch
@@ -96,7 +96,7 @@ def render_dbsi(image: np.ndarray, disparity: np.ndarray, lens, matte: np.ndarra
     from lensblur.models import require_torch
 
     require_torch()
-    from lensblur.models.dbsi import predict
+    from lensblur.systems.dbsi.model import predict
 
     model, train_size = load_dbsi(checkpoint)
     out = predict(model, _srgb(image), np.asarray(disparity, np.float32), float(lens.focus_disparity),

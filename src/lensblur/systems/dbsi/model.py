@@ -36,7 +36,7 @@ from torch import nn
 
 from lensblur.errors import InputError
 from lensblur.models.megadepth import SIZE_MULTIPLE, MegaDepthHourglass
-from lensblur.renderers.dbsi import gaussian_sigma
+from lensblur.systems.dbsi.renderer import gaussian_sigma
 
 PAPER_KERNELS = (25, 45, 75)
 """The paper's kernel sizes (section 3)."""

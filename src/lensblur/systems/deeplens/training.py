@@ -126,7 +126,7 @@ class LevelFitter:
     """
 
     def __init__(self, pairs, r_max: float):
-        from lensblur.models.deeplens_session import halvings_for_blur
+        from lensblur.systems.deeplens.session import halvings_for_blur
 
         self.pairs = pairs
         # + 0.001: r_max is stored rounded to 3 decimals; the largest scene must still fit
@@ -184,7 +184,7 @@ def train_render(args, progress) -> dict:
     from lensblur.models import require_torch
 
     torch = require_torch()
-    from lensblur.models.deeplens import DEFAULT_CONFIG, DeepLensRenderer, downsample, normalised_loss
+    from lensblur.systems.deeplens.model import DEFAULT_CONFIG, DeepLensRenderer, downsample, normalised_loss
     from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
     from lensblur.training.data import load_pairs
 
@@ -338,7 +338,7 @@ def train_depth(args, progress) -> dict:
     from lensblur.models import require_torch
 
     torch = require_torch()
-    from lensblur.models.deeplens_depth import DepthPredictor, depth_loss
+    from lensblur.systems.deeplens.depth import DepthPredictor, depth_loss
     from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
     from lensblur.training.data import random_flips
 

@@ -14,8 +14,8 @@ from torch import nn
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Highlights, signed_coc
-from lensblur.models.recursive_filter import RecursiveFilterNet
-from lensblur.models.spn import SpatialPropagationNet
+from lensblur.systems.xu_portrait.recursive_filter import RecursiveFilterNet
+from lensblur.systems.xu_portrait.spn import SpatialPropagationNet
 
 SYSTEM = "portrait-rnn"
 GUIDE_SIDE = 384  # longest side in pixels the filter's guidance CNN sees at inference (cost control)

@@ -1,6 +1,6 @@
 """``deeplens``: the learned DeepLens renderer (Wang et al. 2018), lens blur + guided upsampling.
 
-Runs the shipped checkpoint (``lensblur/models/weights/deeplens.pt``) or ``checkpoint=PATH``
+Runs the shipped checkpoint (``lensblur/systems/deeplens/weights/deeplens.pt``) or ``checkpoint=PATH``
 on the given disparity; the paper's depth prediction module is not used here (the project's
 depth sources provide the disparity). See docs/deeplens.md.
 """
@@ -21,7 +21,7 @@ def render_deeplens(image: np.ndarray, disparity: np.ndarray, lens, matte: np.nd
     from lensblur.models import require_torch
 
     require_torch()
-    from lensblur.models.deeplens_session import DeepLensSession
+    from lensblur.systems.deeplens.session import DeepLensSession
 
     session = DeepLensSession(image, disparity, checkpoint)
     return session.render(lens.focus_disparity, lens.blur, lens.focus_range)

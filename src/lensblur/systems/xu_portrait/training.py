@@ -50,7 +50,7 @@ def train(args: argparse.Namespace, progress) -> dict:
     """Generate or load the data, train the chosen stages, write ``args.out``; returns a summary."""
     import torch
 
-    from lensblur.models.portrait_rnn import PortraitRNN
+    from lensblur.systems.xu_portrait.rnn_model import PortraitRNN
     from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
 
     height, width = parse_size(args.size)
@@ -94,7 +94,7 @@ def train(args: argparse.Namespace, progress) -> dict:
 
 def target_fingerprint(name: str) -> str:
     """sha256 (first 16 hex digits) of the source of the renderer ``name``: its module and the
-    lensblur.renderers modules it imports. Stored with every example and in the checkpoint, so
+    lensblur.renderers / lensblur.systems.* modules it imports. Stored with every example and in the checkpoint, so
     one can tell which version of the target the filter learned."""
     import hashlib
     import importlib
@@ -105,8 +105,8 @@ def target_fingerprint(name: str) -> str:
     module = importlib.import_module(_MODULES.get(name, "lensblur.renderers"))
     source = Path(module.__file__).read_bytes()
     digest = hashlib.sha256(source)
-    for helper in sorted(set(re.findall(rb"from lensblur\.renderers\.(\w+) import", source))):
-        helper_module = importlib.import_module(f"lensblur.renderers.{helper.decode()}")
+    for helper in sorted(set(re.findall(rb"from (lensblur\.(?:renderers|systems\.\w+)\.\w+) import", source))):
+        helper_module = importlib.import_module(helper.decode())
         digest.update(Path(helper_module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -244,7 +244,7 @@ def spn_loss(model, batch, generator, pairs: int = 256, body_margin: float = 1e-
     """Total SPN loss: Eq. 1 + Eq. 2 (depth z = −disparity) + Eq. 3 + L1 on the disparity."""
     import torch
 
-    from lensblur.models.spn import body_consistency_loss, ranking_loss, sample_pairs, segmentation_loss
+    from lensblur.systems.xu_portrait.spn import body_consistency_loss, ranking_loss, sample_pairs, segmentation_loss
 
     encoded, seg0, disp0, seg, disp = batch
     logits, refined = model(encoded, seg0, disp0)
@@ -300,7 +300,7 @@ def filter_batch(rng, examples, batch: int, crop: int):
     leaves out a border as wide as the largest blur radius."""
     import torch
 
-    from lensblur.models.portrait_rnn import filter_inputs
+    from lensblur.systems.xu_portrait.rnn_model import filter_inputs
     from lensblur.training.data import random_crop, random_flips
 
     rows = []
@@ -318,7 +318,7 @@ def filter_batch(rng, examples, batch: int, crop: int):
 def filter_loss(model, inputs, target, margin: int = 0):
     """L1 between the sRGB encoding of the filter's output and the target (sRGB), leaving out
     ``margin`` pixels at each side."""
-    from lensblur.models.portrait_rnn import encode_srgb
+    from lensblur.systems.xu_portrait.rnn_model import encode_srgb
 
     difference = (encode_srgb(model(*inputs)) - target).abs()
     if margin:

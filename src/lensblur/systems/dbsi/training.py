@@ -90,7 +90,7 @@ def _phase_settings(args, stored: dict | None = None) -> dict:
 
 
 def _model_config(args, previous: dict | None) -> dict:
-    from lensblur.models.dbsi import DEFAULT_WIDTH, KERNEL_WIDTH, PAPER_KERNELS
+    from lensblur.systems.dbsi.model import DEFAULT_WIDTH, KERNEL_WIDTH, PAPER_KERNELS
 
     given = {"kernels": args.kernels, "width": args.width, "depth_input": True if args.depth_input else None,
              "kernel_width": args.kernel_width}
@@ -133,7 +133,7 @@ def make_batch(pairs, indices, rng: np.random.Generator, depth_input: bool, kern
     random horizontally and vertically (the same flip for image, target and disparity)."""
     import torch
 
-    from lensblur.models.dbsi import depth_channels
+    from lensblur.systems.dbsi.model import depth_channels
     from lensblur.training.data import random_flips
 
     images, targets, disparities = [], [], []
@@ -182,7 +182,7 @@ def train(args: argparse.Namespace, progress) -> dict:
     """Run (or continue) one phase; returns a summary (phase, steps, final loss, seconds, path)."""
     import torch
 
-    from lensblur.models.dbsi import build
+    from lensblur.systems.dbsi.model import build
     from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
 
     settings = _phase_settings(args)

@@ -9,7 +9,7 @@ and Beyond" (ECCV 2018), Sec. 3.3, Eq. 4–10 (docs/portrait.md has the details 
    convolution over background pixels only, so the subject never bleeds into it.
    - selfie mode (Eq. 4): one disk for the whole background;
    - whole-body mode (Eq. 10): the disparity is split into K = 6 layers by graph cut
-     (lensblur.renderers.depth_layers), each layer gets its own disk, and the layers are
+     (lensblur.systems.xu_portrait.depth_layers), each layer gets its own disk, and the layers are
      feathered together with a Gaussian.
 4. The sharp subject is composited over the blurred background with its alpha.
 5. Optionally (foreground=True, not in the paper) layers in front of the focus are blurred over
@@ -36,8 +36,8 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
-from lensblur.renderers.depth_layers import LAYERS, SMOOTHNESS, split_depth_layers
-from lensblur.renderers.knn_matting import knn_matte
+from lensblur.systems.xu_portrait.depth_layers import LAYERS, SMOOTHNESS, split_depth_layers
+from lensblur.systems.xu_portrait.knn_matting import knn_matte
 from lensblur.renderers.reference import aperture_kernel
 from lensblur.renderers.subject import SURE_NOT, split_foreground_background
 
@@ -211,7 +211,7 @@ def is_soft(matte: np.ndarray) -> bool:
 
 def knn_alpha(image: np.ndarray, segmentation: np.ndarray, band: int = MATTING_BAND) -> np.ndarray:
     """KNN matting on the trimap with an unknown band of ``band`` pixels either side of the
-    segmentation boundary (lensblur.renderers.knn_matting); alpha is exactly 0/1 off the band."""
+    segmentation boundary (lensblur.systems.xu_portrait.knn_matting); alpha is exactly 0/1 off the band."""
     return knn_matte(image, segmentation, band=band, max_side=MATTING_SIDE)
 
 
@@ -274,7 +274,7 @@ def blur_layers(radiance: np.ndarray, disparity: np.ndarray, coc: np.ndarray, ba
     """Eq. 10 without the subject term: graph-cut depth layers of the background, each blurred with
     its own guided disk and feathered into the others with a Gaussian.
 
-    The labelling runs on a reduced grid (lensblur.renderers.depth_layers); subject pixels take
+    The labelling runs on a reduced grid (lensblur.systems.xu_portrait.depth_layers); subject pixels take
     the layer of the nearest background pixel, so the background behind the subject's outline
     continues the layers around it. A layer's membership is its indicator smoothed by a Gaussian
     of σ = FEATHER_FRACTION of the diagonal (at least 1 px), upsampled to full size.

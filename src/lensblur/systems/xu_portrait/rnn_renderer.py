@@ -9,7 +9,7 @@
    confusion, renders the blur; it was trained to reproduce the ``portrait`` renderer (graph-cut
    layers, KNN matting) at a fraction of its cost.
 
-Weights: the shipped ``lensblur/models/weights/portrait_rnn.pt`` or ``checkpoint=PATH`` (from
+Weights: the shipped ``lensblur/systems/xu_portrait/weights/portrait_rnn.pt`` or ``checkpoint=PATH`` (from
 ``lensblur train portrait-rnn``). See docs/portrait-rnn.md.
 """
 
@@ -48,7 +48,7 @@ def render_portrait_rnn(image: np.ndarray, disparity: np.ndarray, lens: Lens, ma
     from lensblur.models import require_torch
 
     torch = require_torch()
-    from lensblur.models import portrait_rnn as model_module
+    from lensblur.systems.xu_portrait import rnn_model as model_module
 
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
     if not (np.abs(coc) >= 0.5).any():
@@ -63,9 +63,9 @@ def render_portrait_rnn(image: np.ndarray, disparity: np.ndarray, lens: Lens, ma
 
 @functools.lru_cache(maxsize=4)
 def load_model(checkpoint: str | None = None):
-    """The :class:`lensblur.models.portrait_rnn.PortraitRNN` of a checkpoint (default: shipped),
+    """The :class:`lensblur.systems.xu_portrait.rnn_model.PortraitRNN` of a checkpoint (default: shipped),
     cached; InputError for a missing or foreign file."""
-    from lensblur.models.portrait_rnn import SYSTEM, PortraitRNN
+    from lensblur.systems.xu_portrait.rnn_model import SYSTEM, PortraitRNN
     from lensblur.training.checkpoint import load_checkpoint, shipped_checkpoint
 
     path = checkpoint if checkpoint is not None else shipped_checkpoint(CHECKPOINT_NAME)

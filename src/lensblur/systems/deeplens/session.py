@@ -29,7 +29,7 @@ import torch
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.errors import InputError
 from lensblur.lens import signed_coc
-from lensblur.models.deeplens import DeepLensRenderer, build_renderer, downsample, halving_sizes
+from lensblur.systems.deeplens.model import DeepLensRenderer, build_renderer, downsample, halving_sizes
 from lensblur.training.checkpoint import load_checkpoint, shipped_checkpoint
 
 SYSTEM = "deeplens"

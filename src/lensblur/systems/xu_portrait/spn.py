@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lensblur.models.recursive_filter import DIRECTIONS, GuidanceNet, pad_to_multiple, scan_in_direction
+from lensblur.systems.xu_portrait.recursive_filter import DIRECTIONS, GuidanceNet, pad_to_multiple, scan_in_direction
 
 LOGIT_SCALE = 6.0  # a coarse mask value M becomes the logit LOGIT_SCALE·(2M − 1)
 TASKS = ("segmentation", "disparity")
