@@ -38,13 +38,14 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 def write_scene(folder: str | Path, index: int, seed: int, height: int, width: int, *,
                 layers: bool = False, photo_dir: str | None = None,
-                view_step: float = thinlens.DEFAULT_VIEW_STEP) -> dict:
+                view_step: float = thinlens.DEFAULT_VIEW_STEP, focus: str = "any") -> dict:
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
+    focus: "any" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
 
     Returns the metadata written to ``NNNN_meta.json``.
     """
     folder = Path(folder)
-    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir)
+    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir, focus=focus)
     gt = thinlens.render_ground_truth(scene, view_step)
     stem = folder / f"{index:04d}"
     _write_png(f"{stem}_image.png", thinlens.camera_image(scene))
@@ -76,7 +77,7 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
 
 def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
              layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
-             progress=None) -> list[dict]:
+             progress=None, focus: str = "any") -> list[dict]:
     """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
 
     The result depends only on (seed, index, size, photo_dir), not on the number of workers.
@@ -91,7 +92,7 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     if not overwrite and any(folder.glob("*_meta.json")):
         raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
     jobs = [(folder, i, seed, height, width) for i in range(count)]
-    options = {"layers": layers, "photo_dir": photo_dir}
+    options = {"layers": layers, "photo_dir": photo_dir, "focus": focus}
     metas = []
     if workers <= 1 or count == 1:
         for job in jobs:

@@ -20,12 +20,14 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.color import srgb_to_linear
+from lensblur.errors import InputError
 
 # Photos and textures bundled with scikit-image (no download needed).
 _COLOUR_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
                    "immunohistochemistry", "retina")
 _GREY_SOURCES = ("brick", "grass", "gravel", "camera", "moon", "coins")
 _PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+FOCUS_CHOICES = ("any", "nearest")
 _SUPERSAMPLE = 4  # shapes are drawn at 4× and area-downsampled for anti-aliased alpha
 
 
@@ -77,14 +79,19 @@ class Scene:
 
 def make_scene(rng: np.random.Generator, height: int, width: int, *, photo_dir: str | Path | None = None,
                max_coc: float | None = None, foreground_layers: int | None = None,
-               point_lights: int | None = None) -> Scene:
+               point_lights: int | None = None, focus: str = "any") -> Scene:
     """A random layered scene of ``height``×``width`` pixels.
 
     rng: the only source of randomness (same generator state → same scene).
     photo_dir: optional folder of photos used as textures instead of scikit-image's bundled ones.
     max_coc: the largest |c| in pixels; default uniform in [8, 24] scaled by min(H, W)/384.
     foreground_layers: 1 to 3 (default random). point_lights: number of HDR spots (default 6–30).
+    focus: ``"any"`` (a foreground layer, the background or in between, at random) or
+    ``"nearest"`` (always the nearest foreground layer, as the EBB! pairs are focused; the same
+    random draws are made, so the scene is otherwise identical to the ``"any"`` one).
     """
+    if focus not in FOCUS_CHOICES:
+        raise InputError(f"focus must be one of {', '.join(FOCUS_CHOICES)}, got {focus!r}")
     sources = _photo_sources(photo_dir)
     n_front = int(foreground_layers if foreground_layers is not None else rng.integers(1, 4))
     scale = min(height, width) / 384.0
@@ -98,13 +105,15 @@ def make_scene(rng: np.random.Generator, height: int, width: int, *, photo_dir: 
         layers.append(_foreground(rng, height, width, sources, float(d), scale))
 
     # Focus on a foreground layer (portrait-like), on the background, or in between.
-    choice = rng.uniform()
+    focus_choice, choice = focus, rng.uniform()
     if choice < 0.5:
         focus = float(rng.choice(front_d))
     elif choice < 0.75:
         focus = float(np.median(background.disparity))
     else:
         focus = float(rng.uniform(background.disparity.min(), front_d.max()))
+    if focus_choice == "nearest":
+        focus = float(front_d.max())
     target = float(max_coc if max_coc is not None else rng.uniform(8.0, 24.0) * scale)
     spread = max(abs(float(background.disparity.min()) - focus), abs(float(front_d.max()) - focus), 0.05)
     blur = target / spread
