@@ -56,3 +56,10 @@ def shipped_checkpoint(name: str) -> Path:
         raise InputError(f"the shipped checkpoint {name}.pt is missing from {SYSTEMS_DIR}/*/weights: "
                          f"reinstall lensblur or train one (docs/training.md) and pass it with --checkpoint")
     return found[0]
+
+
+def half_state(state: dict) -> dict:
+    """A state dict with floating-point tensors stored as float16 (for shipping)."""
+    import torch
+
+    return {k: (v.half() if torch.is_floating_point(v) else v) for k, v in state.items()}

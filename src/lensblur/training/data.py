@@ -36,17 +36,19 @@ class TrainingPair:
 
 
 def load_pairs(folder, *, layout: str = "auto", split: str = "all", limit: int | None = None,
-               disparity_dir=None) -> list[TrainingPair]:
+               disparity_dir=None, size: tuple[int, int] | None = None) -> list[TrainingPair]:
     """All examples of a dataset folder, in name order, held in memory.
 
-    split: all, val294 or train4400 (EBB! only). limit: keep only the first N.
+    split: all, val294 or train4400 (EBB! only). limit: keep only the first N. size: (H, W) to
+    resize every example to as it is read (so that EBB!'s 1024×1536 pairs are never all held at
+    full size); None keeps the stored size.
     """
     pairs = []
     for sample in iter_samples(folder, layout, split=split, limit=limit, disparity_dir=disparity_dir):
-        pairs.append(TrainingPair(sample.name, sample.image_srgb8.astype(np.float32) / 255.0,
-                                  sample.gt.astype(np.float32) / 255.0, sample.disparity,
-                                  float(sample.lens.focus_disparity), float(sample.lens.blur),
-                                  sample.has_disparity))
+        pair = TrainingPair(sample.name, sample.image_srgb8.astype(np.float32) / 255.0,
+                            sample.gt.astype(np.float32) / 255.0, sample.disparity,
+                            float(sample.lens.focus_disparity), float(sample.lens.blur), sample.has_disparity)
+        pairs.append(resize_pair(pair, *size) if size else pair)
     if not pairs:
         raise InputError(f"no training examples in {folder}")
     return pairs
@@ -84,3 +86,9 @@ def random_flips(rng: np.random.Generator, arrays: list[np.ndarray], vertical: b
     if vertical and rng.random() < 0.5:
         arrays = [array[::-1] for array in arrays]
     return [np.ascontiguousarray(array) for array in arrays]
+
+
+def load_resized(args, height: int, width: int) -> list[TrainingPair]:
+    """The examples of a ``lensblur train`` run (``args.data``, ``layout``, ``split``, ``limit``)
+    resized to height×width as they are read."""
+    return load_pairs(args.data, layout=args.layout, split=args.split, limit=args.limit, size=(height, width))

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from lensblur.errors import InputError
+from lensblur.training.checkpoint import half_state
+from lensblur.training.losses import negative_ssim_loss
 
 HELP = "DBSI: blend weights of Gaussian-blurred copies from a MegaDepth hourglass (Dutta et al.)"
 
@@ -105,29 +107,6 @@ def _model_config(args, previous: dict | None) -> dict:
     return {key: previous[key] for key in given}
 
 
-def negative_ssim_loss(a, b):
-    """1 − SSIM of two N×3×H×W tensors in [0, 1] (Gaussian window σ = 1.5, 11 taps), the
-    paper's perceptual loss l_p up to a constant."""
-    import torch
-    import torch.nn.functional as F
-
-    taps = torch.arange(-5, 6, dtype=a.dtype)
-    window = torch.exp(-0.5 * (taps / 1.5) ** 2)
-    window = (window / window.sum())
-    kernel = (window[:, None] * window[None, :]).expand(a.shape[1], 1, 11, 11).contiguous()
-
-    def smooth(x):
-        return F.conv2d(x, kernel, groups=a.shape[1])
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mu_a, mu_b = smooth(a), smooth(b)
-    var_a = smooth(a * a) - mu_a ** 2
-    var_b = smooth(b * b) - mu_b ** 2
-    covariance = smooth(a * b) - mu_a * mu_b
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * covariance + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return 1 - ssim.mean()
-
-
 def make_batch(pairs, indices, rng: np.random.Generator, depth_input: bool, kernel_width: int):
     """Tensors (images, targets, conditioning or None) of the chosen examples, each flipped at
     random horizontally and vertically (the same flip for image, target and disparity)."""
@@ -154,36 +133,13 @@ def make_batch(pairs, indices, rng: np.random.Generator, depth_input: bool, kern
     return images_t, targets_t, conditioning
 
 
-def load_resized(args, height: int, width: int) -> list:
-    """The training examples of ``args.data`` resized to height×width one by one as they are read
-    (so that EBB!'s 1024×1536 pairs are never all held at full size)."""
-    from lensblur.evaluate import iter_samples
-    from lensblur.training.data import TrainingPair, resize_pair
-
-    pairs = []
-    for sample in iter_samples(args.data, args.layout, split=args.split, limit=args.limit):
-        pair = TrainingPair(sample.name, sample.image_srgb8.astype(np.float32) / 255.0,
-                            sample.gt.astype(np.float32) / 255.0, sample.disparity,
-                            float(sample.lens.focus_disparity), float(sample.lens.blur), sample.has_disparity)
-        pairs.append(resize_pair(pair, height, width))
-    if not pairs:
-        raise InputError(f"no training examples in {args.data}")
-    return pairs
-
-
-def half_state(state: dict) -> dict:
-    """A state dict with floating-point tensors stored as float16 (for shipping)."""
-    import torch
-
-    return {k: (v.half() if torch.is_floating_point(v) else v) for k, v in state.items()}
-
-
 def train(args: argparse.Namespace, progress) -> dict:
     """Run (or continue) one phase; returns a summary (phase, steps, final loss, seconds, path)."""
     import torch
 
     from lensblur.systems.dbsi.model import build
     from lensblur.training.checkpoint import load_checkpoint, save_checkpoint
+    from lensblur.training.data import load_resized
 
     settings = _phase_settings(args)
     out = Path(args.out)
