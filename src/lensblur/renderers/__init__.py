@@ -34,6 +34,7 @@ _MODULES = {
     "dbsi": "lensblur.systems.dbsi.renderer",
     "saliency-baseline": "lensblur.systems.dbsi.renderer",
     "deeplens": "lensblur.systems.deeplens.renderer",
+    "bggan": "lensblur.systems.bggan.renderer",
 }
 DEFAULT_RENDERER = "scatter"
 

@@ -15,4 +15,5 @@ TRAINERS = {
     "portrait-rnn": "lensblur.systems.xu_portrait.training",
     "dbsi": "lensblur.systems.dbsi.training",
     "deeplens": "lensblur.systems.deeplens.training",
+    "bggan": "lensblur.systems.bggan.training",
 }
