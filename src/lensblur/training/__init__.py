@@ -17,3 +17,20 @@ TRAINERS = {
     "deeplens": "lensblur.systems.deeplens.training",
     "bggan": "lensblur.systems.bggan.training",
 }
+
+
+def size_argument(multiple: int):
+    """An argparse ``type`` for ``HxW`` sizes in pixels that must be positive multiples of
+    ``multiple``; returns (height, width)."""
+    import argparse
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            height, width = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"size must be HxW, got {text!r}") from None
+        if height <= 0 or width <= 0 or height % multiple or width % multiple:
+            raise argparse.ArgumentTypeError(f"size must be positive multiples of {multiple}, got {text!r}")
+        return height, width
+
+    return parse

@@ -26,20 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from lensblur.errors import InputError
+from lensblur.training import size_argument
 
 HELP = "BGGAN: Glass-Net with a multi-receptive-field WGAN-GP critic, image only (Qian et al.)"
 SYSTEM = "bggan"
 SAVE_EVERY = 100
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, got {text!r}") from None
-    if height <= 0 or width <= 0 or height % 8 or width % 8:
-        raise argparse.ArgumentTypeError(f"size must be positive multiples of 8, got {text!r}")
-    return height, width
+_size = size_argument(8)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lensblur.errors import InputError
+from lensblur.training import size_argument
 from lensblur.training.checkpoint import half_state
 from lensblur.training.losses import negative_ssim_loss
 
@@ -33,14 +34,7 @@ PHASES = {
 SAVE_EVERY = 50
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, got {text!r}") from None
-    if height <= 0 or width <= 0 or height % 16 or width % 16:
-        raise argparse.ArgumentTypeError(f"size must be positive multiples of 16, got {text!r}")
-    return height, width
+_size = size_argument(16)
 
 
 def _kernels(text: str) -> list[int]:
