@@ -39,10 +39,10 @@ REFERENCES = ["identity", "naive", "dbsi-image", "scatter"]
 # (row name, checkpoint file in --runs, description)
 ABLATION = [
     ("pretrain only (IN)", "pretrain-in.pt", "stage 1 of training: L1 − SSIM only"),
-    ("IN + critic (shipped)", "in-d.pt", "Eq. 3 without L_VGG (no ImageNet weights); the paper's configuration"),
+    ("IN + critic", "in-d.pt", "Eq. 3 without L_VGG (no ImageNet weights); the paper's configuration"),
     ("no norm + critic", "none-d.pt", "ablation 3.5.1: no normalisation"),
     ("BN + critic", "bn-d.pt", "ablation 3.5.1: batch norm"),
-    ("IN, no critic", "in-nod.pt", "ablation 3.5.2: Eq. 7 (fine-tuned with L1 + SSIM only)"),
+    ("IN, no critic (shipped)", "in-nod.pt", "ablation 3.5.2: Eq. 7 without L_VGG (L1 + SSIM only); = bggan"),
     ("IN + critic + random VGG", "in-d-rvgg.pt", "Eq. 3 with a random-init VGG19 relu5_4 as L_VGG stand-in"),
 ]
 
@@ -159,12 +159,12 @@ def main(argv=None) -> int:
     descriptions = {"identity": "the input", "naive": "per-pixel disc gather (true depth and focus)",
                     "dbsi-image": "DBSI's image-only network, shipped (no depth)",
                     "scatter": "project default (true depth and focus)",
-                    "bggan": "Glass-Net + critic, shipped (image only)"}
+                    "bggan": "Glass-Net, shipped (image only; fine-tuned without the critic, docs/bggan.md)"}
     descriptions.update({name: text for name, _, text in ABLATION})
     parts = [f"# BGGAN: Glass-Net and its multi-receptive-field WGAN-GP critic\n\n"
              f"{len(samples)} scenes of the fixed synthetic set (384×576, seed 2026) regenerated with the focus on "
              f"the nearest subject, as EBB! is (`lensblur synth --focus nearest`), with exact thin-lens ground "
-             f"truth; PSNR/SSIM on 8-bit sRGB; s/image at 384×576 on one thread of a shared 2-core machine "
+             f"truth; PSNR/SSIM on 8-bit sRGB; s/image at 384×576 on one thread of a shared 2-core machine with other jobs running (upper bounds, not comparable between rows) "
              f"({platform.machine()}, Python {platform.python_version()}). Regenerate: `python benchmarks/bggan.py` "
              f"(checkpoints: docs/bggan.md). All BGGAN models are width 0.375 of the paper's channels, trained "
              f"for 150 s (pre-training) + 180 s (fine-tuning) on one H200 at 256×256 crops of 256×384 scenes; "

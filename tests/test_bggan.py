@@ -299,6 +299,22 @@ def test_train_finetune_and_render_through_cli_and_api(scenes, tmp_path, capsys)
     assert cv2.imread(str(result)).shape == (40, 60, 3)
 
 
+def test_trains_on_the_ebb_folder_layout(tmp_path, capsys):
+    import cv2
+
+    rng = np.random.default_rng(8)
+    for kind in ("original", "bokeh"):
+        (tmp_path / "EBB" / "train" / kind).mkdir(parents=True)
+    for number in range(2):
+        photo = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "EBB" / "train" / "original" / f"{number}.jpg"), photo)
+        cv2.imwrite(str(tmp_path / "EBB" / "train" / "bokeh" / f"{number}.jpg"), cv2.GaussianBlur(photo, (9, 9), 3))
+    out = tmp_path / "ebb.pt"
+    assert _train(tmp_path / "EBB", out, "--steps", "1", "--load-size", "64x80") == 0
+    assert "examples: 2" in capsys.readouterr().out
+    assert torch.load(out, weights_only=True)["config"]["scene_short_side"] == 64
+
+
 def test_resume_continues_and_phases_are_checked(scenes, tmp_path, capsys):
     out = tmp_path / "run.pt"
     assert _train(scenes, out, "--steps", "1") == 0
