@@ -330,6 +330,8 @@ def test_resume_continues_and_phases_are_checked(scenes, tmp_path, capsys):
     assert "smaller than --crop" in capsys.readouterr().err
     assert _train(scenes, tmp_path / "z.pt", "--phase", "finetune", "--init", str(out), "--crop", "32x32") == 1
     assert "at least 64x64" in capsys.readouterr().err
+    assert _train(scenes, tmp_path / "w.pt", "--device", "gpu?") == 1
+    assert "not a torch device" in capsys.readouterr().err
 
 
 def test_work_scale_keeps_full_resolution_detail_where_the_network_changes_nothing():

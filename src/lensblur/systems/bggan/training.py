@@ -147,7 +147,12 @@ def train(args: argparse.Namespace, progress) -> dict:
 
     if args.steps <= 0 or args.batch <= 0:
         raise InputError("--steps and --batch must be positive")
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise InputError(f"--device {args.device!r}: not a torch device (cpu, cuda, cuda:1, …)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: this torch has no usable CUDA GPU (the default is cpu)")
     torch.manual_seed(args.seed)
     model, config, step, history, states = _start(args, torch)
     adversarial = args.phase == "finetune" and not args.no_discriminator
