@@ -117,6 +117,21 @@ def test_pooled_instance_norm_equals_instance_norm():
                                atol=1e-5, rtol=1e-5)
 
 
+def test_the_cli_starts_without_importing_torch():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom lensblur.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n"
+            "    pass\nprint('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
+    from lensblur.systems.bggan.model import NORMS
+
+    assert bggan_training.NORM_CHOICES == NORMS
+
+
 @pytest.mark.parametrize("norm, kind", [("batch", nn.BatchNorm2d), ("none", nn.Identity),
                                         ("instance", PooledInstanceNorm)])
 def test_normalisation_ablations(norm, kind):

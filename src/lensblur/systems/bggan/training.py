@@ -31,21 +31,22 @@ from lensblur.training import size_argument
 HELP = "BGGAN: Glass-Net with a multi-receptive-field WGAN-GP critic, image only (Qian et al.)"
 SYSTEM = "bggan"
 SAVE_EVERY = 100
+NORM_CHOICES = ("instance", "none", "batch")
+"""= :data:`lensblur.systems.bggan.model.NORMS`, repeated so that the parser needs no torch."""
 
 
 _size = size_argument(8)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """BGGAN's own options of ``lensblur train bggan``."""
-    from lensblur.systems.bggan.model import NORMS
-
+    """BGGAN's own options of ``lensblur train bggan`` (no torch import: the CLI builds this parser
+    at start-up)."""
     parser.add_argument("--phase", default="pretrain", choices=["pretrain", "finetune"],
                         help="pretrain: L1 − SSIM; finetune: Eq. 3 with the critic (default pretrain)")
     parser.add_argument("--init", metavar="CKPT", help="finetune: start from this pretrained checkpoint")
     parser.add_argument("--width", type=float, default=1.0, metavar="W",
                         help="channel multiplier of Glass-Net (default 1 = the paper's 16/128 and 32/256)")
-    parser.add_argument("--norm", default="instance", choices=list(NORMS),
+    parser.add_argument("--norm", default="instance", choices=list(NORM_CHOICES),
                         help="normalisation in the residual blocks (default instance; ablations: none, batch)")
     parser.add_argument("--crop", type=_size, default=(256, 256), metavar="HxW",
                         help="random training crop (multiples of 8; default 256x256)")
