@@ -21,11 +21,15 @@ class Highlights:
     threshold: encoded-luminance level in (0, 1] from which a pixel counts as clipped.
     strength: how far recovered radiance may exceed 1.0 (0 turns recovery off); a fully clipped
         light spot is boosted up to 1 + strength times its value (large clipped areas get a
-        tenth of that, see lensblur.highlights).
+        tenth of that); a night lamp gets its radiance estimated from its glare, scaled by
+        strength / 6 (see lensblur.highlights).
+    lamps: model night lamps (energy from their glare, glare and spikes removed; lensblur.lamps);
+        False keeps the size rule alone for every clipped area.
     """
 
     threshold: float = 0.99
     strength: float = 6.0
+    lamps: bool = True
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.strength <= 1000.0:

@@ -53,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bright-rimmed (soap-bubble) discs: share of energy in the rim, 0-1 (default 0)")
     parser.add_argument("--cat-eye", type=float, default=0.0, metavar="V",
                         help="cat's-eye discs towards the corners (mechanical vignetting), 0-1 (default 0)")
-    parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|S[:T]",
-                        help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99)")
+    parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|spots|S[:T]",
+                        help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99); "
+                             "spots: without the night-lamp model")
     parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
                         help="add grain to blurred areas: auto matches the photo's noise (default off)")
     parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),
@@ -201,12 +202,14 @@ def _highlights(text: str) -> Highlights | None:
         return None
     if text == "on":
         return Highlights()
+    if text == "spots":  # the size rule alone, without the night-lamp model
+        return Highlights(lamps=False)
     try:
         parts = [float(v) for v in text.split(":")]
         strength, threshold = (parts + [Highlights().threshold])[:2] if len(parts) <= 2 else (None, None)
         return Highlights(threshold=threshold, strength=strength)
     except (TypeError, ValueError, InputError):
-        raise argparse.ArgumentTypeError(f"expected on, off or STRENGTH[:THRESHOLD] (threshold in (0, 1)), "
+        raise argparse.ArgumentTypeError(f"expected on, off, spots or STRENGTH[:THRESHOLD] (threshold in (0, 1)), "
                                          f"got {text!r}") from None
 
 

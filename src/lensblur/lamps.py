@@ -1,0 +1,147 @@
+"""Lights in night photos: their true energy, and the glare and starburst around them.
+
+A stopped-down camera records a street lamp as a clipped core of many pixels wrapped in veiling
+glare (a wide halo) and diffraction spikes. The halo is linear in the light's energy, so its
+level just outside the core tells how bright the core really was. For each clipped core whose
+surroundings are dark (in a photo that is mostly dark):
+
+1. The halo is fitted: predicted(p) = g·(K0 ∗ core)(p), with K0 a power-law kernel
+   (1 + (r/r0)²)^(−3/2) (r0 = GLARE_R0_FRACTION of the diagonal, normalised over 24·r0) and
+   g = GLARE_SHARE the share of the energy a lens spreads into it. The radiance above the clip
+   level is the median over the first ring around the core of (observed − background) / predicted
+   (the median ignores the spikes crossing the ring); the background is a low percentile of the
+   surroundings. Per channel, this gives the core's linear radiance L ≥ 1 (the light's energy is
+   L times its core area) and its colour, which the clipped core (white) has lost.
+2. The fitted halo is subtracted around the core, and the starburst spikes (thin bright rays)
+   are removed with a grey opening (5×5 ellipse) within the lamp's zone.
+
+Both are weighted by how "night" the place is: ``night_weight`` of the whole photo (the share
+of dark pixels) times that of the lamp's surroundings, so daylight clipped areas (walls, skies,
+water, glints on pavement) are not treated as lamps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lensblur.color import linear_to_srgb
+
+GLARE_SHARE = 0.045          # share of a light's energy (above the clip level) in its glare halo
+GLARE_R0_FRACTION = 0.003    # halo core width r0 as a fraction of the image diagonal (≥ 1.2 px)
+DARK_LEVEL = 0.2             # encoded luminance below which a pixel counts as dark
+NIGHT_SHARE = (0.45, 0.75)   # share of dark pixels over which a photo (or surround) turns "night"
+MAX_CORE_FRACTION = 0.025    # largest core radius treated as a lamp, fraction of the diagonal
+MAX_RADIANCE = 5000.0        # cap on a recovered core radiance (linear, clip level 1)
+MAX_LAMPS = 4000             # at most this many cores are analysed (largest first)
+
+
+@dataclass
+class Lights:
+    """The lamps found in a photo.
+
+    radiance: float32 H×W, the estimated linear radiance (brightest channel) of lamp-core pixels
+    (0 elsewhere);
+    weight: float32 H×W in [0, 1], how surely each core pixel is a night lamp (0 elsewhere);
+    cleaned: float32 H×W×3, the linear image with glare and spikes removed around the lamps
+    and lamp cores given the colour of their halo (blended by each lamp's weight); count: lamps found.
+    """
+
+    radiance: np.ndarray
+    weight: np.ndarray
+    cleaned: np.ndarray
+    count: int
+
+
+def night_weight(dark_share: float | np.ndarray) -> np.ndarray:
+    """0 for a share of dark pixels below NIGHT_SHARE[0], 1 above NIGHT_SHARE[1], smoothstep between."""
+    t = np.clip((np.asarray(dark_share, np.float32) - NIGHT_SHARE[0]) / (NIGHT_SHARE[1] - NIGHT_SHARE[0]), 0, 1)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def glare_r0(shape: tuple[int, int]) -> float:
+    """The assumed halo core width in pixels for an image of ``shape``."""
+    return max(1.2, GLARE_R0_FRACTION * math.hypot(*shape))
+
+
+def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
+    """Lamps among the ``clipped`` cores (bool H×W) of ``linear`` (H×W×3 in [0, 1]); None when the
+    photo is not dark enough to hold any (see module doc)."""
+    luminance = linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    dark = linear_to_srgb(luminance) < DARK_LEVEL
+    open_area = ~clipped
+    photo_night = float(night_weight(dark[open_area].mean() if open_area.any() else 0.0))
+    if photo_night <= 0:
+        return None
+    height, width = clipped.shape
+    diagonal = math.hypot(height, width)
+    r0 = glare_r0(clipped.shape)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(clipped.astype(np.uint8), connectivity=8)
+    max_area = math.pi * (MAX_CORE_FRACTION * diagonal) ** 2
+    order = [i for i in np.argsort(-stats[:, cv2.CC_STAT_AREA], kind="stable") if i and stats[i, 4] <= max_area]
+    order = order[:MAX_LAMPS]
+    radiance = np.zeros((height, width), np.float32)
+    weight = np.zeros((height, width), np.float32)
+    cleaned = linear.astype(np.float32, copy=True)
+    halo_ring = _HaloModel(r0)
+    others_zone = cv2.dilate(clipped.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    found = 0
+    for label in order:
+        x, y, w, h, area = (int(v) for v in stats[label])
+        core_radius = math.sqrt(area / math.pi)
+        margin = int(min(max(4 * core_radius + 8 * r0 + 8, 16), 128))
+        y0, y1, x0, x1 = max(y - margin, 0), min(y + h + margin, height), max(x - margin, 0), min(x + w + margin, width)
+        core = labels[y0:y1, x0:x1] == label
+        others = others_zone[y0:y1, x0:x1] & ~cv2.dilate(core.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        distance = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
+        outer = (distance > 0.6 * margin) & ~others
+        if outer.sum() < 8:
+            continue
+        local_night = float(night_weight(dark[y0:y1, x0:x1][outer].mean()))
+        lamp_weight = photo_night * local_night
+        if lamp_weight <= 0:
+            continue
+        rgb = linear[y0:y1, x0:x1]
+        background = np.percentile(rgb[outer], 30, axis=0)
+        predicted = halo_ring.predict(core)
+        ring = (distance >= 1.5) & (distance <= 1.5 + max(3.0, 1.5 * r0, core_radius)) & ~others & (predicted > 1e-6)
+        if ring.sum() < 4:
+            continue
+        # the halo keeps the light's colour, which its clipped core has lost
+        excess = np.median((rgb[ring] - background) / predicted[ring][:, None], axis=0) / GLARE_SHARE
+        peak = float(np.clip(1.0 + max(float(excess.max()), 0.0), 1.0, MAX_RADIANCE))
+        tint = np.clip((1.0 + np.maximum(excess, 0.0)) / peak, 0.0, 1.0)
+        radiance[y0:y1, x0:x1][core] = peak
+        weight[y0:y1, x0:x1][core] = lamp_weight
+        found += 1
+        # remove the fitted halo (in the lamp's colour) and the spikes within the zone; give the core its colour
+        patch = cleaned[y0:y1, x0:x1]
+        halo = (GLARE_SHARE * (peak - 1.0)) * predicted[..., None] * tint
+        zone = (distance >= 1.0) & (distance <= margin) & ~clipped[y0:y1, x0:x1]  # other cores stay
+        without_halo = np.maximum(patch - halo, 0.0)
+        opened = cv2.morphologyEx(without_halo, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        fixed = np.minimum(without_halo, opened)
+        patch[zone] += lamp_weight * (fixed[zone] - patch[zone])
+        core_peak = patch[core].max(axis=1, keepdims=True)
+        patch[core] += lamp_weight * (core_peak * tint - patch[core])
+    if found == 0:
+        return None
+    return Lights(radiance, weight, cleaned, found)
+
+
+class _HaloModel:
+    """The assumed halo kernel K0 (normalised over 24·r0), convolved with a core mask."""
+
+    def __init__(self, r0: float):
+        reach = int(math.ceil(24 * r0))
+        y, x = np.mgrid[-reach:reach + 1, -reach:reach + 1].astype(np.float32)
+        kernel = (1 + (x * x + y * y) / np.float32(r0 * r0)) ** -1.5
+        kernel[reach, reach] = 0
+        self.kernel = (kernel / kernel.sum()).astype(np.float32)
+
+    def predict(self, core: np.ndarray) -> np.ndarray:
+        """Halo per unit radiance above the clip level of a uniform ``core`` (bool h×w), float32."""
+        return cv2.filter2D(core.astype(np.float32), -1, self.kernel, borderType=cv2.BORDER_CONSTANT)
