@@ -33,17 +33,20 @@ from lensblur.evaluate import write_sheet
 from lensblur.lens import Highlights, Lens
 from lensblur.renderers import get_renderer
 from lensblur.synth.dataset import encode_disparity16, read_disparity, read_srgb8, scene_rng, srgb8_to_linear
-from lensblur.synth.night import DAYLIGHT_KINDS, make_daylight_scene, make_night_scene, random_glare, \
-    small_aperture_photo
+from lensblur.synth.night import DAYLIGHT_KINDS, Lamp, lamp_discs, make_daylight_scene, make_night_scene, \
+    random_glare, small_aperture_photo
 from lensblur.synth.thinlens import camera_image, encode_srgb8, render_ground_truth, visible_disparity
 
 HERE = Path(__file__).resolve().parent
-RENDERERS = {  # column name -> (renderer, highlights)
-    "naive": ("naive", Highlights(lamps=False)),
-    "gegl": ("gegl", Highlights(lamps=False)),
-    "scatter-before": ("scatter", Highlights(lamps=False)),
-    "scatter": ("scatter", Highlights()),
-}
+if "lamps" in Highlights.__dataclass_fields__:
+    RENDERERS = {  # column name -> (renderer, highlights)
+        "naive": ("naive", Highlights(lamps=False)),
+        "gegl": ("gegl", Highlights(lamps=False)),
+        "scatter-spots": ("scatter", Highlights(lamps=False)),
+        "scatter": ("scatter", Highlights()),
+    }
+else:  # run against an older lensblur (PYTHONPATH) for its figure: the rule of that day
+    RENDERERS = {"scatter-today": ("scatter", Highlights())}
 
 
 def dataset(count: int, daylight: int, seed: int, height: int, width: int, lamps: int | None) -> Path:
@@ -76,25 +79,6 @@ def dataset(count: int, daylight: int, seed: int, height: int, width: int, lamps
     return folder
 
 
-def lamp_discs(meta: dict, front: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(inner mask, whole-disc mask) per lamp whose disc is unoccluded and inside the frame."""
-    height, width = front.shape
-    rows = np.asarray(meta["background_disparity_rows"], np.float32)
-    y, x = np.mgrid[0:height, 0:width]
-    discs = []
-    for lamp in meta["lamps"]:
-        row = int(min(max(round(lamp["y"]), 0), height - 1))
-        radius = abs(meta["blur"] * (rows[row] - meta["focus_disparity"]))
-        whole_radius = radius + lamp["radius"]
-        distance = np.hypot(x - lamp["x"], y - lamp["y"])
-        whole = distance <= whole_radius
-        inner = distance <= 0.7 * radius
-        if radius < 3 or front[whole].max(initial=0) > 0.02 or inner.sum() < 0.9 * math.pi * (0.7 * radius) ** 2:
-            continue
-        discs.append((inner, whole))
-    return discs
-
-
 def score(folder: Path) -> tuple[list[dict], list]:
     rows, sheet = [], []
     for meta_path in sorted(folder.glob("*_meta.json")):
@@ -104,7 +88,9 @@ def score(folder: Path) -> tuple[list[dict], list]:
         gt = read_srgb8(folder / f"{name}_gt.png")
         disparity = read_disparity(folder / f"{name}_disparity.png")
         front = cv2.imread(str(folder / f"{name}_front.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
-        discs = lamp_discs(meta, front)
+        radius_rows = np.abs(meta["blur"] * (np.asarray(meta["background_disparity_rows"], np.float32)
+                                             - meta["focus_disparity"]))
+        discs = lamp_discs([Lamp(**lamp) for lamp in meta["lamps"]], radius_rows, front)
         union = np.zeros(front.shape, bool)
         for _, whole in discs:
             union |= whole
@@ -195,7 +181,7 @@ def main(argv=None) -> int:
     (out / f"{args.name}.md").write_text(
         f"# Night lights vs exact thin-lens ground truth\n\n{args.count} night + {args.daylight} daylight scenes, "
         f"{args.size}, seed {args.seed}, lamps {args.lamps or '4-16'} (`{command}`).\n"
-        f"scatter-before = the size rule alone (`--highlights spots`, today's rule); scatter = the default "
+        f"scatter-spots = the size rule alone (`--highlights spots`); scatter = the default "
         f"with the night-lamp model. Ratio: mean linear luminance inside 0.7·|c| of each unoccluded lamp "
         f"disc, rendered / truth (both clipped 8-bit).\n\n{table}\n")
     write_sheet(out / f"{args.name}_sheet.png", sheet)

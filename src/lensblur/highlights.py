@@ -1,9 +1,9 @@
 """Radiance recovery of clipped highlights (the "radiance virtualization" of D2F).
 
 Small spots in crowds (glints on pavement or water, sun through leaves) keep only a share of the
-boost (:func:`uncrowded`). Lights in night photos (clipped cores with dark surroundings in a mostly dark photo) get the
-energy their glare halo shows, and their glare and starburst spikes are removed before blurring
-(lensblur.lamps). Everything else follows the size rule below.
+boost (:func:`uncrowded`). Lights in night photos (clipped cores with dark surroundings in a
+mostly dark photo) get the energy their glare halo shows, and their glare and starburst spikes
+are removed before blurring (lensblur.lamps). Everything else follows the size rule below.
 
 A camera clips lights at 1.0, so blurring the saved image turns street lamps into dim grey
 discs. Clipped pixels get their linear radiance boosted before blurring, so their out-of-focus
@@ -32,7 +32,8 @@ FADE_START, FADE_END = 1.0, 6.0     # |c| in pixels over which the boost fades i
 SPOT_RADIUS_FRACTION = 0.004        # largest light spot radius, as a fraction of the diagonal
 AREA_SHARE = 0.1                    # share of the boost that large clipped areas get
 CROWD_RADIUS_FRACTION = 0.05        # spots are counted within this fraction of the diagonal...
-CROWD_COUNT = 4.0                   # ...and lose their boost when many more than this are there
+CROWD_COUNT = 3.0                   # ...and lose their boost when many more than this are there,
+CROWD_CLIPPED = 0.03                # or when clipped pixels cover much more than this share there
 DEFAULT_STRENGTH = Highlights().strength  # at this strength a lamp gets its estimated radiance
 
 
@@ -44,7 +45,7 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: see :func:`highlight_gain`.
     """
-    gain, cleaned = _recover(linear, coc, settings)
+    gain, cleaned = recover_parts(linear, coc, settings)
     if gain is None:
         return linear
     return (cleaned if cleaned is not None else linear) * gain[..., None]
@@ -61,11 +62,14 @@ def highlight_gain(linear: np.ndarray, coc: np.ndarray, settings: Highlights | N
     smoothly (smoothstep) from the threshold to the clip level. Both fade in (smoothstep) as |c|
     grows from FADE_START to FADE_END pixels.
     """
-    return _recover(linear, coc, settings, clean=False)[0]
+    return recover_parts(linear, coc, settings, clean=False)[0]
 
 
-def _recover(linear, coc, settings, clean=True):
-    """(gain or None, glare-free linear image or None) — see the two public functions."""
+def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None,
+                  clean: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(:func:`highlight_gain`, ``linear`` with the glare and spikes of defocused night lamps
+    removed and their cores given their colour, float32 H×W×3, or None where there are none);
+    clean=False skips the second. Arguments as :func:`highlight_gain`."""
     if settings is None or not settings.enabled:
         return None, None
     peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
@@ -74,7 +78,7 @@ def _recover(linear, coc, settings, clean=True):
     if bright[0].size == 0:
         return None, None
     spots = light_spots(candidate)
-    share = np.where(spots[bright], uncrowded(spots)[bright], np.float32(AREA_SHARE))
+    share = np.where(spots[bright], uncrowded(spots, candidate)[bright], np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     u = _fade(coc[bright])
     boost = np.float32(settings.strength) * share * (t * t * (3 - 2 * t))
@@ -97,11 +101,13 @@ def _fade(coc: np.ndarray) -> np.ndarray:
     return (u * u * (3 - 2 * u)).astype(np.float32)
 
 
-def uncrowded(spots: np.ndarray) -> np.ndarray:
+def uncrowded(spots: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """Share of the boost each pixel of ``spots`` (bool H×W) keeps, float32 H×W in (0, 1]:
-    1 / (1 + (n / CROWD_COUNT)²), n the number of spots within CROWD_RADIUS_FRACTION of the
-    diagonal. Lights are few; glints on pavement or water and sun through leaves come in crowds,
-    and are surfaces barely above the clip level."""
+    1 / (1 + ((n − 1) / CROWD_COUNT)² + (f / CROWD_CLIPPED)²), n the number of spots within
+    CROWD_RADIUS_FRACTION of the diagonal and f the share of
+    ``clipped`` pixels (bool H×W) within four times that distance. Lights are few and
+    stand alone; glints on pavement or water come in crowds, and a sunlit wall seen through
+    leaves is a large clipped area broken into spots: surfaces barely above the clip level."""
     height, width = spots.shape
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(spots.astype(np.uint8), connectivity=8)
     centres = np.zeros((height, width), np.float32)
@@ -111,7 +117,9 @@ def uncrowded(spots: np.ndarray) -> np.ndarray:
         np.add.at(centres, (cy, cx), 1.0)
     side = 2 * int(round(CROWD_RADIUS_FRACTION * math.hypot(height, width))) + 1
     nearby = cv2.boxFilter(centres, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
-    return (1.0 / (1.0 + (nearby / CROWD_COUNT) ** 2)).astype(np.float32)
+    wide = 4 * side + 1
+    share = cv2.boxFilter(clipped.astype(np.float32), -1, (wide, wide), borderType=cv2.BORDER_REFLECT)
+    return (1.0 / (1.0 + (np.maximum(nearby - 1, 0) / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32)
 
 
 def light_spots(clipped: np.ndarray) -> np.ndarray:

@@ -100,6 +100,26 @@ def make_night_scene(rng: np.random.Generator, height: int, width: int, *, lamps
     return Scene([background, front], front_d, blur, aperture), painted
 
 
+def lamp_discs(lamps: list[Lamp], radius_rows: np.ndarray, front_alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Where each lamp's bokeh disc lies, for measuring it: (inner, whole) bool H×W masks per lamp
+    whose disc is unoccluded by the foreground (``front_alpha`` ≤ 0.02 over it), at least 3 px in
+    radius and inside the frame. radius_rows: |c| of the background per image row (px); inner:
+    within 0.7·|c| of the centre; whole: within |c| + the core radius.
+    """
+    height, width = front_alpha.shape
+    y, x = np.mgrid[0:height, 0:width]
+    discs = []
+    for lamp in lamps:
+        radius = float(radius_rows[int(min(max(round(lamp.y), 0), height - 1))])
+        distance = np.hypot(x - lamp.x, y - lamp.y)
+        whole = distance <= radius + lamp.radius
+        inner = distance <= 0.7 * radius
+        if radius < 3 or front_alpha[whole].max(initial=0) > 0.02 or inner.sum() < 0.9 * math.pi * (0.7 * radius) ** 2:
+            continue
+        discs.append((inner, whole))
+    return discs
+
+
 def random_glare(rng: np.random.Generator, scale: float = 1.0) -> Glare:
     """Glare and starburst parameters of a stopped-down lens, drawn at random (see module doc)."""
     return Glare(share=float(rng.uniform(0.02, 0.08)), r0=float(rng.uniform(1.5, 3.0) * scale),

@@ -121,7 +121,7 @@ def parse_settings(values, session: Session) -> tuple[Lens, str]:
     blur = _number(values, "blur", default_blur(session), 0, 0.25 * width)
     focus = _number(values, "focus_disparity", session.focus_disparity, 0, 1)
     focus_range = _number(values, "focus_range", 0, 0, 1)
-    strength = _number(values, "highlights", 6, 0, 50)
+    strength = _number(values, "highlights", Highlights().strength, 0, 50)  # the default models night lamps
     grain = _flag(values, "grain", False)
     shape = str(values.get("shape") or "disk").lower()
     if shape in ("disk", "disc"):
