@@ -32,8 +32,8 @@ FADE_START, FADE_END = 1.0, 6.0     # |c| in pixels over which the boost fades i
 SPOT_RADIUS_FRACTION = 0.004        # largest light spot radius, as a fraction of the diagonal
 AREA_SHARE = 0.1                    # share of the boost that large clipped areas get
 CROWD_RADIUS_FRACTION = 0.05        # spots are counted within this fraction of the diagonal...
-CROWD_COUNT = 3.0                   # ...and lose their boost when many more than this are there,
-CROWD_CLIPPED = 0.03                # or when clipped pixels cover much more than this share there
+CROWD_COUNT = 4.0                   # ...and lose their boost when many more than this are there,
+CROWD_CLIPPED = 0.06                # or when clipped pixels cover much more than this share there
 DEFAULT_STRENGTH = Highlights().strength  # at this strength a lamp gets its estimated radiance
 
 
@@ -57,7 +57,7 @@ def highlight_gain(linear: np.ndarray, coc: np.ndarray, settings: Highlights | N
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: threshold (encoded level in (0, 1) where boosting starts) and strength.
     A night lamp's core (lensblur.lamps) is raised to 1 + (L − 1)·strength/DEFAULT_STRENGTH, L its
-    radiance estimated from its glare halo. Any other clipped pixel is multiplied by up to
+    radiance estimated from its glare halo (never less than the size rule below gives). Any other clipped pixel is multiplied by up to
     1 + strength (small spots) or 1 + strength·AREA_SHARE (large areas); that boost rises
     smoothly (smoothstep) from the threshold to the clip level. Both fade in (smoothstep) as |c|
     grows from FADE_START to FADE_END pixels.
@@ -87,7 +87,8 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
     if lights is not None:
         lamp = lights.weight[bright]
         lamp_boost = (lights.radiance[bright] - 1.0) * np.float32(settings.strength / DEFAULT_STRENGTH)
-        boost = (1 - lamp) * boost + lamp * lamp_boost
+        # never below the size rule: a light whose glare is too faint to read keeps that boost
+        boost = (1 - lamp) * boost + lamp * np.maximum(lamp_boost, boost)
         if clean:
             cleaned = linear + _fade(coc)[..., None] * (lights.cleaned - linear)
     gain = np.ones(peak.shape, np.float32)

@@ -9,11 +9,15 @@ surroundings are dark (in a photo that is mostly dark):
    (1 + (r/r0)²)^(−3/2) (r0 = GLARE_R0_FRACTION of the diagonal, normalised over 24·r0) and
    g = GLARE_SHARE the share of the energy a lens spreads into it. The radiance above the clip
    level is the median over the first ring around the core of (observed − background) / predicted
-   (the median ignores the spikes crossing the ring); the background is a low percentile of the
-   surroundings. Per channel, this gives the core's linear radiance L ≥ 1 (the light's energy is
+   (the median ignores the spikes crossing the ring), and no more than over the next, wider ring
+   (glare falls off as the kernel; a bright object's own light ends). A core whose surroundings
+   fall off far slower than glare (outer estimate > FALLOFF_MISMATCH × inner) is a bright
+   surface, not a lamp; so is one whose first ring is brighter than HALO_MAX (glare right
+   next to a core is faint, a fuzzy object is not). The background is a low percentile of the surroundings. Per channel, this gives the core's linear radiance L ≥ 1 (the light's energy is
    L times its core area) and its colour, which the clipped core (white) has lost.
 2. The fitted halo is subtracted around the core, and the starburst spikes (thin bright rays)
-   are removed with a grey opening (5×5 ellipse) within the lamp's zone.
+   are removed with a grey opening (5×5 ellipse) within the lamp's zone (2·r0 per doubling of
+   its energy).
 
 Both are weighted by how "night" the place is: ``night_weight`` of the whole photo (the share
 of dark pixels) times that of the lamp's surroundings, so daylight clipped areas (walls, skies,
@@ -36,6 +40,8 @@ DARK_LEVEL = 0.2             # encoded luminance below which a pixel counts as d
 NIGHT_SHARE = (0.45, 0.75)   # share of dark pixels over which a photo (or surround) turns "night"
 MAX_CORE_FRACTION = 0.025    # largest core radius treated as a lamp, fraction of the diagonal
 MAX_RADIANCE = 5000.0        # cap on a recovered core radiance (linear, clip level 1)
+HALO_MAX = 0.2              # largest median linear level of the first ring around a lamp core
+FALLOFF_MISMATCH = 3.0       # outer-ring estimate this many times the inner one: not glare
 MAX_LAMPS = 4000             # at most this many cores are analysed (largest first)
 
 
@@ -107,11 +113,25 @@ def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
         rgb = linear[y0:y1, x0:x1]
         background = np.percentile(rgb[outer], 30, axis=0)
         predicted = halo_ring.predict(core)
-        ring = (distance >= 1.5) & (distance <= 1.5 + max(3.0, 1.5 * r0, core_radius)) & ~others & (predicted > 1e-6)
-        if ring.sum() < 4:
+        width_ring = max(3.0, 1.5 * r0, core_radius)
+        usable = ~others & (predicted > 1e-6)
+        inner = (distance >= 1.5) & (distance <= 1.5 + width_ring) & usable
+        outer = (distance > 1.5 + width_ring) & (distance <= 1.5 + 3 * width_ring) & usable
+        if inner.sum() < 4:
             continue
-        # the halo keeps the light's colour, which its clipped core has lost
-        excess = np.median((rgb[ring] - background) / predicted[ring][:, None], axis=0) / GLARE_SHARE
+        # the halo keeps the light's colour, which its clipped core has lost; glare falls off as
+        # the kernel does, so both rings agree, while a bright object's own light (a galaxy, a
+        # lit sign) ends and reads far brighter near the core: the smaller estimate is kept
+        if float(np.median(luminance[y0:y1, x0:x1][inner])) > HALO_MAX:
+            continue  # glare is faint next to its core; a fuzzy bright object (a galaxy, a lit sign) is not
+        excess = np.median((rgb[inner] - background) / predicted[inner][:, None], axis=0)
+        if outer.sum() >= 8:
+            further = np.median((rgb[outer] - background) / predicted[outer][:, None], axis=0)
+            ratio = float(further.max()) / max(float(excess.max()), 1e-6)
+            if not 1 / FALLOFF_MISMATCH <= ratio <= FALLOFF_MISMATCH:
+                continue  # falls off slower (a bright surface) or faster (a fuzzy object) than glare
+            excess = np.minimum(excess, further)
+        excess = excess / GLARE_SHARE
         peak = float(np.clip(1.0 + max(float(excess.max()), 0.0), 1.0, MAX_RADIANCE))
         tint = np.clip((1.0 + np.maximum(excess, 0.0)) / peak, 0.0, 1.0)
         radiance[y0:y1, x0:x1][core] = peak
@@ -120,7 +140,9 @@ def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
         # remove the fitted halo (in the lamp's colour) and the spikes within the zone; give the core its colour
         patch = cleaned[y0:y1, x0:x1]
         halo = (GLARE_SHARE * (peak - 1.0)) * predicted[..., None] * tint
-        zone = (distance >= 1.0) & (distance <= margin) & ~clipped[y0:y1, x0:x1]  # other cores stay
+        # spikes reach further from brighter lights: about 2·r0 per doubling of the energy
+        reach = min(margin, core_radius + 2 * r0 * math.log2(1 + (peak - 1) * area))
+        zone = (distance >= 1.0) & (distance <= reach) & ~clipped[y0:y1, x0:x1]  # other cores stay
         without_halo = np.maximum(patch - halo, 0.0)
         opened = cv2.morphologyEx(without_halo, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         fixed = np.minimum(without_halo, opened)
