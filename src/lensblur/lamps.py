@@ -15,6 +15,7 @@ surroundings are dark (in a photo that is mostly dark):
    surface, not a lamp; so is one whose first ring is brighter than HALO_MAX (glare right
    next to a core is faint, a fuzzy object is not). The background is a low percentile of the surroundings. Per channel, this gives the core's linear radiance L ≥ 1 (the light's energy is
    L times its core area) and its colour, which the clipped core (white) has lost.
+   A core whose brightest pixel is not fully clipped (below FULL_CLIP) is not a lamp either.
 2. The fitted halo is subtracted around the core, and the starburst spikes (thin bright rays)
    are removed with a grey opening (5×5 ellipse) within the lamp's zone (2·r0 per doubling of
    its energy).
@@ -40,6 +41,7 @@ DARK_LEVEL = 0.2             # encoded luminance below which a pixel counts as d
 NIGHT_SHARE = (0.45, 0.75)   # share of dark pixels over which a photo (or surround) turns "night"
 MAX_CORE_FRACTION = 0.025    # largest core radius treated as a lamp, fraction of the diagonal
 MAX_RADIANCE = 5000.0        # cap on a recovered core radiance (linear, clip level 1)
+FULL_CLIP = 0.996            # a lamp's core reaches this linear level (255 in 8 bits) somewhere
 HALO_MAX = 0.2              # largest median linear level of the first ring around a lamp core
 FALLOFF_MISMATCH = 3.0       # outer-ring estimate this many times the inner one: not glare
 MAX_LAMPS = 4000             # at most this many cores are analysed (largest first)
@@ -101,6 +103,8 @@ def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
         margin = int(min(max(4 * core_radius + 8 * r0 + 8, 16), 128))
         y0, y1, x0, x1 = max(y - margin, 0), min(y + h + margin, height), max(x - margin, 0), min(x + w + margin, width)
         core = labels[y0:y1, x0:x1] == label
+        if float(linear[y0:y1, x0:x1][core].max()) < FULL_CLIP:
+            continue  # barely clipped: a bright object, not a light far above the clip level
         others = others_zone[y0:y1, x0:x1] & ~cv2.dilate(core.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         distance = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
         outer = (distance > 0.6 * margin) & ~others
