@@ -148,3 +148,36 @@ def test_subject_path_removes_glare_too():
     assert luminance(with_matte)[halo].mean() - BACKGROUND < 0.5 * (luminance(spots_only)[halo].mean() - BACKGROUND)
     disc = np.hypot(x - 80, y - 80) < 14
     assert np.clip(with_matte, 0, 1)[disc].mean() > 2 * np.clip(spots_only, 0, 1)[disc].mean()
+
+
+def test_cli_renders_night_lamps_as_bright_discs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+
+    rng = np.random.default_rng([19, 3])
+    scene, lamps = make_night_scene(rng, 160, 240, lamps=6)
+    photo = small_aperture_photo(scene, random_glare(rng, 160 / 384))
+    cv2.imwrite(str(tmp_path / "night.png"), photo[..., ::-1])
+    cv2.imwrite(str(tmp_path / "d.png"), np.round(visible_disparity(scene) * 65535).astype(np.uint16))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    outputs = {}
+    for mode in ("on", "spots"):
+        out = tmp_path / f"{mode}.png"
+        result = subprocess.run([sys.executable, "-m", "lensblur", "render", str(tmp_path / "night.png"), "--depth",
+                                 str(tmp_path / "d.png"), "--blur", f"{scene.blur:.3f}", "--focus-disparity",
+                                 f"{scene.focus_disparity:.4f}", "--highlights", mode, "-q", "-o", str(out)],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        outputs[mode] = cv2.imread(str(out))[..., ::-1]
+    discs = lamp_discs(lamps, np.abs(scene.coc(scene.layers[0])[:, 0]), scene.layers[-1].alpha)
+    assert discs
+    inner = np.any([d[0] for d in discs], axis=0)
+    assert outputs["on"][inner].mean() > 1.3 * outputs["spots"][inner].mean()
+    bad = subprocess.run([sys.executable, "-m", "lensblur", "render", str(tmp_path / "night.png"), "--depth",
+                          str(tmp_path / "d.png"), "--highlights", "lamps", "-o", str(tmp_path / "x.png")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "spots" in bad.stderr and "Traceback" not in bad.stderr
