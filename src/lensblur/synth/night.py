@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from lensblur.aperture import Aperture
-from lensblur.synth.scene import Layer, Scene, _draw_blob, _draw_strand, _noise_texture, _SUPERSAMPLE
+from lensblur.synth.scene import Layer, Scene, _draw_blob, _draw_strand, _noise_texture, _SUPERSAMPLE, paint_shape
 from lensblur.synth.thinlens import encode_srgb8, render_pinhole
 
 DAYLIGHT_KINDS = ("leaves", "glints", "water", "sky", "wall")
@@ -211,19 +211,9 @@ def _paint_streak(rgb, lamp: Lamp, stretch: float) -> None:
 
 
 def _paint_ellipse(rgb, cx, cy, rx, ry, radiance) -> None:
-    height, width = rgb.shape[:2]
-    reach_x, reach_y = int(math.ceil(rx)) + 1, int(math.ceil(ry)) + 1
-    x0, x1 = max(int(cx) - reach_x, 0), min(int(cx) + reach_x + 1, width)
-    y0, y1 = max(int(cy) - reach_y, 0), min(int(cy) + reach_y + 1, height)
-    if x0 >= x1 or y0 >= y1:
-        return
-    sub = (np.arange(4) + 0.5) / 4
-    ys = (np.arange(y0, y1)[:, None] + sub[None, :]).reshape(-1)
-    xs = (np.arange(x0, x1)[:, None] + sub[None, :]).reshape(-1)
-    inside = ((xs[None, :] - cx) / max(rx, 0.5)) ** 2 + ((ys[:, None] - cy) / max(ry, 0.5)) ** 2 <= 1
-    cover = inside.reshape(y1 - y0, 4, x1 - x0, 4).mean(axis=(1, 3)).astype(np.float32)[..., None]
-    patch = rgb[y0:y1, x0:x1]
-    patch[:] = patch * (1 - cover) + cover * radiance
+    rx, ry = max(rx, 0.5), max(ry, 0.5)
+    paint_shape(rgb, cx, cy, int(math.ceil(rx)) + 1, int(math.ceil(ry)) + 1, radiance,
+                lambda dx, dy: (dx / rx) ** 2 + (dy / ry) ** 2 <= 1)
 
 
 def _silhouette(rng, height, width, disparity, scale) -> Layer:
