@@ -139,11 +139,13 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(summary: list[dict], rows: list[dict]) -> str:
-    lines = ["| renderer | night PSNR | PSNR in discs | disc brightness ratio (mean / median) | discs | daylight PSNR |",
+    lines = ["| renderer | night PSNR | PSNR in discs | disc brightness ratio (mean / median) | discs "
+             "| daylight PSNR |",
              "|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(f"| {s['renderer']} | {s['night_psnr']:.2f} | {s['disc_psnr']:.2f} | "
-                     f"{s['disc_ratio']:.3f} / {s['disc_ratio_median']:.3f} | {s['discs']} | {s['daylight_psnr']:.2f} |")
+                     f"{s['disc_ratio']:.3f} / {s['disc_ratio_median']:.3f} | {s['discs']} | "
+                     f"{s['daylight_psnr']:.2f} |")
     kinds = sorted({r["kind"] for r in rows if r["kind"] != "night"})
     lines += ["", "Daylight PSNR per case (dB):", "", "| renderer | " + " | ".join(kinds) + " |",
               "|---|" + "---|" * len(kinds)]

@@ -1,8 +1,9 @@
-"""Before/after sheet of the night-lamp model on real phone photos and a phone-sized synthetic night.
+"""Before/after sheet of the night-lamp model on real phone photos and a large synthetic night.
 
 For each photo: the render with the size rule alone (``--highlights spots``) and with the default
-(night-lamp model), at the photo's resolution (at most 1536 px on the longer side), then a small downscaled sheet (the photos are
-MIT/Apache/BSD samples from ../shared/samples; they are not stored here, only this sheet).
+(night-lamp model), at the photo's resolution (at most 1536 px on the longer side), then a small
+downscaled sheet (the photos are MIT/Apache/BSD samples from ../shared/samples; they are not
+stored here, only this sheet).
 Writes benchmarks/results/night_photos.{md,png}: per photo the lamps found, the share of pixels
 whose 8-bit value changed by more than 2 levels, and the largest change.
 
@@ -89,7 +90,8 @@ def main(argv=None) -> int:
     (out / "night_photos.md").write_text(
         "# Night-lamp model on real photos: before (size rule alone) / after (default)\n\n"
         "`python benchmarks/night_photos.py`; sheet: night_photos.png (columns: input, before, after; "
-        "downscaled). Photos larger than 1536 px are first downscaled to that. Blur K = 3 % of the width; s = default render, upper bound on a shared 2-core machine.\n\n"
+        "downscaled). Photos larger than 1536 px are first downscaled to that. Blur K = 3 % of the width; "
+        "s = default render, upper bound on a shared 2-core machine.\n\n"
         "| photo | size | clipped | lamps found | pixels changed > 2 levels | largest change | s |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
     return 0

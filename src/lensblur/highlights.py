@@ -57,8 +57,9 @@ def highlight_gain(linear: np.ndarray, coc: np.ndarray, settings: Highlights | N
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: threshold (encoded level in (0, 1) where boosting starts) and strength.
     A night lamp's core (lensblur.lamps) is raised to 1 + (L − 1)·strength/DEFAULT_STRENGTH, L its
-    radiance estimated from its glare halo (never less than the size rule below gives). Any other clipped pixel is multiplied by up to
-    1 + strength (small spots) or 1 + strength·AREA_SHARE (large areas); that boost rises
+    radiance estimated from its glare halo (never less than the size rule below gives). Any other
+    clipped pixel is multiplied by up to 1 + strength·share (share: 1 for small spots standing
+    alone, less in crowds, :func:`uncrowded`; AREA_SHARE for large areas); that boost rises
     smoothly (smoothstep) from the threshold to the clip level. Both fade in (smoothstep) as |c|
     grows from FADE_START to FADE_END pixels.
     """
@@ -105,10 +106,10 @@ def _fade(coc: np.ndarray) -> np.ndarray:
 def uncrowded(spots: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """Share of the boost each pixel of ``spots`` (bool H×W) keeps, float32 H×W in (0, 1]:
     1 / (1 + ((n − 1) / CROWD_COUNT)² + (f / CROWD_CLIPPED)²), n the number of spots within
-    CROWD_RADIUS_FRACTION of the diagonal and f the share of
-    ``clipped`` pixels (bool H×W) within four times that distance. Lights are few and
-    stand alone; glints on pavement or water come in crowds, and a sunlit wall seen through
-    leaves is a large clipped area broken into spots: surfaces barely above the clip level."""
+    CROWD_RADIUS_FRACTION of the diagonal and f the share of ``clipped`` pixels (bool H×W) within
+    four times that distance. Lights are few and stand alone; glints on pavement or water come in
+    crowds, and a sunlit wall seen through leaves is a large clipped area broken into spots:
+    surfaces barely above the clip level."""
     height, width = spots.shape
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(spots.astype(np.uint8), connectivity=8)
     centres = np.zeros((height, width), np.float32)
@@ -120,7 +121,8 @@ def uncrowded(spots: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     nearby = cv2.boxFilter(centres, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
     wide = 4 * side + 1
     share = cv2.boxFilter(clipped.astype(np.float32), -1, (wide, wide), borderType=cv2.BORDER_REFLECT)
-    return (1.0 / (1.0 + (np.maximum(nearby - 1, 0) / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32)
+    others = np.maximum(nearby - 1, 0)
+    return (1.0 / (1.0 + (others / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32)
 
 
 def light_spots(clipped: np.ndarray) -> np.ndarray:

@@ -100,7 +100,8 @@ def make_night_scene(rng: np.random.Generator, height: int, width: int, *, lamps
     return Scene([background, front], front_d, blur, aperture), painted
 
 
-def lamp_discs(lamps: list[Lamp], radius_rows: np.ndarray, front_alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def lamp_discs(lamps: list[Lamp], radius_rows: np.ndarray,
+               front_alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Where each lamp's bokeh disc lies, for measuring it: (inner, whole) bool H×W masks per lamp
     whose disc is unoccluded by the foreground (``front_alpha`` ≤ 0.02 over it), at least 3 px in
     radius and inside the frame. radius_rows: |c| of the background per image row (px); inner:
@@ -278,7 +279,8 @@ def make_daylight_scene(rng: np.random.Generator, height: int, width: int, kind:
         for _ in range(int(rng.integers(4, 10))):
             _draw_strand(rng, mask, scale)
     alpha = cv2.resize(mask.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
-    colour = np.array([0.25, 0.45, 0.15], np.float32) if kind == "leaves" else rng.uniform(0.2, 0.6, 3).astype(np.float32)
+    colour = (np.array([0.25, 0.45, 0.15], np.float32) if kind == "leaves"
+              else rng.uniform(0.2, 0.6, 3).astype(np.float32))
     front_rgb = (0.3 + 0.7 * _noise_texture(rng, height, width)) * colour
     front = Layer(front_rgb.astype(np.float32), np.clip(alpha, 0, 1).astype(np.float32),
                   np.full((height, width), front_d, np.float32))
