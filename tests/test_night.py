@@ -181,3 +181,19 @@ def test_cli_renders_night_lamps_as_bright_discs(tmp_path):
                           str(tmp_path / "d.png"), "--highlights", "lamps", "-o", str(tmp_path / "x.png")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode != 0 and "spots" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_night_dataset_folder_is_deterministic(tmp_path):
+    import json
+
+    from lensblur.synth.dataset import generate, read_srgb8
+
+    for name in ("a", "b"):
+        generate(tmp_path / name, 1, 5, 64, 96, workers=1, kind="night")
+    meta = json.loads((tmp_path / "a" / "0000_meta.json").read_text())
+    assert meta["kind"] == "night" and meta["lamps"] and 0.02 <= meta["glare"]["share"] <= 0.08
+    for suffix in ("image", "gt"):
+        assert np.array_equal(read_srgb8(tmp_path / "a" / f"0000_{suffix}.png"),
+                              read_srgb8(tmp_path / "b" / f"0000_{suffix}.png"))
+    with pytest.raises(Exception, match="kind"):
+        generate(tmp_path / "c", 1, 5, 64, 96, workers=1, kind="dusk")

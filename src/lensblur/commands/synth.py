@@ -13,10 +13,13 @@ EXAMPLES = """examples:
   lensblur synth scenes --count 16 --seed 2026 --size 384x576
   lensblur synth scenes --count 100 --seed 7 --size 768x1024 --workers 2 --layers
   lensblur synth scenes --count 10 --photos ~/Pictures/textures
+  lensblur synth night --kind night --count 12 --seed 2026 --size 320x480
 
 Per scene NNNN: _image.png (8-bit sRGB, all in focus, highlights clipped), _disparity.png
 (16-bit, 1 = nearest), _gt.png (8-bit sRGB ground truth), _meta.json (focus, blur K, aperture,
 seed) and with --layers _layers.npz. The same seed gives the same files on any machine.
+--kind night: street lamps and their reflections at night; _image.png is then what a stopped-down
+camera records (glare and starbursts added, clipped), _meta.json also lists the lamps and glare.
 """
 
 
@@ -41,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", action="store_true", help="also save the layers and linear ground truth (.npz)")
     parser.add_argument("--photos", metavar="DIR", help="folder of photos to use as textures "
                         "(default: scikit-image's bundled photos and procedural noise)")
+    parser.add_argument("--kind", choices=("layered", "night"), default="layered",
+                        help="layered (default): random layers with point lights; night: lamps with glare")
     parser.add_argument("--overwrite", action="store_true", help="write into a folder that already holds scenes")
 
 
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     height, width = parse_size(args.size)
     with progress_bar(args.count, "scenes", getattr(args, "quiet", False)) as bar:
         generate(args.out, args.count, args.seed, height, width, workers=max(1, args.workers),
-                 layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite,
+                 layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite, kind=args.kind,
                  progress=lambda: bar.update(1))
     if not getattr(args, "quiet", False):
         print(f"wrote {args.count} scenes of {height}x{width} to {args.out}")

@@ -25,7 +25,7 @@ import numpy as np
 from lensblur.aperture import Aperture
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError, OutputError
-from lensblur.synth import thinlens
+from lensblur.synth import night, thinlens
 from lensblur.synth.scene import make_scene
 
 META_VERSION = 1
@@ -38,16 +38,29 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 def write_scene(folder: str | Path, index: int, seed: int, height: int, width: int, *,
                 layers: bool = False, photo_dir: str | None = None,
-                view_step: float = thinlens.DEFAULT_VIEW_STEP) -> dict:
+                view_step: float = thinlens.DEFAULT_VIEW_STEP, kind: str = "layered") -> dict:
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
 
+    kind: "layered" (make_scene) or "night" (lensblur.synth.night: the image is the stopped-down
+    photo with glare and starbursts; the metadata also lists the lamps and the glare).
     Returns the metadata written to ``NNNN_meta.json``.
     """
     folder = Path(folder)
-    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir)
+    rng = scene_rng(seed, index)
+    extra = {}
+    if kind == "night":
+        scene, lamps = night.make_night_scene(rng, height, width)
+        glare = night.random_glare(rng, min(height, width) / 384.0)
+        image = night.small_aperture_photo(scene, glare)
+        extra = {"kind": kind, "glare": asdict(glare), "lamps": [asdict(lamp) for lamp in lamps]}
+    elif kind == "layered":
+        scene = make_scene(rng, height, width, photo_dir=photo_dir)
+        image = thinlens.camera_image(scene)
+    else:
+        raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
     gt = thinlens.render_ground_truth(scene, view_step)
     stem = folder / f"{index:04d}"
-    _write_png(f"{stem}_image.png", thinlens.camera_image(scene))
+    _write_png(f"{stem}_image.png", image)
     _write_png(f"{stem}_disparity.png", encode_disparity16(thinlens.visible_disparity(scene)))
     _write_png(f"{stem}_gt.png", thinlens.encode_srgb8(gt))
     meta = {
@@ -63,6 +76,7 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
         "layers": len(scene.layers),
         "aperture_samples": int(len(thinlens.aperture_samples(scene, view_step))),
         "view_step": view_step,
+        **extra,
     }
     with open(f"{stem}_meta.json", "w") as handle:
         json.dump(meta, handle, indent=2)
@@ -76,7 +90,7 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
 
 def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
              layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
-             progress=None) -> list[dict]:
+             progress=None, kind: str = "layered") -> list[dict]:
     """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
 
     The result depends only on (seed, index, size, photo_dir), not on the number of workers.
@@ -91,7 +105,9 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     if not overwrite and any(folder.glob("*_meta.json")):
         raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
     jobs = [(folder, i, seed, height, width) for i in range(count)]
-    options = {"layers": layers, "photo_dir": photo_dir}
+    if kind not in ("layered", "night"):
+        raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
+    options = {"layers": layers, "photo_dir": photo_dir, "kind": kind}
     metas = []
     if workers <= 1 or count == 1:
         for job in jobs:
