@@ -161,15 +161,32 @@ def _remove_glare(patch, core, clipped, distance, reach, halo, tint, weight):
 
 
 class _HaloModel:
-    """The assumed halo kernel K0 (normalised over 24·r0), convolved with a core mask."""
+    """The assumed halo kernel K0 (normalised over 24·r0), convolved with a core mask. Where r0 is
+    large (big photos) the convolution runs on blocks of about r0/3 px (core pixels counted per
+    block, the kernel sampled at block spacing) and is upsampled: the halo is smooth at that scale."""
 
     def __init__(self, r0: float):
-        reach = int(math.ceil(24 * r0))
+        self.factor = max(1, int(r0 / 3))
+        step = r0 / self.factor  # r0 in block units
+        reach = int(math.ceil(24 * step))
         y, x = np.mgrid[-reach:reach + 1, -reach:reach + 1].astype(np.float32)
-        kernel = (1 + (x * x + y * y) / np.float32(r0 * r0)) ** -1.5
-        kernel[reach, reach] = 0
+        kernel = (1 + (x * x + y * y) / np.float32(step * step)) ** -1.5
+        if self.factor == 1:
+            kernel[reach, reach] = 0
         self.kernel = (kernel / kernel.sum()).astype(np.float32)
 
     def predict(self, core: np.ndarray) -> np.ndarray:
         """Halo per unit radiance above the clip level of a uniform ``core`` (bool h×w), float32."""
-        return cv2.filter2D(core.astype(np.float32), -1, self.kernel, borderType=cv2.BORDER_CONSTANT)
+        f = self.factor
+        height, width = core.shape
+        counts = core.astype(np.float32)
+        if f > 1:
+            counts = cv2.resize(counts, (-(-width // f), -(-height // f)), interpolation=cv2.INTER_AREA) * f * f
+        # within an h×w crop no offset exceeds max(h, w): the rest of the kernel cannot contribute
+        reach = self.kernel.shape[0] // 2
+        cut = min(reach, max(counts.shape))
+        kernel = self.kernel[reach - cut:reach + cut + 1, reach - cut:reach + cut + 1]
+        halo = cv2.filter2D(counts, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        if f > 1:
+            halo = cv2.resize(halo, (width, height), interpolation=cv2.INTER_LINEAR) / (f * f)
+        return halo
