@@ -197,3 +197,24 @@ def test_night_dataset_folder_is_deterministic(tmp_path):
                               read_srgb8(tmp_path / "b" / f"0000_{suffix}.png"))
     with pytest.raises(Exception, match="kind"):
         generate(tmp_path / "c", 1, 5, 64, 96, workers=1, kind="dusk")
+
+
+def test_block_halo_prediction_matches_the_exact_convolution():
+    import cv2
+
+    from lensblur.lamps import _HaloModel
+
+    model = _HaloModel(9.0)
+    assert model.factor == 3
+    core = np.zeros((181, 181), bool)
+    core[86:95, 88:93] = True
+    y, x = np.mgrid[-216:217, -216:217].astype(np.float32)
+    exact_kernel = (1 + (x * x + y * y) / 81.0) ** -1.5
+    exact_kernel[216, 216] = 0
+    exact = cv2.filter2D(core.astype(np.float32), -1, exact_kernel / exact_kernel.sum(),
+                         borderType=cv2.BORDER_CONSTANT)
+    ring = (cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5) > 3) & \
+        (cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5) < 60)
+    ratio = model.predict(core)[ring] / exact[ring]
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.05)
+    assert np.percentile(np.abs(ratio - 1), 90) < 0.15
