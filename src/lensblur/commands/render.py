@@ -11,6 +11,7 @@ from lensblur.errors import InputError
 from lensblur.depth_source import AUTO, DepthChoice, choose_depth
 from lensblur.io.depth import fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
+from lensblur.io.limits import map_limit
 from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
 from lensblur.progress import progress_bar
 from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
@@ -88,7 +89,7 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset)
+                          args.depth_model, args.depth_preset, args.max_pixels)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         if choice.focus_point is not None:
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         depth = load_depth(args, photo)
         matte = depth.matte
         if args.matte:
-            matte = fit_to_image(read_image(args.matte, max_pixels=args.max_pixels).pixels.mean(axis=2), height, width)
+            limit = map_limit(height * width, args.max_pixels)
+            matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
         bar.update()
         lens = lens_from_args(args, photo, depth.disparity, depth)
         if getattr(args, "verbose", False):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import threading
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, TiffTags
+from PIL import Image, ImageCms, TiffImagePlugin, TiffTags
 
 from lensblur.color import luminance
 from lensblur.errors import InputError, LensblurError, OutputError
-from lensblur.io import icc
+from lensblur.io import bmff, icc
 from lensblur.io.atomic import atomic_output
+from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
 pillow_heif.register_heif_opener()
-
-DEFAULT_MAX_PIXELS = 200_000_000
 
 FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF")
 EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -39,10 +36,6 @@ _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 _GREY_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
 _DEEP_FORMATS = ("PNG", "TIFF")
 _ORIENTATION = 0x0112
-
-# PIL's decompression-bomb limit and truncated-image switch are process-wide; lensblur applies its
-# own pixel limit and must see truncation, so both are set only while this lock is held.
-_PIL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -199,23 +192,18 @@ def _check_readable(path: Path) -> None:
 
 
 def _read(path: Path, max_pixels: int) -> Photo:
-    with _PIL_LOCK:
-        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    return _decode(path, image, max_pixels)
-        finally:
-            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+    with open(path, "rb") as handle:
+        if bmff.is_bmff(handle.read(12)):
+            try:
+                bmff.check_complete(path)
+            except bmff.Truncated as error:
+                raise InputError(f"cannot read image {path}: {error}") from None
+    with pil_strict(), Image.open(path) as image:
+        return _decode(path, image, max_pixels)
 
 
 def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
-    width, height = image.size
-    if width * height > max_pixels:
-        raise InputError(f"{path}: image is {width}×{height} = {width * height / 1e6:.1f} MP, "
-                         f"over the {max_pixels / 1e6:g} MP limit (--max-pixels)")
+    check_pixels(*image.size, max_pixels, f"{path}: image")
     fmt = "JPEG" if image.format == "MPO" else image.format
     if fmt not in FORMATS:
         raise InputError(f"cannot read image {path}: unsupported format {image.format}")

@@ -44,6 +44,7 @@ from lensblur.color import linear_to_srgb
 from lensblur.errors import InputError, LensblurError
 from lensblur.io import icc
 from lensblur.io.images import write_image
+from lensblur.io.limits import LimitError
 from lensblur.lens import Highlights, Lens, focus_disparity_at
 from lensblur.renderers import available_renderers, get_renderer
 from lensblur.web.sessions import ID_PATTERN, Job, Session, SessionStore, UnknownSession, sniff_format
@@ -274,7 +275,7 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
             session = await run_in_threadpool(store.create, session_id, folder, stored, name)
         except InputError as error:
             message = str(error).replace(str(stored), name)
-            if "max-pixels" in message or "pixel limit" in message:
+            if isinstance(error, LimitError) or "max-pixels" in message or "pixel limit" in message:
                 raise ApiError(413, message.replace("(--max-pixels)", f"of this server ({max_pixels:,} pixels)")
                                .replace("pixel limit", f"pixel limit of this server ({max_pixels:,} pixels)")
                                ) from None
