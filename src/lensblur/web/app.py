@@ -399,6 +399,10 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
     async def http_error(request: Request, error: HTTPException) -> Response:
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
 
+    async def server_error(request: Request, error: Exception) -> Response:
+        # Still logged by the server; the page gets the app's JSON error, never plain text.
+        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, status_code=500)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         try:
@@ -420,6 +424,7 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={ApiError: api_error, HTTPException: http_error})
+                    exception_handlers={ApiError: api_error, HTTPException: http_error,
+                                        Exception: server_error})
     app.state.store = store
     return app
