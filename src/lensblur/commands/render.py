@@ -12,7 +12,8 @@ from lensblur.depth_source import AUTO, DepthChoice, choose_depth
 from lensblur.io.depth import fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 from lensblur.io.limits import map_limit
-from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
+from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
+                          focus_disparity_at)
 from lensblur.progress import progress_bar
 from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
 
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
         bar.update()
         lens = lens_from_args(args, photo, depth.disparity, depth)
+        check_blur_radius(depth.disparity, lens)
         if getattr(args, "verbose", False):
             print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
                   f"largest blur radius {lens.blur * max(lens.focus_disparity, 1 - lens.focus_disparity):.1f} px",

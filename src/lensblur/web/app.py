@@ -46,7 +46,7 @@ from lensblur.errors import InputError, LensblurError
 from lensblur.io import icc
 from lensblur.io.images import write_image
 from lensblur.io.limits import LimitError
-from lensblur.lens import Highlights, Lens, focus_disparity_at
+from lensblur.lens import Highlights, Lens, focus_disparity_at, largest_radius, radius_limit
 from lensblur.renderers import available_renderers, get_renderer
 from lensblur.web.guard import LOOPBACK_NAMES, SECURITY_HEADERS, Guard, host_name
 from lensblur.web.sessions import ID_PATTERN, Job, Session, SessionStore, UnknownSession, sniff_format
@@ -144,6 +144,11 @@ def parse_settings(values, session: Session) -> tuple[Lens, str]:
                     grain="auto" if grain else None)
     except InputError as error:
         raise ApiError(400, str(error)) from None
+    # The slider may ask for more than the renderer allows (lensblur.lens.radius_limit): clamp K.
+    height, width = session.depth.disparity.shape
+    radius = largest_radius(session.depth.disparity, lens)
+    if radius > radius_limit(height, width):
+        lens = lens.with_(blur=lens.blur * radius_limit(height, width) / radius)
     return lens, renderer
 
 
