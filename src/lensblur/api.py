@@ -70,12 +70,17 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise InputError(f"image must be H×W×3, got shape {pixels.shape}")
     pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+    if not np.isfinite(pixels).all():
+        raise InputError("image holds NaN or infinite values")
     height, width = pixels.shape[:2]
     disparity = fit_to_image(normalize_depth(np.asarray(disparity, dtype=np.float32), "disparity")
                              if not _is_unit_range(disparity) else np.asarray(disparity, np.float32),
                              height, width)
     if matte is not None:
-        matte = np.clip(fit_to_image(np.asarray(matte, dtype=np.float32), height, width), 0, 1)
+        matte = np.asarray(matte, dtype=np.float32)
+        if not np.isfinite(matte).all():
+            raise InputError("matte holds NaN or infinite values")
+        matte = np.clip(fit_to_image(matte, height, width), 0, 1)
     if lens is None:
         lens = make_lens(disparity, **lens_settings)
     elif lens_settings:

@@ -17,9 +17,16 @@ from lensblur.errors import LensblurError
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (exit 2); --help still prints the full usage."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command module."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lensblur",
         description="Realistic lens blur (bokeh, shallow depth of field) for any photo.",
         epilog="Run 'lensblur COMMAND --help' for a command's options and examples.",

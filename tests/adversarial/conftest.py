@@ -34,7 +34,7 @@ def assert_clean_failure(result, *words, code=1):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
-    assert lines[0].startswith("lensblur: "), lines[0]
+    assert lines[0].startswith("lensblur"), lines[0]
     for word in words:
         assert word.lower() in lines[0].lower(), lines[0]
     return lines[0]

@@ -9,6 +9,7 @@ import json
 from PIL import Image, ImageCms
 
 from lensblur.camera import camera_from_exif
+from lensblur.commands.options import positive_int
 from lensblur.depth_source import choose_depth
 from lensblur.errors import LensblurError
 from lensblur.io.embedded import list_embedded
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``lensblur info``."""
     parser.add_argument("input", help="photo to describe")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from lensblur.aperture import Aperture
 from lensblur.camera import camera_from_exif
+from lensblur.commands.options import finite_float, non_negative_float, positive_float, positive_int
 from lensblur.errors import InputError
 from lensblur.depth_source import AUTO, DepthChoice, choose_depth
 from lensblur.io.depth import fit_to_image
@@ -40,20 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     focus.add_argument("--focus", type=_focus_point, metavar="X,Y|auto",
                        help="pixel to focus on, or auto: the detected face, else the main subject (default: "
                             "where the phone focused, else auto when depth is estimated, else the image centre)")
-    focus.add_argument("--focus-disparity", type=float, metavar="V", help="disparity in [0,1] to focus on")
-    parser.add_argument("--focus-range", type=float, default=0.0, metavar="R",
+    focus.add_argument("--focus-disparity", type=finite_float, metavar="V", help="disparity in [0,1] to focus on")
+    parser.add_argument("--focus-range", type=non_negative_float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
-    parser.add_argument("--blur", type=float, metavar="K",
+    parser.add_argument("--blur", type=non_negative_float, metavar="K",
                         help="blur radius in pixels per unit disparity (default: the phone's setting, "
                              "else 2%% of the image width)")
-    parser.add_argument("--f-number", type=float, metavar="N", help="f-number (sets K with the camera options)")
-    parser.add_argument("--focal-length", type=float, metavar="MM", help="focal length in mm (default: EXIF)")
-    parser.add_argument("--sensor-width", type=float, metavar="MM", help="sensor width in mm (default: EXIF)")
+    parser.add_argument("--f-number", type=positive_float, metavar="N", help="f-number (sets K with the camera options)")
+    parser.add_argument("--focal-length", type=positive_float, metavar="MM", help="focal length in mm (default: EXIF)")
+    parser.add_argument("--sensor-width", type=positive_float, metavar="MM", help="sensor width in mm (default: EXIF)")
     parser.add_argument("--shape", type=_aperture, default=Aperture(), metavar="SHAPE",
                         help="bokeh shape: disk or blades:N[:rotation[:curvature]] (default disk)")
-    parser.add_argument("--rim", type=float, default=0.0, metavar="B",
+    parser.add_argument("--rim", type=non_negative_float, default=0.0, metavar="B",
                         help="bright-rimmed (soap-bubble) discs: share of energy in the rim, 0-1 (default 0)")
-    parser.add_argument("--cat-eye", type=float, default=0.0, metavar="V",
+    parser.add_argument("--cat-eye", type=non_negative_float, default=0.0, metavar="V",
                         help="cat's-eye discs towards the corners (mechanical vignetting), 0-1 (default 0)")
     parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|S[:T]",
                         help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99)")
@@ -81,9 +83,9 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
-    parser.add_argument("--near", type=float, metavar="Z", help="metric depth of the nearest point (metres)")
-    parser.add_argument("--far", type=float, metavar="Z", help="metric depth of the farthest point (metres)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
+    parser.add_argument("--far", type=positive_float, metavar="Z", help="metric depth of the farthest point (metres)")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
 
 
@@ -189,6 +191,8 @@ def _point(text: str) -> tuple[float, float]:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels, got {text!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise argparse.ArgumentTypeError(f"X and Y must be finite numbers, got {text!r}")
     return x, y
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import secrets
 import sys
 
+from lensblur.commands.options import positive_float, positive_int
 from lensblur.errors import InputError
 
 
@@ -37,11 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-remote", action="store_true",
                         help="needed for a --host other than loopback: the app is then reachable from other "
                              "computers, and every request needs the token in the URL printed at start")
-    parser.add_argument("--max-upload-mb", type=float, default=200, metavar="MB",
+    parser.add_argument("--max-upload-mb", type=positive_float, default=200, metavar="MB",
                         help="largest upload accepted, in megabytes (default 200)")
-    parser.add_argument("--max-pixels", type=int, default=100_000_000, metavar="N",
+    parser.add_argument("--max-pixels", type=positive_int, default=100_000_000, metavar="N",
                         help="largest photo accepted, in pixels (default 100 million)")
-    parser.add_argument("--max-sessions", type=int, default=8, metavar="N",
+    parser.add_argument("--max-sessions", type=positive_int, default=8, metavar="N",
                         help="photos kept open at once; the least recently used is dropped (default 8)")
 
 
@@ -49,9 +49,6 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; temporary files are removed on exit."""
     if not 0 < args.port < 65536:
         raise InputError(f"port must be in 1..65535, got {args.port}")
-    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0) or args.max_pixels <= 0 \
-            or args.max_sessions <= 0:
-        raise InputError("--max-upload-mb, --max-pixels and --max-sessions must be positive")
     remote = not is_loopback(args.host)
     if remote and not args.allow_remote:
         raise InputError(f"--host {args.host} would let other computers use the app: add --allow-remote "

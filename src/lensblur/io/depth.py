@@ -23,7 +23,7 @@ KINDS = ("disparity", "depth")
 MAX_INVALID_FRACTION = 0.5
 ASPECT_TOLERANCE = 0.02
 
-_PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s")
+_PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(\S+)\s")
 
 
 def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
@@ -201,7 +201,8 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
         low, high = float(values.min()), float(values.max())
         if high - low < 1e-6:
             return np.ones_like(values)
-        return ((values - low) / (high - low)).astype(np.float32)
+        # float64: the range of a float32 map spanning ±3e38 overflows float32
+        return ((values.astype(np.float64) - low) / (high - low)).astype(np.float32)
 
     z_near = float(values.min()) if near is None else float(near)
     z_far = float(values.max()) if far is None else float(far)
