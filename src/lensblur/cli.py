@@ -6,9 +6,12 @@ Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 2 usage erro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
+import warnings
 
 from lensblur import __version__
 from lensblur.commands import COMMAND_MODULES
@@ -52,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    verbose = bool(getattr(args, "verbose", False) or args.debug)
     try:
-        return int(args.run(args) or EXIT_OK)
+        with _captured_warnings(verbose):
+            return int(args.run(args) or EXIT_OK)
     except LensblurError as error:
         print(f"lensblur: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -69,6 +74,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lensblur: internal error: {type(error).__name__}: {error} (rerun with --debug for details)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+@contextlib.contextmanager
+def _captured_warnings(verbose: bool):
+    """Keep library warnings (Pillow on odd metadata, numpy, torch) and log records off stderr;
+    with -v (or --debug) they are printed, one line each, once the command is done."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.CRITICAL + 1,
+                        format="lensblur: note: %(message)s", stream=sys.stderr, force=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            if verbose:
+                for message in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                    print(f"lensblur: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
