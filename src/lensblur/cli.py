@@ -10,7 +10,9 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from lensblur import __version__
@@ -57,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     verbose = bool(getattr(args, "verbose", False) or args.debug)
     try:
-        with _captured_warnings(verbose):
+        with termination_handled(), _captured_warnings(verbose):
             return int(args.run(args) or EXIT_OK)
     except LensblurError as error:
         print(f"lensblur: error: {error}", file=sys.stderr)
         return error.exit_code
+    except Terminated as stop:
+        print(f"lensblur: {'interrupted' if stop.code == 128 + signal.SIGINT else 'terminated'}", file=sys.stderr)
+        return int(stop.code)
     except KeyboardInterrupt:
         print("lensblur: interrupted", file=sys.stderr)
         return 130
@@ -74,6 +79,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lensblur: internal error: {type(error).__name__}: {error} (rerun with --debug for details)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGINT arrived; the exit code is 128 + the signal number."""
+
+
+@contextlib.contextmanager
+def termination_handled():
+    """While inside, SIGTERM and SIGINT raise :class:`Terminated` in the main thread, so pending
+    atomic writes remove their ``.NAME.part`` files on the way out (lensblur.io.atomic)."""
+    def stop(signum, frame):
+        raise Terminated(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager

@@ -10,9 +10,9 @@ from lensblur.aperture import Aperture
 from lensblur.camera import camera_from_exif
 from lensblur.commands.options import finite_float, non_negative_float, positive_float, positive_int
 from lensblur.errors import InputError
-from lensblur.depth_source import AUTO, DepthChoice, choose_depth
+from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE, DepthChoice, choose_depth
 from lensblur.io.depth import fit_to_image
-from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
+from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
 from lensblur.io.limits import map_limit
 from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
                           focus_disparity_at)
@@ -105,6 +105,7 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
 def run(args: argparse.Namespace) -> int:
     """Read, render, write; raises LensblurError on bad input."""
     _check_quality(args.quality)
+    check_image_output(args.output, args.overwrite, input_files(args) + [args.matte, args.checkpoint])
     with progress_bar(4, "render", args.quiet) as bar:
         photo = read_image(args.input, max_pixels=args.max_pixels)
         height, width = photo.pixels.shape[:2]
@@ -127,6 +128,13 @@ def run(args: argparse.Namespace) -> int:
         write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
         bar.update()
     return 0
+
+
+def input_files(args: argparse.Namespace) -> list[str | None]:
+    """The files a render or depth command reads (None where an option is unset): never outputs."""
+    depth_file = args.depth if args.depth not in (AUTO, EMBEDDED, ESTIMATE) else None
+    model = args.depth_model.split(":", 1)[-1] if args.depth_model else None
+    return [args.input, depth_file, model]
 
 
 def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoice | None = None) -> Lens:

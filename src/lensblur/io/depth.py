@@ -16,7 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from lensblur.errors import InputError, OutputError
-from lensblur.io.atomic import atomic_output
+from lensblur.io.atomic import atomic_output, check_output
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
 KINDS = ("disparity", "depth")
@@ -235,6 +235,12 @@ def _unit(disparity: np.ndarray) -> np.ndarray:
     if values.ndim != 2 or values.size == 0:
         raise InputError(f"disparity must be a 2-D array, got shape {values.shape}")
     return np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+
+
+def check_png_output(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> Path:
+    """OutputError unless ``path`` is a .png that can be written (lensblur.io.atomic.check_output;
+    ``inputs`` are never replaced); call it before any work."""
+    return check_output(_png_path(path), overwrite, inputs)
 
 
 def _png_path(path: str | os.PathLike) -> Path:

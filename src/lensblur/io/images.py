@@ -24,7 +24,7 @@ from PIL import Image, ImageCms, TiffImagePlugin, TiffTags
 from lensblur.color import luminance
 from lensblur.errors import InputError, LensblurError, OutputError
 from lensblur.io import bmff, icc
-from lensblur.io.atomic import atomic_output
+from lensblur.io.atomic import atomic_output, check_output
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
 pillow_heif.register_heif_opener()
@@ -117,15 +117,9 @@ def write_image(path: str | os.PathLike, pixels_or_photo: np.ndarray | Photo, li
     pixels = _checked_pixels(pixels)
     if alpha is not None and alpha.shape != pixels.shape[:2]:
         alpha = None
-    fmt = EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise OutputError(f"cannot write {path}: unknown extension {path.suffix or '(none)'!r} "
-                          f"(use one of {', '.join(sorted(EXTENSIONS))})")
+    fmt = check_image_output(path, overwrite, sources)
     if not 1 <= quality <= 100:
         raise OutputError(f"quality must be in 1..100, got {quality}")
-    for source in sources:
-        if source and _same_file(path, Path(source)):
-            raise OutputError(f"refusing to overwrite the input {path}")
 
     grey = bool(meta and meta.grey) and fmt in _GREY_FORMATS
     profile = meta.icc_profile if meta else None
@@ -150,6 +144,19 @@ def write_image(path: str | os.PathLike, pixels_or_photo: np.ndarray | Photo, li
             raise
         except Exception as error:  # noqa: BLE001 - encoders raise many types
             raise OutputError(f"cannot write {path}: {error}") from None
+
+
+def check_image_output(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> str:
+    """The format ("JPEG", "PNG"…) ``path`` will be written in; OutputError for an unknown
+    extension, a missing or unwritable folder, an existing file without ``overwrite``, or one of
+    ``inputs`` (never replaced). Call it before any work to fail fast."""
+    path = Path(path)
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"cannot write {path}: unknown extension {path.suffix or '(none)'!r} "
+                          f"(use one of {', '.join(sorted(EXTENSIONS))})")
+    check_output(path, overwrite, inputs)
+    return fmt
 
 
 def reset_orientation(exif: bytes) -> bytes:
@@ -362,15 +369,6 @@ def _encode(pixels: np.ndarray, profile: bytes | None, grey: bool) -> np.ndarray
     if grey:
         return icc.tone_curves(profile)[0].encode(luminance(pixels))
     return icc.encode(pixels, profile)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes | None,
