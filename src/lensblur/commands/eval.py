@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lensblur.commands.options import finite_float, non_negative_float, positive_int
+from lensblur.errors import InputError, OutputError
 from lensblur.progress import progress_bar
 
 NAME = "eval"
@@ -48,14 +49,18 @@ def run(args: argparse.Namespace) -> int:
     from lensblur import evaluate
 
     names = args.renderer or DEFAULT_RENDERERS
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file: give a folder for the results")
     layout = evaluate.detect_layout(args.data) if args.layout == "auto" else args.layout
     samples = list(evaluate.iter_samples(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
                                          focus=args.focus, disparity_dir=args.disparity_dir))
     with progress_bar(len(samples), "eval", getattr(args, "quiet", False)) as bar:
         results, sheet = evaluate.evaluate(samples, names, sheet_count=args.sheet, lpips_weights=args.lpips,
                                            progress=lambda: bar.update(1))
+    if not results.rows:
+        raise InputError("no renderer produced a result: " + "; ".join(results.notes))
     results.layout = layout
-    out = Path(args.out)
     paths = evaluate.write_results(out, results, {"data": str(args.data), "split": args.split})
     sheet_path = evaluate.write_sheet(out / "sheet.png", sheet)
     print(f"{len(samples)} images from {args.data} ({layout})")
