@@ -45,3 +45,25 @@ def test_api_refuses_it_too():
     with pytest.raises(LimitError):
         check_blur_radius(disparity, Lens(blur=129, focus_disparity=0.5))
     check_blur_radius(disparity, Lens(blur=128, focus_disparity=0.5))
+
+
+def test_web_app_clamps_the_blur_to_the_limit(tmp_path):
+    import io
+
+    from PIL import Image
+    from starlette.testclient import TestClient
+
+    from lensblur.web.app import create_app, parse_settings
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2000, 100), (90, 120, 150)).save(buffer, "PNG")  # a panorama: K may reach 500
+    app = create_app(temp_root=str(tmp_path))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        sid = client.post("/api/sessions?name=pano.png", content=buffer.getvalue()).json()["id"]
+        session = app.state.store.get(sid)
+        session.depth.disparity = np.tile(np.linspace(0, 1, 2000, dtype=np.float32), (100, 1))
+        lens, _ = parse_settings({"blur": 500, "focus_disparity": 0}, session)
+        assert largest_radius(session.depth.disparity, lens) == pytest.approx(radius_limit(100, 2000))
+        small, _ = parse_settings({"blur": 50, "focus_disparity": 0}, session)
+        assert small.blur == 50
+        assert client.get(f"/api/sessions/{sid}/preview", params={"blur": 500, "focus_disparity": 0}).status_code == 200
