@@ -26,13 +26,25 @@ def bomb():
     return bomb_png(*BOMB_SIZE)
 
 
-def _peak_rss_mb(code: str) -> tuple[int, str]:
-    """Run ``code`` in a fresh interpreter; (its peak resident memory in MB, its stderr)."""
-    script = code + "\nimport resource, sys\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+@pytest.fixture()
+def gdepth_bomb(tmp_path, bomb):
+    """A small Lens Blur JPEG whose GDepth map is the bomb (this is what ate 7.5 GB in ``info``)."""
+    path = tmp_path / "lens_blur.jpg"
+    path.write_bytes(gdepth_file(depth_data=base64.b64encode(bomb).decode(), ext_kwargs={"chunk": 60000}))
+    return path
+
+
+def _peak_rss_mb_when_refused(call: str) -> int:
+    """Peak resident memory in MB of a fresh interpreter running ``call``, which must raise InputError."""
+    script = ("import resource\nimport lensblur.io.depth, lensblur.io.embedded\n"
+              "from lensblur.errors import InputError\n"
+              f"try:\n    {call}\n    raise SystemExit('accepted')\nexcept InputError as error:\n"
+              "    assert 'limit' in str(error), error\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    return int(result.stdout.split()[-1]), result.stderr
+    return int(result.stdout.split()[-1])
 
 
 def test_depth_file_bomb_is_refused_by_the_pixel_limit(photo, tmp_path, bomb):
@@ -48,10 +60,7 @@ def test_depth_file_bomb_is_refused_by_the_pixel_limit(photo, tmp_path, bomb):
 def test_depth_file_bomb_is_refused_before_decoding(tmp_path, bomb):
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb)
-    peak, _ = _peak_rss_mb(
-        "from lensblur.io.depth import read_depth\nfrom lensblur.errors import InputError\n"
-        f"try:\n    read_depth({str(path)!r}, max_pixels=1_000_000)\n    raise SystemExit('accepted')\n"
-        "except InputError as error:\n    assert 'limit' in str(error)\n")
+    peak = _peak_rss_mb_when_refused(f"lensblur.io.depth.read_depth({str(path)!r}, max_pixels=1_000_000)")
     assert peak < 400, f"{peak} MB peak: the map was decoded"
 
 
@@ -85,11 +94,8 @@ def test_npy_depth_is_checked_from_its_header(photo, tmp_path):
     assert_clean_failure(result, "big.npy", "limit")
 
 
-def test_gdepth_bomb_is_refused_by_info_and_render(tmp_path, bomb):
-    """The GDepth of a small Lens Blur JPEG claims 12000×9000 (this is what ate 7.5 GB in ``info``)."""
-    data = gdepth_file(depth_data=base64.b64encode(bomb).decode(), ext_kwargs={"chunk": 60000})
-    path = tmp_path / "lens_blur.jpg"
-    path.write_bytes(data)
+def test_gdepth_bomb_is_refused_by_info_and_render(tmp_path, gdepth_bomb):
+    path = gdepth_bomb
     info = run_cli("info", path)
     assert_clean_failure(info, "lens_blur.jpg", "GDepth", "limit")
     render = run_cli("render", path, "-o", tmp_path / "out.png")
@@ -97,14 +103,8 @@ def test_gdepth_bomb_is_refused_by_info_and_render(tmp_path, bomb):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_gdepth_bomb_peak_memory_stays_small(tmp_path, bomb):
-    data = gdepth_file(depth_data=base64.b64encode(bomb).decode(), ext_kwargs={"chunk": 60000})
-    path = tmp_path / "lens_blur.jpg"
-    path.write_bytes(data)
-    peak, _ = _peak_rss_mb(
-        "from lensblur.io.embedded import find_embedded_depth\nfrom lensblur.errors import InputError\n"
-        f"try:\n    find_embedded_depth({str(path)!r})\n    raise SystemExit('accepted')\n"
-        "except InputError:\n    pass\n")
+def test_gdepth_bomb_peak_memory_stays_small(gdepth_bomb):
+    peak = _peak_rss_mb_when_refused(f"lensblur.io.embedded.find_embedded_depth({str(gdepth_bomb)!r})")
     assert peak < 400, f"{peak} MB peak: the embedded map was decoded"
 
 
@@ -130,12 +130,12 @@ def test_dynamic_depth_map_claiming_a_huge_size_is_refused(tmp_path):
     assert_clean_failure(result, "pixel.jpg", "limit")
 
 
-def test_web_upload_with_a_gdepth_bomb_is_refused_with_413(tmp_path, bomb):
+def test_web_upload_with_a_gdepth_bomb_is_refused_with_413(tmp_path, gdepth_bomb):
     from starlette.testclient import TestClient
 
     from lensblur.web.app import create_app
 
-    data = gdepth_file(depth_data=base64.b64encode(bomb).decode(), ext_kwargs={"chunk": 60000})
+    data = gdepth_bomb.read_bytes()
     app = create_app(max_upload_bytes=5_000_000, max_pixels=1_000_000, temp_root=str(tmp_path))
     with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         response = client.post("/api/sessions?name=lens_blur.jpg", content=data)

@@ -12,6 +12,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from conftest import assert_clean_failure, run_cli
+from test_web_api import app, client  # noqa: F401 - the same fixtures (served at 127.0.0.1:8000)
 from lensblur.web.app import create_app
 
 OWN = "http://127.0.0.1:8000"
@@ -23,17 +24,6 @@ def jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (120, 80, 40)).save(buffer, "JPEG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def app(tmp_path):
-    return create_app(max_upload_bytes=2_000_000, max_pixels=1_000_000, temp_root=str(tmp_path))
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app, base_url=OWN) as test_client:
-        yield test_client
 
 
 @pytest.fixture
