@@ -15,7 +15,7 @@ from lensblur.io.depth import fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
 from lensblur.io.limits import map_limit
 from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
-                          focus_disparity_at)
+                          focus_disparity_at, largest_radius)
 from lensblur.progress import progress_bar
 from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         check_blur_radius(depth.disparity, lens)
         if getattr(args, "verbose", False):
             print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
-                  f"largest blur radius {lens.blur * max(lens.focus_disparity, 1 - lens.focus_disparity):.1f} px",
+                  f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
                   file=sys.stderr)
         options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
