@@ -84,7 +84,9 @@ def main() -> None:
                                          "--focus-disparity", "0", "--blur", f"{radius:.1f}", "-o",
                                          folder / f"out{fraction}.png")
             lines.append(f"| {radius:.0f} | {fraction:.1%} | {code} | {seconds:.1f} | {peak:.0f} |")
-    lines += ["", "Past the cap (10% of the diagonal) render exits 1 with one line before any work."]
+    lines += ["", "Past the cap (10% of the diagonal) render exits 1 with one line before any work. Seconds "
+              "include starting the process, imports and reading the files (what the refused row costs) and "
+              "loading numba's cached kernels."]
     out = ROOT / "benchmarks" / "results" / "hardening.md"
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
