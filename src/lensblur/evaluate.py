@@ -163,8 +163,11 @@ def _load_sample(folder: Path, name: str, image_path, disparity_path, gt_path, b
     encoded = read_srgb8(image_path)
     gt = read_srgb8(gt_path)
     height, width = encoded.shape[:2]
+    if gt.shape[:2] != (height, width):
+        raise InputError(f"{gt_path}: ground truth is {gt.shape[1]}×{gt.shape[0]} but the image is "
+                         f"{width}×{height}")
     meta_path = folder / f"{name}_meta.json"
-    meta = read_meta(meta_path) if meta_path.exists() else {}
+    meta = _checked_meta(meta_path) if meta_path.exists() else {}
     if disparity_path is not None:
         disparity = read_disparity(disparity_path)
         if disparity.shape != (height, width):
@@ -183,6 +186,25 @@ def _load_sample(folder: Path, name: str, image_path, disparity_path, gt_path, b
     lens = Lens(blur=blur_value, focus_disparity=float(np.clip(focus_value, 0, 1)),
                 aperture=meta.get("aperture", Aperture()))
     return Sample(name, encoded, srgb8_to_linear(encoded), disparity, gt, lens, has_disparity)
+
+
+def _checked_meta(path: Path) -> dict:
+    """A scene's metadata through read_meta, with a one-line InputError for malformed files."""
+    try:
+        meta = read_meta(path)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    except AttributeError:
+        raise InputError(f"{path}: must hold a JSON object, not a list or a single value") from None
+    except (TypeError, InputError) as error:
+        raise InputError(f"{path}: aperture is malformed ({error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read it ({error})") from None
+    for key in ("blur", "focus_disparity"):
+        value = meta.get(key)
+        if key in meta and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise InputError(f"{path}: {key} must be a finite number, got {value!r}")
+    return meta
 
 
 # ------------------------------------------------------------------------------------------- loop

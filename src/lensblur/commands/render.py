@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from lensblur.aperture import Aperture
 from lensblur.camera import camera_from_exif
+from lensblur.commands.options import finite_float, non_negative_float, positive_float, positive_int
 from lensblur.errors import InputError
-from lensblur.depth_source import AUTO, DepthChoice, choose_depth
+from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE, DepthChoice, choose_depth
 from lensblur.io.depth import fit_to_image
-from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
-from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
+from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
+from lensblur.io.limits import map_limit
+from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
+                          focus_disparity_at, largest_radius)
 from lensblur.progress import progress_bar
 from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
 
@@ -38,20 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     focus.add_argument("--focus", type=_focus_point, metavar="X,Y|auto",
                        help="pixel to focus on, or auto: the detected face, else the main subject (default: "
                             "where the phone focused, else auto when depth is estimated, else the image centre)")
-    focus.add_argument("--focus-disparity", type=float, metavar="V", help="disparity in [0,1] to focus on")
-    parser.add_argument("--focus-range", type=float, default=0.0, metavar="R",
+    focus.add_argument("--focus-disparity", type=finite_float, metavar="V", help="disparity in [0,1] to focus on")
+    parser.add_argument("--focus-range", type=non_negative_float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
-    parser.add_argument("--blur", type=float, metavar="K",
+    parser.add_argument("--blur", type=non_negative_float, metavar="K",
                         help="blur radius in pixels per unit disparity (default: the phone's setting, "
                              "else 2%% of the image width)")
-    parser.add_argument("--f-number", type=float, metavar="N", help="f-number (sets K with the camera options)")
-    parser.add_argument("--focal-length", type=float, metavar="MM", help="focal length in mm (default: EXIF)")
-    parser.add_argument("--sensor-width", type=float, metavar="MM", help="sensor width in mm (default: EXIF)")
+    parser.add_argument("--f-number", type=positive_float, metavar="N", help="f-number (sets K with the camera options)")
+    parser.add_argument("--focal-length", type=positive_float, metavar="MM", help="focal length in mm (default: EXIF)")
+    parser.add_argument("--sensor-width", type=positive_float, metavar="MM", help="sensor width in mm (default: EXIF)")
     parser.add_argument("--shape", type=_aperture, default=Aperture(), metavar="SHAPE",
                         help="bokeh shape: disk or blades:N[:rotation[:curvature]] (default disk)")
-    parser.add_argument("--rim", type=float, default=0.0, metavar="B",
+    parser.add_argument("--rim", type=non_negative_float, default=0.0, metavar="B",
                         help="bright-rimmed (soap-bubble) discs: share of energy in the rim, 0-1 (default 0)")
-    parser.add_argument("--cat-eye", type=float, default=0.0, metavar="V",
+    parser.add_argument("--cat-eye", type=non_negative_float, default=0.0, metavar="V",
                         help="cat's-eye discs towards the corners (mechanical vignetting), 0-1 (default 0)")
     parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|spots|S[:T]",
                         help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99); "
@@ -80,16 +84,16 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
-    parser.add_argument("--near", type=float, metavar="Z", help="metric depth of the nearest point (metres)")
-    parser.add_argument("--far", type=float, metavar="Z", help="metric depth of the farthest point (metres)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
+    parser.add_argument("--far", type=positive_float, metavar="Z", help="metric depth of the farthest point (metres)")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
 
 
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset)
+                          args.depth_model, args.depth_preset, args.max_pixels)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         if choice.focus_point is not None:
@@ -102,6 +106,7 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
 def run(args: argparse.Namespace) -> int:
     """Read, render, write; raises LensblurError on bad input."""
     _check_quality(args.quality)
+    check_image_output(args.output, args.overwrite, input_files(args) + [args.matte, args.checkpoint])
     with progress_bar(4, "render", args.quiet) as bar:
         photo = read_image(args.input, max_pixels=args.max_pixels)
         height, width = photo.pixels.shape[:2]
@@ -109,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
         depth = load_depth(args, photo)
         matte = depth.matte
         if args.matte:
-            matte = fit_to_image(read_image(args.matte, max_pixels=args.max_pixels).pixels.mean(axis=2), height, width)
+            limit = map_limit(height * width, args.max_pixels)
+            matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
         bar.update()
         lens = lens_from_args(args, photo, depth.disparity, depth)
+        check_blur_radius(depth.disparity, lens)
         if getattr(args, "verbose", False):
             print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
-                  f"largest blur radius {lens.blur * max(lens.focus_disparity, 1 - lens.focus_disparity):.1f} px",
+                  f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
                   file=sys.stderr)
         options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
@@ -122,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
         write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
         bar.update()
     return 0
+
+
+def input_files(args: argparse.Namespace) -> list[str | None]:
+    """The files a render or depth command reads (None where an option is unset): never outputs."""
+    depth_file = args.depth if args.depth not in (AUTO, EMBEDDED, ESTIMATE) else None
+    model = args.depth_model.split(":", 1)[-1] if args.depth_model else None
+    return [args.input, depth_file, model]
 
 
 def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoice | None = None) -> Lens:
@@ -186,6 +200,8 @@ def _point(text: str) -> tuple[float, float]:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels, got {text!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise argparse.ArgumentTypeError(f"X and Y must be finite numbers, got {text!r}")
     return x, y
 
 
