@@ -127,7 +127,9 @@ def test_web_default_models_night_lamps():
     from lensblur.web.app import parse_settings
 
     session = SimpleNamespace(full_size=(480, 320), focus_disparity=0.8,
-                              depth=SimpleNamespace(blur_at_infinity=None))
+                              depth=SimpleNamespace(blur_at_infinity=None,
+                                                    disparity=np.linspace(0, 1, 480 * 320, dtype=np.float32)
+                                                    .reshape(320, 480)))
     lens, _ = parse_settings({}, session)
     assert lens.highlights == Highlights()  # the slider's default: lamps modelled at their estimate
     assert lens.highlights.lamps
