@@ -2,7 +2,7 @@
 
     run_batch(inputs, outdir, render_args)   render every photo, write a manifest, resumable
     open_client(workers, scheduler)          a Dask client on a local or remote cluster
-    map_tasks(client, function, items)       the engine synth and eval run on too
+    map_tasks(client, tasks)                 the engine synth and eval run on too
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def run_batch(inputs: list[str], outdir: str | Path, options=None, *, name: str 
 
 
 def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
-    for index, row, error in map_tasks(client, _call, tasks, pixels=pixels):
+    for index, row, error in map_tasks(client, tasks, pixels=pixels):
         if error is not None:
             row = {"input": todo[index][0].input, "output": todo[index][0].output, "seconds": 0.0,
                    "status": FAILED, "error": f"worker failed: {type(error).__name__}: {error}"}
@@ -110,9 +110,6 @@ def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
         if progress:
             progress(row, len(todo))
 
-
-def _call(task):
-    return task()
 
 
 def _with_overwrite(options, overwrite: bool):

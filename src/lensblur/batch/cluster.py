@@ -101,17 +101,17 @@ def pixel_request(pixels: int, budget: int | None) -> int:
     return max(1, min(int(pixels), budget)) if budget else max(1, int(pixels))
 
 
-def map_tasks(client, function: Callable, items: Sequence, *, pixels: Sequence[int] | None = None,
+def map_tasks(client, tasks: Sequence[Callable[[], object]], *, pixels: Sequence[int] | None = None,
               retries: int = 0) -> Iterator[tuple[int, object, BaseException | None]]:
-    """Run ``function(item)`` for every item, yielding (index, result, None) or (index, None,
-    error) as each finishes (in completion order). On a Dask ``client`` every call is one task
-    annotated with its image's ``pixels``; a task whose worker dies is rescheduled by Dask on
+    """Run every task (a picklable callable without arguments, e.g. a functools.partial),
+    yielding (index, result, None) or (index, None, error) as each finishes (in completion
+    order). On a Dask ``client`` every call is one task annotated with its image's ``pixels``; a task whose worker dies is rescheduled by Dask on
     another one (up to ``distributed.scheduler.allowed-failures`` times, then KilledWorker is its
     error). With client None the calls run here, one after the other, in order."""
     if client is None:
-        for index, item in enumerate(items):
+        for index, task in enumerate(tasks):
             try:
-                yield index, function(item), None
+                yield index, task(), None
             except Exception as error:  # noqa: BLE001 - the caller turns it into a row or a message
                 yield index, None, error
         return
@@ -119,9 +119,9 @@ def map_tasks(client, function: Callable, items: Sequence, *, pixels: Sequence[i
 
     budget = smallest_budget(client)
     futures = {}
-    for index, item in enumerate(items):
+    for index, task in enumerate(tasks):
         resources = {RESOURCE: pixel_request(pixels[index], budget)} if pixels is not None else None
-        future = client.submit(function, item, resources=resources, pure=False, retries=retries)
+        future = client.submit(task, resources=resources, pure=False, retries=retries)
         futures[future] = index
     for future in as_completed(futures):
         index = futures.pop(future)
