@@ -24,6 +24,9 @@ BYTES_PER_PIXEL = 5 * 12 + 24
 WORKER_BASELINE_BYTES = 600 * 2**20   # a worker with numpy, numba and OpenCV loaded
 MIN_PIXELS = 1_000_000
 RESOURCE = "pixels"
+# No dashboard, and the scheduler's HTTP endpoint on a free port: the default 8787 may be taken by
+# another cluster, which would print a warning.
+QUIET_SCHEDULER = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
 
 
 def pixel_budget(memory_limit: int | float | None) -> int:
@@ -76,29 +79,39 @@ def open_client(workers: int | None = None, scheduler: str | None = None, *, qui
     environ = {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1"}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": {
             **dask.config.get("distributed.nanny.pre-spawn-environ", {}), **environ}}), \
-            LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
-                         silence_logs=level) as cluster, Client(cluster) as client:
+            LocalCluster(n_workers=count, threads_per_worker=1, processes=True, silence_logs=level,
+                         **QUIET_SCHEDULER) as cluster, Client(cluster) as client:
         _prepare(client)
         yield client
 
 
 def _prepare(client) -> None:
-    client.wait_for_workers(1, timeout=120)
-    client.register_plugin(PixelBudget())
+    try:
+        client.wait_for_workers(1, timeout=120)
+    except TimeoutError:
+        raise InputError("the Dask cluster has no workers (waited 2 minutes)") from None
 
 
-def smallest_budget(client) -> int | None:
-    """The smallest ``pixels`` resource among the client's workers (None when none has one)."""
+def smallest_budget(client) -> int:
+    """The smallest ``pixels`` resource among the client's workers, after giving one to every
+    worker that has none (:class:`PixelBudget`): a task asking for a resource that no worker has
+    would wait for ever."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     budgets = [info.get("resources", {}).get(RESOURCE) for info in workers]
+    if not all(budgets):
+        client.register_plugin(PixelBudget())
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        budgets = [info.get("resources", {}).get(RESOURCE) for info in workers]
     budgets = [b for b in budgets if b]
-    return int(min(budgets)) if budgets else None
+    if not budgets:
+        raise InputError("no Dask worker took a pixel budget: start them with --resources pixels=N")
+    return int(min(budgets))
 
 
-def pixel_request(pixels: int, budget: int | None) -> int:
+def pixel_request(pixels: int, budget: int) -> int:
     """The ``pixels`` resource a task on an image of ``pixels`` pixels asks for: its size, capped
     at the smallest worker ``budget`` so that it can always run somewhere."""
-    return max(1, min(int(pixels), budget)) if budget else max(1, int(pixels))
+    return max(1, min(int(pixels), int(budget)))
 
 
 def map_tasks(client, tasks: Sequence[Callable[[], object]], *, pixels: Sequence[int] | None = None,
@@ -117,7 +130,7 @@ def map_tasks(client, tasks: Sequence[Callable[[], object]], *, pixels: Sequence
         return
     from distributed import as_completed
 
-    budget = smallest_budget(client)
+    budget = smallest_budget(client) if pixels is not None else 0
     futures = {}
     for index, task in enumerate(tasks):
         resources = {RESOURCE: pixel_request(pixels[index], budget)} if pixels is not None else None
