@@ -161,7 +161,8 @@ def test_an_existing_file_that_the_batch_did_not_make_is_kept(tmp_path):
 
 def test_cli_exit_codes_and_csv_manifest(tmp_path):
     make_photos(tmp_path / "in", ["a.png", "b.png"], depth_dir=tmp_path / "depth")
-    common = ["--depth-dir", tmp_path / "depth", "--blur", "5", "--workers", "0", "-q", "--manifest", tmp_path / "m.csv"]
+    common = ["--depth-dir", tmp_path / "depth", "--blur", "5", "--workers", "0", "-q",
+              "--manifest", tmp_path / "m.csv"]
     result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", *common)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -294,7 +295,7 @@ def test_a_worker_killed_mid_batch_leaves_every_output_valid(tmp_path, loopback_
         by_name = {info["name"]: worker for worker, info in dask_client.scheduler_info()["workers"].items()}
 
         def kill_after_the_first(row, total):
-            if not killed:
+            if row is not None and not killed:
                 killed["busy"] = len(dask_client.processing()[by_name["a"]])
                 workers["a"].kill()
                 workers["a"].wait()

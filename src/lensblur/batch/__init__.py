@@ -58,10 +58,12 @@ def run_batch(inputs: list[str], outdir: str | Path, options=None, *, name: str 
     {ext}, {name}. depth_dir: depth maps matched by stem. manifest: JSON lines (or .csv) path,
     default OUTDIR/manifest.jsonl. workers/scheduler: the cluster to open once the photos are
     found (see :func:`open_client`; workers 0 renders in this process), unless ``client`` (an
-    open Dask client) is given. progress: optional callable(row, total) after each photo.
+    open Dask client) is given. progress: optional callable(row, total), called with row None
+    once the photos to render are known, then after each photo.
     A photo whose output exists and whose last manifest row says done is skipped unless
-    overwriting. Failures are rows, never exceptions; raises only for an unusable OUTDIR or
-    manifest. Returns a :class:`BatchSummary`.
+    overwriting. A photo's failure is a row, never an exception; raises UsageError for a bad
+    ``name`` or two photos with one output, InputError when nothing is found or the manifest or
+    cluster is unusable, OutputError for an unusable OUTDIR. Returns a :class:`BatchSummary`.
     """
     options = render_options(options) if options is None or isinstance(options, list) else options
     overwrite = options.overwrite if overwrite is None else overwrite
@@ -101,6 +103,8 @@ def run_batch(inputs: list[str], outdir: str | Path, options=None, *, name: str 
 
 
 def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
+    if progress:
+        progress(None, len(todo))
     for index, row, error in map_tasks(client, tasks, pixels=pixels):
         if error is not None:
             row = {"input": todo[index][0].input, "output": todo[index][0].output, "seconds": 0.0,
@@ -109,7 +113,6 @@ def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
         (summary.done if row["status"] == DONE else summary.failed).append(row)
         if progress:
             progress(row, len(todo))
-
 
 
 def _with_overwrite(options, overwrite: bool):

@@ -31,7 +31,8 @@ class Job:
     error: str | None = None
 
 
-def find_photos(inputs: list[str], recursive: bool = False, exclude: str | Path | None = None) -> list[tuple[Path, str]]:
+def find_photos(inputs: list[str], recursive: bool = False,
+                exclude: str | Path | None = None) -> list[tuple[Path, str]]:
     """Expand files, folders and glob patterns into (photo path, relative folder) pairs.
 
     Folders give the photos with a known image extension directly inside them (and below, with

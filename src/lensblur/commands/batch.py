@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     _check_quality(args.quality)
     with progress_bar(0, "batch", args.quiet) as bar:
-        def step(row: dict, total: int) -> None:
-            if bar.total != total:
-                bar.total = total
+        def step(row: dict | None, total: int) -> None:
+            if row is None:
+                bar.reset(total=total)
+                return
             bar.update(1)
             if args.verbose and row["status"] != "done":
                 bar.write(f"failed: {row['input']}: {row['error']}", file=sys.stderr)

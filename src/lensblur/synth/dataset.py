@@ -109,7 +109,6 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     return metas
 
 
-
 def encode_disparity16(disparity: np.ndarray) -> np.ndarray:
     """Disparity in [0, 1] → uint16 (D·65535, rounded)."""
     return np.round(np.clip(disparity, 0, 1) * 65535.0).astype(np.uint16)
