@@ -16,7 +16,7 @@ from lensblur.batch import open_client, render_options, run_batch
 from lensblur.batch.cluster import QUIET_SCHEDULER, RESOURCE, map_tasks, pixel_budget, pixel_request
 from lensblur.batch.discovery import find_depth, find_photos, plan_jobs
 from lensblur.batch.manifest import Manifest, is_done
-from lensblur.errors import UsageError
+from lensblur.errors import InputError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
@@ -91,6 +91,8 @@ def test_depth_maps_are_matched_by_stem(tmp_path):
     assert find_depth(depth, Path("a.png"), "sub") == depth / "sub" / "a.npy"
     jobs = plan_jobs([str(tmp_path / "in")], tmp_path / "out", depth_dir=depth)
     assert [job.error for job in jobs] == [None, None, f"no depth map for c in {depth}"]
+    with pytest.raises(InputError, match="not a folder"):
+        plan_jobs([str(tmp_path / "in")], tmp_path / "out", depth_dir=tmp_path / "nowhere")
 
 
 # ------------------------------------------------------------------------------------------ manifest

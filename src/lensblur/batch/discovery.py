@@ -8,7 +8,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from lensblur.errors import UsageError
+from lensblur.errors import InputError, UsageError
 from lensblur.io.images import EXTENSIONS
 
 DEFAULT_NAME = "{stem}_bokeh.{ext}"
@@ -108,8 +108,10 @@ def find_depth(depth_dir: str | Path, photo: Path, relative: str = "") -> Path |
 def plan_jobs(inputs: list[str], outdir: str | Path, *, pattern: str = DEFAULT_NAME, recursive: bool = False,
               depth_dir: str | Path | None = None) -> list[Job]:
     """The jobs of a batch, in input order. Raises UsageError when two photos would be written
-    to the same output (choose a --name with {ext} or {name})."""
+    to the same output (choose a --name with {ext} or {name}), InputError for a missing depth_dir."""
     check_name_pattern(pattern)
+    if depth_dir is not None and not Path(depth_dir).is_dir():
+        raise InputError(f"--depth-dir {depth_dir} is not a folder")
     jobs, seen = [], {}
     for photo, relative in find_photos(inputs, recursive, exclude=outdir):
         output = output_path(photo, relative, outdir, pattern)
