@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ def run_batch(inputs: list[str], outdir: str | Path, options=None, *, name: str 
     ``name`` or two photos with one output, InputError when nothing is found or the manifest or
     cluster is unusable, OutputError for an unusable OUTDIR. Returns a :class:`BatchSummary`.
     """
-    options = render_options(options) if options is None or isinstance(options, list) else options
+    options = _absolute_paths(render_options(options) if options is None or isinstance(options, list) else options)
     overwrite = options.overwrite if overwrite is None else overwrite
     outdir = Path(outdir)
     try:
@@ -115,9 +116,21 @@ def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
             progress(row, len(todo))
 
 
-def _with_overwrite(options, overwrite: bool):
-    import copy
+def _absolute_paths(options):
+    """A copy of ``options`` whose file options are absolute, as workers may run in other folders."""
+    from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE
 
+    options = copy.copy(options)
+    for key in ("matte", "checkpoint", "depth", "depth_model"):
+        value = getattr(options, key, None)
+        if not value or key == "depth" and value in (AUTO, EMBEDDED, ESTIMATE):
+            continue
+        prefix = "megadepth:" if key == "depth_model" and value.startswith("megadepth:") else ""
+        setattr(options, key, prefix + str(Path(value[len(prefix):]).expanduser().resolve()))
+    return options
+
+
+def _with_overwrite(options, overwrite: bool):
     options = copy.copy(options)
     options.overwrite = overwrite
     return options
