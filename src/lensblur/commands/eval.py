@@ -42,22 +42,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="focus disparity where the data has no metadata (default: at the image centre)")
     parser.add_argument("--sheet", type=int, default=4, metavar="N", help="scenes in the side-by-side sheet (default 4)")
     parser.add_argument("--lpips", metavar="WEIGHTS", help="also compute LPIPS with these AlexNet+head weights (needs torch)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, default=0, metavar="N",
+                         help="score on a local Dask cluster of N worker processes (default 0: in this process, "
+                              "so that the seconds are not shared between workers)")
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:8786", help="score on this existing Dask cluster "
+                         "(the data must be at the same path on its workers); see docs/batch.md")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table and write the result files."""
     from lensblur import evaluate
+    from lensblur.batch.cluster import open_client
 
     names = args.renderer or DEFAULT_RENDERERS
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a folder for the results")
     layout = evaluate.detect_layout(args.data) if args.layout == "auto" else args.layout
-    samples = list(evaluate.iter_samples(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
-                                         focus=args.focus, disparity_dir=args.disparity_dir))
-    with progress_bar(len(samples), "eval", getattr(args, "quiet", False)) as bar:
+    samples = evaluate.sample_loaders(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
+                                      focus=args.focus, disparity_dir=args.disparity_dir)
+    with open_client(args.workers, args.scheduler) as client, \
+            progress_bar(len(samples), "eval", getattr(args, "quiet", False)) as bar:
         results, sheet = evaluate.evaluate(samples, names, sheet_count=args.sheet, lpips_weights=args.lpips,
-                                           progress=lambda: bar.update(1))
+                                           progress=lambda: bar.update(1), client=client)
     if not results.rows:
         raise InputError("no renderer produced a result: " + "; ".join(results.notes))
     results.layout = layout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 
 from lensblur.aperture import Aperture
 from lensblur.camera import camera_from_exif
@@ -36,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``lensblur render``."""
     parser.add_argument("input", help="photo to blur (JPEG, PNG, TIFF, WebP, BMP, HEIC)")
     parser.add_argument("-o", "--output", required=True, help="output image; format from the extension")
+    add_render_options(parser)
+
+
+def add_render_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of ``lensblur render`` but the input and output (shared with ``lensblur batch``)."""
     add_depth_arguments(parser)
     parser.add_argument("--matte", help="subject alpha (grey image, white = subject) kept sharp")
     focus = parser.add_mutually_exclusive_group()
@@ -103,32 +109,54 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     return choice
 
 
+@dataclass
+class Rendered:
+    """What one render used: where the depth came from, the focus disparity in [0, 1] and the
+    blur K in pixels per unit disparity."""
+
+    depth_source: str
+    focus_disparity: float
+    blur: float
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, render, write; raises LensblurError on bad input."""
     _check_quality(args.quality)
-    check_image_output(args.output, args.overwrite, input_files(args) + [args.matte, args.checkpoint])
     with progress_bar(4, "render", args.quiet) as bar:
-        photo = read_image(args.input, max_pixels=args.max_pixels)
-        height, width = photo.pixels.shape[:2]
-        bar.update()
-        depth = load_depth(args, photo)
-        matte = depth.matte
-        if args.matte:
-            limit = map_limit(height * width, args.max_pixels)
-            matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
-        bar.update()
-        lens = lens_from_args(args, photo, depth.disparity, depth)
-        check_blur_radius(depth.disparity, lens)
-        if getattr(args, "verbose", False):
-            print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
-                  f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
-                  file=sys.stderr)
-        options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-        result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
-        bar.update()
-        write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
-        bar.update()
+        render_photo(args, step=bar.update)
     return 0
+
+
+def render_photo(args: argparse.Namespace, step=None) -> Rendered:
+    """Render ``args.input`` to ``args.output`` with the options of ``lensblur render``.
+
+    The per-photo pipeline of ``render`` and ``batch``: read, choose depth, set the lens, render,
+    write atomically. step: optional callable invoked after each of the four stages.
+    Raises LensblurError on bad input.
+    """
+    step = step or (lambda: None)
+    check_image_output(args.output, args.overwrite, input_files(args) + [args.matte, args.checkpoint])
+    photo = read_image(args.input, max_pixels=args.max_pixels)
+    height, width = photo.pixels.shape[:2]
+    step()
+    depth = load_depth(args, photo)
+    matte = depth.matte
+    if args.matte:
+        limit = map_limit(height * width, args.max_pixels)
+        matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
+    step()
+    lens = lens_from_args(args, photo, depth.disparity, depth)
+    check_blur_radius(depth.disparity, lens)
+    if getattr(args, "verbose", False):
+        print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
+              f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
+              file=sys.stderr)
+    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
+    step()
+    write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
+    step()
+    return Rendered(depth.source, float(lens.focus_disparity), float(lens.blur))
 
 
 def input_files(args: argparse.Namespace) -> list[str | None]:

@@ -40,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=16, metavar="N", help="number of scenes (default 16)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument("--size", default="384x576", metavar="HxW", help="scene size in pixels (default 384x576)")
-    parser.add_argument("--workers", type=int, default=2, metavar="N", help="processes to use (default 2)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N", help="worker processes of the local Dask cluster "
+                         "(default: the CPU cores; 0 works in this process)")
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run on this existing Dask cluster "
+                         "(OUT must be at the same path on its workers); see docs/batch.md")
     parser.add_argument("--layers", action="store_true", help="also save the layers and linear ground truth (.npz)")
     parser.add_argument("--photos", metavar="DIR", help="folder of photos to use as textures "
                         "(default: scikit-image's bundled photos and procedural noise)")
@@ -55,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
     height, width = parse_size(args.size)
     with progress_bar(args.count, "scenes", getattr(args, "quiet", False)) as bar:
-        generate(args.out, args.count, args.seed, height, width, workers=max(1, args.workers),
-                 layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite, kind=getattr(args, "kind", "layered"),
+        generate(args.out, args.count, args.seed, height, width, workers=args.workers, scheduler=args.scheduler,
+                 layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite,
+                 kind=getattr(args, "kind", "layered"),
                  progress=lambda: bar.update(1))
     if not getattr(args, "quiet", False):
         print(f"wrote {args.count} scenes of {height}x{width} to {args.out}")

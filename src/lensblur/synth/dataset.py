@@ -13,10 +13,10 @@ colour-managed reader of ``lensblur.io`` is not needed here.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -88,14 +88,20 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
     return meta
 
 
-def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
-             layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
-             progress=None, kind: str = "layered") -> list[dict]:
-    """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
+def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int | None = 0,
+             scheduler: str | None = None, client=None, layers: bool = False, photo_dir: str | None = None,
+             overwrite: bool = False, progress=None,
+             kind: str = "layered") -> list[dict]:
+    """Write ``count`` scenes into ``folder`` as Dask tasks; returns their metadata in index order.
 
-    The result depends only on (seed, index, size, photo_dir), not on the number of workers.
+    workers: processes of a local Dask cluster (None: the CPU cores; 0: in this process, one
+    scene after the other); scheduler: an existing Dask cluster (``tcp://HOST:8786``) instead,
+    whose workers must see ``folder`` at the same path; client: an open Dask client instead of
+    both. The files depend only on (seed, index, size, photo_dir), never on the workers.
     progress: optional callable invoked once per finished scene.
     """
+    from lensblur.batch.cluster import map_tasks, open_client
+
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
     if height < 8 or width < 8:
@@ -104,27 +110,20 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     folder.mkdir(parents=True, exist_ok=True)
     if not overwrite and any(folder.glob("*_meta.json")):
         raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
-    jobs = [(folder, i, seed, height, width) for i in range(count)]
     if kind not in ("layered", "night"):
         raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
-    options = {"layers": layers, "photo_dir": photo_dir, "kind": kind}
-    metas = []
-    if workers <= 1 or count == 1:
-        for job in jobs:
-            metas.append(write_scene(*job, **options))
+    jobs = [partial(write_scene, folder.resolve(), i, seed, height, width, layers=layers, photo_dir=photo_dir,
+                    kind=kind)
+            for i in range(count)]
+    metas: list[dict | None] = [None] * count
+    cluster = nullcontext(client) if client is not None else open_client(workers, scheduler)
+    with cluster as client:
+        for index, meta, error in map_tasks(client, jobs, pixels=[height * width] * count):
+            if error is not None:
+                raise error
+            metas[index] = meta
             if progress:
                 progress()
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        # spawn, not fork: forking a process whose numba threads (OpenMP) are running is unsafe.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_limit_threads,
-                                 initargs=(threads,)) as pool:
-            futures = [pool.submit(write_scene, *job, **options) for job in jobs]
-            for future in futures:
-                metas.append(future.result())
-                if progress:
-                    progress()
     return metas
 
 
@@ -168,13 +167,6 @@ def read_meta(path: str | Path) -> dict:
         meta = json.load(handle)
     meta["aperture"] = Aperture(**meta.get("aperture", {}))
     return meta
-
-
-def _limit_threads(threads: int) -> None:
-    # Each worker process renders its own scene; numba threads beyond the cores only contend.
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _write_png(path: str, pixels: np.ndarray) -> None:
