@@ -279,7 +279,7 @@ def test_export_cli(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bggan-scenes")
-    generate(folder, 3, 5, 64, 80, workers=1, focus="nearest")
+    generate(folder, 3, 5, 64, 80, workers=0, focus="nearest")
     return folder
 
 

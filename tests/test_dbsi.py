@@ -163,7 +163,7 @@ def test_saliency_baseline_blends_by_the_subject_map():
 
 def _tiny_scenes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dbsi-scenes")
-    generate(folder, 3, 5, 32, 48, workers=1)
+    generate(folder, 3, 5, 32, 48, workers=0)
     return folder
 
 

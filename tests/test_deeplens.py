@@ -50,7 +50,7 @@ def reference_case():
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deeplens-scenes")
-    generate(folder, 2, 31, 48, 64, workers=1)
+    generate(folder, 2, 31, 48, 64, workers=0)
     return folder
 
 

@@ -15,13 +15,14 @@ from lensblur.synth.dataset import generate
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scenes")
-    generate(folder, 3, 11, 48, 64, workers=1)
+    generate(folder, 3, 11, 48, 64, workers=0)
     return folder
 
 
 def _eval_args(data, out, renderers, **extra):
     args = dict(data=str(data), renderer=renderers, out=str(out), limit=None, layout="auto", split="all",
-                disparity_dir=None, blur=None, focus=None, sheet=2, lpips=None, quiet=True)
+                disparity_dir=None, blur=None, focus=None, sheet=2, lpips=None, quiet=True, workers=0,
+                scheduler=None)
     args.update(extra)
     return argparse.Namespace(**args)
 

@@ -97,7 +97,7 @@ def test_resize_pair_scales_the_blur_with_the_width():
 def test_load_pairs_reads_a_synthetic_folder(tmp_path):
     from lensblur.synth.dataset import generate
 
-    generate(tmp_path, 2, seed=5, height=24, width=32, workers=1)
+    generate(tmp_path, 2, seed=5, height=24, width=32, workers=0)
     pairs = data.load_pairs(tmp_path)
     assert [pair.name for pair in pairs] == ["0000", "0001"]
     for pair in pairs:

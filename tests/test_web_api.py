@@ -38,7 +38,7 @@ def app(tmp_path):
 
 @pytest.fixture
 def client(app):
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
 
 
@@ -198,7 +198,7 @@ def test_delete_removes_temp_files(client, session):
 
 
 def test_closing_the_app_removes_everything(app):
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         upload(client, photo_bytes())
         root = app.state.store.root
         assert any(root.iterdir())
@@ -207,7 +207,7 @@ def test_closing_the_app_removes_everything(app):
 
 def test_least_recently_used_session_is_dropped(tmp_path):
     app = create_app(max_sessions=2, temp_root=str(tmp_path))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         ids = [upload(client, photo_bytes(size=(64, 48))).json()["id"] for _ in range(3)]
         assert client.get(f"/api/sessions/{ids[0]}").status_code == 404
         assert all(client.get(f"/api/sessions/{i}").status_code == 200 for i in ids[1:])
@@ -274,7 +274,7 @@ def test_focus_click_sets_focus(client, session):
 
 def test_preview_is_screen_sized_and_blur_scaled(tmp_path):
     app = create_app(temp_root=str(tmp_path))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         info = upload(client, photo_bytes(size=(2048, 1536))).json()
         assert (info["preview_width"], info["preview_height"]) == (1024, 768)
         session = app.state.store.get(info["id"])
@@ -329,7 +329,7 @@ def test_save_errors(client, session):
 
 def test_draft_preview_is_half_size(tmp_path):
     app = create_app(temp_root=str(tmp_path))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         sid = upload(client, photo_bytes(size=(2048, 1536))).json()["id"]
         draft = client.get(f"/api/sessions/{sid}/preview", params={"blur": 60, "draft": "on"})
         assert draft.status_code == 200 and decode(draft.content).shape == (384, 512, 3)

@@ -32,6 +32,8 @@ class Aperture:
     def __post_init__(self):
         if self.blades != 0 and not 3 <= self.blades <= 12:
             raise InputError(f"an aperture needs 3 to 12 blades, got {self.blades}")
+        if not math.isfinite(self.rotation):
+            raise InputError(f"blade rotation must be a finite number of degrees, got {self.rotation}")
         if not 0.0 <= self.curvature <= 1.0:
             raise InputError(f"blade curvature must be in [0, 1], got {self.curvature}")
 

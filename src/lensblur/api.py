@@ -9,7 +9,7 @@ from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.errors import InputError
 from lensblur.io.depth import fit_to_image, normalize_depth, read_depth
 from lensblur.io.images import Photo, read_image, write_image
-from lensblur.lens import Highlights, Lens, focus_disparity_at
+from lensblur.lens import Highlights, Lens, check_blur_radius, focus_disparity_at
 from lensblur.renderers import DEFAULT_RENDERER, render_with
 
 __all__ = ["render", "read_image", "write_image", "read_depth", "make_lens", "estimate_depth"]
@@ -59,6 +59,8 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     matte: optional subject alpha H×W in [0, 1] that the renderer keeps sharp.
     renderer_options: extra keyword options of the renderer, e.g. ``{"checkpoint": "my.pt"}`` for
         a learned one.
+    The largest blur radius may be at most a tenth of the image diagonal (at least 64 px;
+    lensblur.lens.radius_limit), else LimitError.
     Returns linear float32 H×W×3 (or the input's integer dtype, sRGB-encoded).
     """
     pixels = image.pixels if isinstance(image, Photo) else np.asarray(image)
@@ -68,16 +70,22 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise InputError(f"image must be H×W×3, got shape {pixels.shape}")
     pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+    if not np.isfinite(pixels).all():
+        raise InputError("image holds NaN or infinite values")
     height, width = pixels.shape[:2]
     disparity = fit_to_image(normalize_depth(np.asarray(disparity, dtype=np.float32), "disparity")
                              if not _is_unit_range(disparity) else np.asarray(disparity, np.float32),
                              height, width)
     if matte is not None:
-        matte = np.clip(fit_to_image(np.asarray(matte, dtype=np.float32), height, width), 0, 1)
+        matte = np.asarray(matte, dtype=np.float32)
+        if not np.isfinite(matte).all():
+            raise InputError("matte holds NaN or infinite values")
+        matte = np.clip(fit_to_image(matte, height, width), 0, 1)
     if lens is None:
         lens = make_lens(disparity, **lens_settings)
     elif lens_settings:
         raise InputError("give either lens= or keyword lens settings, not both")
+    check_blur_radius(disparity, lens)
     result = render_with(renderer, pixels, disparity, lens, matte=matte, **(renderer_options or {}))
     if integer_dtype is not None:
         scale = np.iinfo(integer_dtype).max

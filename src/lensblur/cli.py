@@ -6,9 +6,14 @@ Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 2 usage erro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
+import signal
 import sys
+import threading
+import warnings
 
 from lensblur import __version__
 from lensblur.commands import COMMAND_MODULES
@@ -17,9 +22,16 @@ from lensblur.errors import LensblurError
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (exit 2); --help still prints the full usage."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command module."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lensblur",
         description="Realistic lens blur (bokeh, shallow depth of field) for any photo.",
         epilog="Run 'lensblur COMMAND --help' for a command's options and examples.",
@@ -45,11 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    verbose = bool(getattr(args, "verbose", False) or args.debug)
     try:
-        return int(args.run(args) or EXIT_OK)
+        with termination_handled(), _captured_warnings(verbose):
+            return int(args.run(args) or EXIT_OK)
     except LensblurError as error:
         print(f"lensblur: error: {error}", file=sys.stderr)
         return error.exit_code
+    except Terminated as stop:
+        print(f"lensblur: {'interrupted' if stop.code == 128 + signal.SIGINT else 'terminated'}", file=sys.stderr)
+        return int(stop.code)
     except KeyboardInterrupt:
         print("lensblur: interrupted", file=sys.stderr)
         return 130
@@ -62,6 +79,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lensblur: internal error: {type(error).__name__}: {error} (rerun with --debug for details)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGINT arrived; the exit code is 128 + the signal number."""
+
+
+@contextlib.contextmanager
+def termination_handled():
+    """While inside, SIGTERM and SIGINT raise :class:`Terminated` in the main thread, so pending
+    atomic writes remove their ``.NAME.part`` files on the way out (lensblur.io.atomic)."""
+    def stop(signum, frame):
+        raise Terminated(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _captured_warnings(verbose: bool):
+    """Keep library warnings (Pillow on odd metadata, numpy, torch) and log records off stderr;
+    with -v (or --debug) they are printed, one line each, once the command is done."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.CRITICAL + 1,
+                        format="lensblur: note: %(message)s", stream=sys.stderr, force=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            if verbose:
+                for message in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                    print(f"lensblur: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

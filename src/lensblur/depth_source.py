@@ -16,6 +16,7 @@ from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError
 from lensblur.io.depth import fit_to_image, read_depth
 from lensblur.io.embedded import find_embedded_depth
+from lensblur.io.limits import DEFAULT_MAX_PIXELS, map_limit
 
 AUTO, EMBEDDED, ESTIMATE = "auto", "embedded", "estimate"
 
@@ -46,18 +47,21 @@ class DepthChoice:
 
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
                  near: float | None = None, far: float | None = None, model: str | None = None,
-                 preset: str | None = None) -> DepthChoice:
+                 preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DepthChoice:
     """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
     depth-map file (see lensblur.io.depth.read_depth); model/preset choose the estimator (see the
-    module docstring). Raises InputError when no depth can be had.
+    module docstring). max_pixels: the photo's pixel limit; a depth file or embedded map may have
+    at most lensblur.io.limits.map_limit(photo pixels, max_pixels) pixels (LimitError, checked
+    before decoding). Raises InputError when no depth can be had.
     """
     height, width = pixels.shape[:2]
     if spec not in (AUTO, EMBEDDED, ESTIMATE):
-        disparity = fit_to_image(read_depth(spec, kind=kind, near=near, far=far), height, width)
+        limit = map_limit(height * width, max_pixels)
+        disparity = fit_to_image(read_depth(spec, kind=kind, near=near, far=far, max_pixels=limit), height, width)
         return DepthChoice(disparity, pixels, None, f"file {spec}")
-    found = None if spec == ESTIMATE else find_embedded_depth(photo_path)
+    found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")
     if found is None:

@@ -16,3 +16,9 @@ class InputError(LensblurError):
 
 class OutputError(LensblurError):
     """The output cannot be written (exists, unwritable, missing folder)."""
+
+
+class UsageError(LensblurError):
+    """The command line asks for something contradictory or malformed; exit code 2 (usage)."""
+
+    exit_code = 2

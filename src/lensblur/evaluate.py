@@ -23,6 +23,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -93,6 +94,16 @@ def iter_samples(folder: str | Path, layout: str = "auto", *, split: str = "all"
     focus: d_f in [0, 1] where the data does not say (default: the disparity at the centre).
     disparity_dir: EBB! only, a folder of disparity maps named like the photos.
     """
+    for load in sample_loaders(folder, layout, split=split, limit=limit, blur=blur, focus=focus,
+                               disparity_dir=disparity_dir):
+        yield load()
+
+
+def sample_loaders(folder: str | Path, layout: str = "auto", *, split: str = "all", limit: int | None = None,
+                   blur: float | None = None, focus: float | None = None,
+                   disparity_dir: str | Path | None = None) -> list[partial]:
+    """Like :func:`iter_samples`, but a list of picklable zero-argument callables that each read
+    one sample: what :func:`evaluate` sends to Dask workers so that they read the files themselves."""
     folder = Path(folder)
     layout = detect_layout(folder) if layout == "auto" else layout
     if layout in ("synth", "folders"):
@@ -103,8 +114,8 @@ def iter_samples(folder: str | Path, layout: str = "auto", *, split: str = "all"
         raise InputError(f"unknown dataset layout {layout!r}: use auto, synth, folders or ebb")
     if not cases:
         raise InputError(f"no samples found in {folder} ({layout} layout, split {split})")
-    for name, image_path, disparity_path, gt_path in cases[:limit]:
-        yield _load_sample(folder, name, image_path, disparity_path, gt_path, blur, focus)
+    return [partial(_load_sample, folder, name, image_path, disparity_path, gt_path, blur, focus)
+            for name, image_path, disparity_path, gt_path in cases[:limit]]
 
 
 def _triplets(folder: Path) -> list[tuple]:
@@ -163,8 +174,11 @@ def _load_sample(folder: Path, name: str, image_path, disparity_path, gt_path, b
     encoded = read_srgb8(image_path)
     gt = read_srgb8(gt_path)
     height, width = encoded.shape[:2]
+    if gt.shape[:2] != (height, width):
+        raise InputError(f"{gt_path}: ground truth is {gt.shape[1]}×{gt.shape[0]} but the image is "
+                         f"{width}×{height}")
     meta_path = folder / f"{name}_meta.json"
-    meta = read_meta(meta_path) if meta_path.exists() else {}
+    meta = _checked_meta(meta_path) if meta_path.exists() else {}
     if disparity_path is not None:
         disparity = read_disparity(disparity_path)
         if disparity.shape != (height, width):
@@ -185,6 +199,25 @@ def _load_sample(folder: Path, name: str, image_path, disparity_path, gt_path, b
     return Sample(name, encoded, srgb8_to_linear(encoded), disparity, gt, lens, has_disparity)
 
 
+def _checked_meta(path: Path) -> dict:
+    """A scene's metadata through read_meta, with a one-line InputError for malformed files."""
+    try:
+        meta = read_meta(path)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    except AttributeError:
+        raise InputError(f"{path}: must hold a JSON object, not a list or a single value") from None
+    except (TypeError, InputError) as error:
+        raise InputError(f"{path}: aperture is malformed ({error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read it ({error})") from None
+    for key in ("blur", "focus_disparity"):
+        value = meta.get(key)
+        if key in meta and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise InputError(f"{path}: {key} must be a finite number, got {value!r}")
+    return meta
+
+
 # ------------------------------------------------------------------------------------------- loop
 
 def resolve_renderers(names: list[str]) -> tuple[dict, list[str]]:
@@ -199,63 +232,99 @@ def resolve_renderers(names: list[str]) -> tuple[dict, list[str]]:
 
 
 def evaluate(samples, renderer_names: list[str], *, sheet_count: int = 4, lpips_weights: str | None = None,
-             progress=None) -> tuple[Results, list]:
+             progress=None, client=None) -> tuple[Results, list]:
     """Run every renderer on every sample and score it against the ground truth.
 
+    samples: Samples, or zero-argument callables that read one (:func:`sample_loaders`).
+    client: a Dask client (lensblur.batch.open_client): each sample is then one task, read and
+    scored on a worker; None scores them here one after the other. The scores do not depend on
+    the workers (the seconds do: workers that share cores slow each other down).
     Returns (results, sheet rows); sheet rows hold (name, input, [outputs...], gt) uint8 images
-    for the first ``sheet_count`` samples. A renderer that raises LensblurError is dropped with a
-    note (e.g. gegl not installed); each renderer is warmed up once on a small crop before timing.
-    progress: optional callable invoked once per sample.
+    for the first ``sheet_count`` samples. A renderer that raises LensblurError on any sample is
+    dropped from every row with a note (e.g. gegl not installed); each renderer is warmed up once
+    per process on a small crop before timing. progress: optional callable invoked once per sample.
     """
+    from lensblur.batch.cluster import map_tasks
+
     renderers, notes = resolve_renderers(renderer_names)
-    results = Results(notes=notes)
-    sheet = []
-    warmed = set()
-    flat_noted = False
-    for sample in samples:
-        if not sample.has_disparity and not flat_noted:
-            results.notes.append("no disparity in this dataset: renderers got a flat map at the focus "
-                                 "disparity (depth-based renderers return the input); pass a disparity folder")
-            flat_noted = True
-        radius = np.abs(signed_coc(sample.disparity, sample.lens.blur, sample.lens.focus_disparity,
-                                   sample.lens.focus_range))
-        band = metrics.boundary_mask(sample.disparity, radius) if sample.has_disparity else None
-        outputs = []
-        for name, render in list(renderers.items()):
-            try:
-                if name not in warmed:
-                    crop = (slice(0, 32), slice(0, 32))
-                    render(sample.image[crop], sample.disparity[crop], sample.lens)
-                    warmed.add(name)
-                start = time.perf_counter()
-                output = render(sample.image, sample.disparity, sample.lens)
-                seconds = time.perf_counter() - start
-            except LensblurError as error:
-                results.notes.append(f"renderer {name} dropped: {error}")
-                del renderers[name]
-                continue
-            encoded = encode_srgb8(output)
-            if encoded.shape != sample.gt.shape:
-                encoded = cv2.resize(encoded, sample.gt.shape[1::-1], interpolation=cv2.INTER_AREA)
-            row = {
-                "scene": sample.name,
-                "renderer": name,
-                "psnr": metrics.psnr(encoded, sample.gt),
-                "ssim": metrics.ssim(encoded, sample.gt),
-                "boundary_psnr": metrics.boundary_psnr(encoded, sample.gt, band) if band is not None
-                and band.shape == encoded.shape[:2] else math.nan,
-                "seconds": seconds,
-            }
-            if lpips_weights:
-                row["lpips"] = metrics.lpips_distance(encoded, sample.gt, lpips_weights)
-            results.rows.append(row)
-            outputs.append((name, encoded))
-        if len(sheet) < sheet_count:
-            sheet.append((sample.name, sample.image_srgb8, outputs, sample.gt))
+    names = list(renderers)
+    tasks = (partial(score_sample, sample, names, lpips_weights, index < sheet_count)
+             for index, sample in enumerate(samples))
+    if client is not None:
+        tasks = list(tasks)
+    scores: dict[int, dict] = {}
+    for index, score, error in map_tasks(client, tasks):
+        if error is not None:
+            raise error
+        scores[index] = score
         if progress:
             progress()
+    results = Results(notes=notes)
+    ordered = [scores[index] for index in sorted(scores)]
+    dropped = {name: error for score in ordered for name, error in score["dropped"].items()}
+    results.notes += [f"renderer {name} dropped: {error}" for name, error in dropped.items()]
+    if any(not score["has_disparity"] for score in ordered):
+        results.notes.append("no disparity in this dataset: renderers got a flat map at the focus "
+                             "disparity (depth-based renderers return the input); pass a disparity folder")
+    sheet = []
+    for score in ordered:
+        results.rows += [row for row in score["rows"] if row["renderer"] not in dropped]
+        if score["sheet"] is not None and len(sheet) < sheet_count:
+            name, source, outputs, gt = score["sheet"]
+            sheet.append((name, source, [(n, image) for n, image in outputs if n not in dropped], gt))
     results.summary = summarise(results.rows)
     return results, sheet
+
+
+_WARMED: set[str] = set()  # renderers warmed up in this process
+
+
+def score_sample(sample, renderer_names: list[str], lpips_weights: str | None = None,
+                 keep_images: bool = False) -> dict:
+    """Render one sample (a Sample, or a callable that reads one) with every renderer and score it.
+
+    Returns {"rows": one dict per renderer (scene, renderer, psnr, ssim, boundary_psnr in dB,
+    seconds, lpips), "dropped": {renderer: error} for those that raised LensblurError,
+    "has_disparity": bool, "sheet": (name, input, [(renderer, output)], gt) uint8 images when
+    ``keep_images``, else None}.
+    """
+    if callable(sample):
+        sample = sample()
+    radius = np.abs(signed_coc(sample.disparity, sample.lens.blur, sample.lens.focus_disparity,
+                               sample.lens.focus_range))
+    band = metrics.boundary_mask(sample.disparity, radius) if sample.has_disparity else None
+    rows, outputs, dropped = [], [], {}
+    for name in renderer_names:
+        render = get_renderer(name)
+        try:
+            if name not in _WARMED:
+                crop = (slice(0, 32), slice(0, 32))
+                render(sample.image[crop], sample.disparity[crop], sample.lens)
+                _WARMED.add(name)
+            start = time.perf_counter()
+            output = render(sample.image, sample.disparity, sample.lens)
+            seconds = time.perf_counter() - start
+        except LensblurError as error:
+            dropped[name] = str(error)
+            continue
+        encoded = encode_srgb8(output)
+        if encoded.shape != sample.gt.shape:
+            encoded = cv2.resize(encoded, sample.gt.shape[1::-1], interpolation=cv2.INTER_AREA)
+        row = {
+            "scene": sample.name,
+            "renderer": name,
+            "psnr": metrics.psnr(encoded, sample.gt),
+            "ssim": metrics.ssim(encoded, sample.gt),
+            "boundary_psnr": metrics.boundary_psnr(encoded, sample.gt, band) if band is not None
+            and band.shape == encoded.shape[:2] else math.nan,
+            "seconds": seconds,
+        }
+        if lpips_weights:
+            row["lpips"] = metrics.lpips_distance(encoded, sample.gt, lpips_weights)
+        rows.append(row)
+        outputs.append((name, encoded))
+    sheet = (sample.name, sample.image_srgb8, outputs, sample.gt) if keep_images else None
+    return {"rows": rows, "dropped": dropped, "has_disparity": sample.has_disparity, "sheet": sheet}
 
 
 def summarise(rows: list[dict]) -> list[dict]:

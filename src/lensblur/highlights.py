@@ -1,5 +1,10 @@
 """Radiance recovery of clipped highlights (the "radiance virtualization" of D2F).
 
+Small spots in crowds (glints on pavement or water, sun through leaves) keep only a share of the
+boost (:func:`uncrowded`). Lights in night photos (clipped cores with dark surroundings in a
+mostly dark photo) get the energy their glare halo shows, and their glare and starburst spikes
+are removed before blurring (lensblur.lamps). Everything else follows the size rule below.
+
 A camera clips lights at 1.0, so blurring the saved image turns street lamps into dim grey
 discs. Clipped pixels get their linear radiance boosted before blurring, so their out-of-focus
 discs come out bright. Two kinds of clipped area are told apart by size:
@@ -20,46 +25,104 @@ import cv2
 import numpy as np
 
 from lensblur.color import linear_to_srgb, srgb_to_linear
+from lensblur.lamps import find_lights
 from lensblur.lens import Highlights
 
 FADE_START, FADE_END = 1.0, 6.0     # |c| in pixels over which the boost fades in
 SPOT_RADIUS_FRACTION = 0.004        # largest light spot radius, as a fraction of the diagonal
 AREA_SHARE = 0.1                    # share of the boost that large clipped areas get
+CROWD_RADIUS_FRACTION = 0.05        # spots are counted within this fraction of the diagonal...
+CROWD_COUNT = 4.0                   # ...and lose their boost when many more than this are there,
+CROWD_CLIPPED = 0.06                # or when clipped pixels cover much more than this share there
+DEFAULT_STRENGTH = Highlights().strength  # at this strength a lamp gets its estimated radiance
 
 
 def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None) -> np.ndarray:
-    """Boosted linear radiance, float32 H×W×3: ``linear`` times :func:`highlight_gain` (the
-    input itself when nothing is boosted, a new array otherwise).
+    """Linear radiance to scatter, float32 H×W×3: ``linear`` with the glare and starburst spikes
+    around night lamps removed (where defocused) and times :func:`highlight_gain` (the input
+    itself when nothing changes, a new array otherwise).
 
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: see :func:`highlight_gain`.
     """
-    gain = highlight_gain(linear, coc, settings)
-    return linear if gain is None else linear * gain[..., None]
+    gain, cleaned = recover_parts(linear, coc, settings)
+    if gain is None:
+        return linear
+    return (cleaned if cleaned is not None else linear) * gain[..., None]
 
 
 def highlight_gain(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None) -> np.ndarray | None:
     """Per-pixel radiance gain (float32 H×W, ≥ 1), or None when no pixel is boosted.
 
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
-    settings: threshold (encoded level in (0, 1) where boosting starts) and strength (a clipped
-    light spot is multiplied by up to 1 + strength). The boost rises smoothly (smoothstep) from
-    the threshold to the clip level and fades in (smoothstep) as |c| grows from FADE_START to
-    FADE_END pixels.
+    settings: threshold (encoded level in (0, 1) where boosting starts) and strength.
+    A night lamp's core (lensblur.lamps) is raised to 1 + (L − 1)·strength/DEFAULT_STRENGTH, L its
+    radiance estimated from its glare halo (never less than the size rule below gives). Any other
+    clipped pixel is multiplied by up to 1 + strength·share (share: 1 for small spots standing
+    alone, less in crowds, :func:`uncrowded`; AREA_SHARE for large areas); that boost rises
+    smoothly (smoothstep) from the threshold to the clip level. Both fade in (smoothstep) as |c|
+    grows from FADE_START to FADE_END pixels.
     """
+    return recover_parts(linear, coc, settings, clean=False)[0]
+
+
+def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None,
+                  clean: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(:func:`highlight_gain`, ``linear`` with the glare and spikes of defocused night lamps
+    removed and their cores given their colour, float32 H×W×3, or None where there are none);
+    clean=False skips the second. Arguments as :func:`highlight_gain`."""
     if settings is None or not settings.enabled:
-        return None
+        return None, None
     peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
     candidate = peak >= srgb_to_linear(np.float32(settings.threshold))
     bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
     if bright[0].size == 0:
-        return None
-    share = np.where(light_spots(candidate)[bright], np.float32(1.0), np.float32(AREA_SHARE))
+        return None, None
+    spots = light_spots(candidate)
+    share = np.where(spots[bright], uncrowded(spots, candidate)[bright], np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
-    u = np.clip((np.abs(coc[bright]) - FADE_START) / (FADE_END - FADE_START), 0.0, 1.0)
+    u = _fade(coc[bright])
+    boost = np.float32(settings.strength) * share * (t * t * (3 - 2 * t))
+    lights = find_lights(linear, candidate) if settings.lamps else None
+    cleaned = None
+    if lights is not None:
+        lamp = lights.weight[bright]
+        lamp_boost = (lights.radiance[bright] - 1.0) * np.float32(settings.strength / DEFAULT_STRENGTH)
+        # never below the size rule: a light whose glare is too faint to read keeps that boost
+        boost = (1 - lamp) * boost + lamp * np.maximum(lamp_boost, boost)
+        if clean:
+            cleaned = linear + _fade(coc)[..., None] * (lights.cleaned - linear)
     gain = np.ones(peak.shape, np.float32)
-    gain[bright] = 1.0 + np.float32(settings.strength) * share * (t * t * (3 - 2 * t)) * (u * u * (3 - 2 * u))
-    return gain
+    gain[bright] = 1.0 + boost * u
+    return gain, cleaned
+
+
+def _fade(coc: np.ndarray) -> np.ndarray:
+    """Smoothstep of |c| from FADE_START to FADE_END pixels (0 in focus, 1 defocused)."""
+    u = np.clip((np.abs(coc) - FADE_START) / (FADE_END - FADE_START), 0.0, 1.0)
+    return (u * u * (3 - 2 * u)).astype(np.float32)
+
+
+def uncrowded(spots: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    """Share of the boost each pixel of ``spots`` (bool H×W) keeps, float32 H×W in (0, 1]:
+    1 / (1 + ((n − 1) / CROWD_COUNT)² + (f / CROWD_CLIPPED)²), n the number of spots within
+    CROWD_RADIUS_FRACTION of the diagonal and f the share of ``clipped`` pixels (bool H×W) within
+    four times that distance. Lights are few and stand alone; glints on pavement or water come in
+    crowds, and a sunlit wall seen through leaves is a large clipped area broken into spots:
+    surfaces barely above the clip level."""
+    height, width = spots.shape
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(spots.astype(np.uint8), connectivity=8)
+    centres = np.zeros((height, width), np.float32)
+    if count > 1:
+        cx = np.clip(np.round(centroids[1:, 0]).astype(int), 0, width - 1)
+        cy = np.clip(np.round(centroids[1:, 1]).astype(int), 0, height - 1)
+        np.add.at(centres, (cy, cx), 1.0)
+    side = 2 * int(round(CROWD_RADIUS_FRACTION * math.hypot(height, width))) + 1
+    nearby = cv2.boxFilter(centres, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    wide = 4 * side + 1
+    share = cv2.boxFilter(clipped.astype(np.float32), -1, (wide, wide), borderType=cv2.BORDER_REFLECT)
+    others = np.maximum(nearby - 1, 0)
+    return (1.0 / (1.0 + (others / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32)
 
 
 def light_spots(clipped: np.ndarray) -> np.ndarray:

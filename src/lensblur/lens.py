@@ -12,6 +12,12 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.errors import InputError
+from lensblur.io.limits import LimitError
+
+# The largest circle of confusion allowed: a tenth of the image diagonal (never less than 64 px).
+# Render time and memory grow with the radius; beyond this the picture is a uniform wash anyway.
+MAX_RADIUS_FRACTION = 0.1
+MIN_RADIUS_LIMIT = 64.0
 
 
 @dataclass(frozen=True)
@@ -21,11 +27,15 @@ class Highlights:
     threshold: encoded-luminance level in (0, 1] from which a pixel counts as clipped.
     strength: how far recovered radiance may exceed 1.0 (0 turns recovery off); a fully clipped
         light spot is boosted up to 1 + strength times its value (large clipped areas get a
-        tenth of that, see lensblur.highlights).
+        tenth of that); a night lamp gets its radiance estimated from its glare, scaled by
+        strength / 6 (see lensblur.highlights).
+    lamps: model night lamps (energy from their glare, glare and spikes removed; lensblur.lamps);
+        False keeps the size rule alone for every clipped area.
     """
 
     threshold: float = 0.99
     strength: float = 6.0
+    lamps: bool = True
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.strength <= 1000.0:
@@ -88,6 +98,29 @@ def signed_coc(disparity: np.ndarray, blur: float, focus_disparity: float,
     if focus_range > 0:
         offset = np.sign(offset) * np.maximum(np.abs(offset) - np.float32(focus_range), 0)
     return (np.float32(blur) * offset).astype(np.float32)
+
+
+def largest_radius(disparity: np.ndarray, lens: Lens) -> float:
+    """The largest |c| in pixels that ``lens`` gives on ``disparity`` (H×W in [0, 1])."""
+    low, high = float(np.min(disparity)), float(np.max(disparity))
+    extent = max(high - lens.focus_disparity, lens.focus_disparity - low, 0.0)
+    return float(lens.blur) * max(extent - lens.focus_range, 0.0)
+
+
+def radius_limit(height: int, width: int) -> float:
+    """The largest blur radius in pixels allowed on a height × width image:
+    max(MAX_RADIUS_FRACTION × diagonal, MIN_RADIUS_LIMIT)."""
+    return max(MAX_RADIUS_FRACTION * float(np.hypot(height, width)), MIN_RADIUS_LIMIT)
+
+
+def check_blur_radius(disparity: np.ndarray, lens: Lens) -> None:
+    """LimitError (one line) when the largest blur radius exceeds :func:`radius_limit`."""
+    height, width = disparity.shape[:2]
+    radius, limit = largest_radius(disparity, lens), radius_limit(height, width)
+    if radius > limit:
+        raise LimitError(f"the largest blur radius would be {radius:.0f} px (blur K = {lens.blur:g}), over the "
+                         f"limit of {limit:.0f} px ({MAX_RADIUS_FRACTION:.0%} of the image diagonal): "
+                         f"use a smaller --blur or a larger f-number")
 
 
 def blur_from_camera(focal_length_mm: float, f_number: float, sensor_width_mm: float,

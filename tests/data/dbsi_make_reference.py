@@ -22,7 +22,7 @@ from lensblur.synth.dataset import generate
 
 torch.set_num_threads(1)
 with tempfile.TemporaryDirectory() as folder:
-    generate(folder, 1, 99, 48, 72, workers=1)
+    generate(folder, 1, 99, 48, 72, workers=0)
     sample = next(evaluate.iter_samples(folder, "synth"))
 model, train_size = load_dbsi()
 output = render_with("dbsi", sample.image, sample.disparity, sample.lens)

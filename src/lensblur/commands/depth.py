@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from lensblur.commands.render import add_depth_arguments, load_depth
-from lensblur.io.depth import write_disparity_png, write_disparity_preview
+from lensblur.commands.render import add_depth_arguments, input_files, load_depth
+from lensblur.io.depth import check_png_output, write_disparity_png, write_disparity_preview
 from lensblur.io.images import read_image
 
 NAME = "depth"
@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the photo for its size, load and fit the depth, write the outputs."""
+    inputs = input_files(args)
+    check_png_output(args.output, args.overwrite, inputs)
+    if args.preview:
+        check_png_output(args.preview, args.overwrite, inputs + [args.output])
     photo = read_image(args.input, max_pixels=args.max_pixels)
     disparity = load_depth(args, photo).disparity
     write_disparity_png(args.output, disparity, overwrite=args.overwrite)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lensblur.commands.options import finite_float, non_negative_float, positive_int
+from lensblur.errors import InputError, OutputError
 from lensblur.progress import progress_bar
 
 NAME = "eval"
@@ -28,33 +30,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="renderer to measure; repeat for several (default: identity, naive, scatter)")
     parser.add_argument("--out", default="lensblur-eval", metavar="DIR",
                         help="folder for results.csv, results.json and sheet.png (default ./lensblur-eval)")
-    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N samples")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N samples")
     parser.add_argument("--layout", default="auto", choices=["auto", "synth", "folders", "ebb"],
                         help="dataset layout (default: detect)")
     parser.add_argument("--split", default="all", choices=["all", "val294", "train4400"],
                         help="EBB! subset: DBSI's Val294 (images 4400-4693) or the other 4400 (default all)")
     parser.add_argument("--disparity-dir", metavar="DIR", help="EBB!: folder of disparity maps named like the photos")
-    parser.add_argument("--blur", type=float, metavar="K",
+    parser.add_argument("--blur", type=non_negative_float, metavar="K",
                         help="blur K in pixels where the data has no metadata (default 2.5%% of the width)")
-    parser.add_argument("--focus", type=float, metavar="D",
+    parser.add_argument("--focus", type=finite_float, metavar="D",
                         help="focus disparity where the data has no metadata (default: at the image centre)")
     parser.add_argument("--sheet", type=int, default=4, metavar="N", help="scenes in the side-by-side sheet (default 4)")
     parser.add_argument("--lpips", metavar="WEIGHTS", help="also compute LPIPS with these AlexNet+head weights (needs torch)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, default=0, metavar="N",
+                         help="score on a local Dask cluster of N worker processes (default 0: in this process, "
+                              "so that the seconds are not shared between workers)")
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:8786", help="score on this existing Dask cluster "
+                         "(the data must be at the same path on its workers); see docs/batch.md")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table and write the result files."""
     from lensblur import evaluate
+    from lensblur.batch.cluster import open_client
 
     names = args.renderer or DEFAULT_RENDERERS
-    layout = evaluate.detect_layout(args.data) if args.layout == "auto" else args.layout
-    samples = list(evaluate.iter_samples(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
-                                         focus=args.focus, disparity_dir=args.disparity_dir))
-    with progress_bar(len(samples), "eval", getattr(args, "quiet", False)) as bar:
-        results, sheet = evaluate.evaluate(samples, names, sheet_count=args.sheet, lpips_weights=args.lpips,
-                                           progress=lambda: bar.update(1))
-    results.layout = layout
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file: give a folder for the results")
+    layout = evaluate.detect_layout(args.data) if args.layout == "auto" else args.layout
+    samples = evaluate.sample_loaders(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
+                                      focus=args.focus, disparity_dir=args.disparity_dir)
+    with open_client(args.workers, args.scheduler) as client, \
+            progress_bar(len(samples), "eval", getattr(args, "quiet", False)) as bar:
+        results, sheet = evaluate.evaluate(samples, names, sheet_count=args.sheet, lpips_weights=args.lpips,
+                                           progress=lambda: bar.update(1), client=client)
+    if not results.rows:
+        raise InputError("no renderer produced a result: " + "; ".join(results.notes))
+    results.layout = layout
     paths = evaluate.write_results(out, results, {"data": str(args.data), "split": args.split})
     sheet_path = evaluate.write_sheet(out / "sheet.png", sheet)
     print(f"{len(samples)} images from {args.data} ({layout})")

@@ -9,10 +9,12 @@ import json
 from PIL import Image, ImageCms
 
 from lensblur.camera import camera_from_exif
+from lensblur.commands.options import positive_int
 from lensblur.depth_source import choose_depth
 from lensblur.errors import LensblurError
 from lensblur.io.embedded import list_embedded
 from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image
+from lensblur.io.limits import LimitError
 
 NAME = "info"
 HELP = ("describe a photo: size, orientation, bit depth, colour profile, depth maps inside, and the depth "
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``lensblur info``."""
     parser.add_argument("input", help="photo to describe")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
 
 
@@ -48,14 +50,16 @@ def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
         "focal_length_mm": camera.focal_length_mm,
         "f_number": camera.f_number,
         "embedded": list_embedded(path),
-        **_depth_and_focus(path, photo.pixels),
+        **_depth_and_focus(path, photo.pixels, max_pixels),
     }
 
 
-def _depth_and_focus(path: str, pixels) -> dict:
+def _depth_and_focus(path: str, pixels, max_pixels: int) -> dict:
     """What ``lensblur render`` would use by default: the depth source and the focus point, why."""
     try:
-        choice = choose_depth(path, pixels)
+        choice = choose_depth(path, pixels, max_pixels=max_pixels)
+    except LimitError:
+        raise  # a map over the limit is refused like a photo over it
     except LensblurError as error:
         return {"depth_used": f"none ({error})", "focus": "image centre"}
     if choice.focus_point is not None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import dataclass
 
 from lensblur.aperture import Aperture
 from lensblur.camera import camera_from_exif
+from lensblur.commands.options import finite_float, non_negative_float, positive_float, positive_int
 from lensblur.errors import InputError
-from lensblur.depth_source import AUTO, DepthChoice, choose_depth
+from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE, DepthChoice, choose_depth
 from lensblur.io.depth import fit_to_image
-from lensblur.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
-from lensblur.lens import Highlights, Lens, blur_from_camera, depth_at_disparity, focus_disparity_at
+from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
+from lensblur.io.limits import map_limit
+from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
+                          focus_disparity_at, largest_radius)
 from lensblur.progress import progress_bar
 from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
 
@@ -32,29 +37,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``lensblur render``."""
     parser.add_argument("input", help="photo to blur (JPEG, PNG, TIFF, WebP, BMP, HEIC)")
     parser.add_argument("-o", "--output", required=True, help="output image; format from the extension")
+    add_render_options(parser)
+
+
+def add_render_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of ``lensblur render`` but the input and output (shared with ``lensblur batch``)."""
     add_depth_arguments(parser)
     parser.add_argument("--matte", help="subject alpha (grey image, white = subject) kept sharp")
     focus = parser.add_mutually_exclusive_group()
     focus.add_argument("--focus", type=_focus_point, metavar="X,Y|auto",
                        help="pixel to focus on, or auto: the detected face, else the main subject (default: "
                             "where the phone focused, else auto when depth is estimated, else the image centre)")
-    focus.add_argument("--focus-disparity", type=float, metavar="V", help="disparity in [0,1] to focus on")
-    parser.add_argument("--focus-range", type=float, default=0.0, metavar="R",
+    focus.add_argument("--focus-disparity", type=finite_float, metavar="V", help="disparity in [0,1] to focus on")
+    parser.add_argument("--focus-range", type=non_negative_float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
-    parser.add_argument("--blur", type=float, metavar="K",
+    parser.add_argument("--blur", type=non_negative_float, metavar="K",
                         help="blur radius in pixels per unit disparity (default: the phone's setting, "
                              "else 2%% of the image width)")
-    parser.add_argument("--f-number", type=float, metavar="N", help="f-number (sets K with the camera options)")
-    parser.add_argument("--focal-length", type=float, metavar="MM", help="focal length in mm (default: EXIF)")
-    parser.add_argument("--sensor-width", type=float, metavar="MM", help="sensor width in mm (default: EXIF)")
+    parser.add_argument("--f-number", type=positive_float, metavar="N", help="f-number (sets K with the camera options)")
+    parser.add_argument("--focal-length", type=positive_float, metavar="MM", help="focal length in mm (default: EXIF)")
+    parser.add_argument("--sensor-width", type=positive_float, metavar="MM", help="sensor width in mm (default: EXIF)")
     parser.add_argument("--shape", type=_aperture, default=Aperture(), metavar="SHAPE",
                         help="bokeh shape: disk or blades:N[:rotation[:curvature]] (default disk)")
-    parser.add_argument("--rim", type=float, default=0.0, metavar="B",
+    parser.add_argument("--rim", type=non_negative_float, default=0.0, metavar="B",
                         help="bright-rimmed (soap-bubble) discs: share of energy in the rim, 0-1 (default 0)")
-    parser.add_argument("--cat-eye", type=float, default=0.0, metavar="V",
+    parser.add_argument("--cat-eye", type=non_negative_float, default=0.0, metavar="V",
                         help="cat's-eye discs towards the corners (mechanical vignetting), 0-1 (default 0)")
-    parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|S[:T]",
-                        help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99)")
+    parser.add_argument("--highlights", type=_highlights, default=Highlights(), metavar="on|off|spots|S[:T]",
+                        help="clipped-highlight recovery: strength S (default 6) and threshold T (default 0.99); "
+                             "spots: without the night-lamp model")
     parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
                         help="add grain to blurred areas: auto matches the photo's noise (default off)")
     parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),
@@ -79,16 +90,16 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
-    parser.add_argument("--near", type=float, metavar="Z", help="metric depth of the nearest point (metres)")
-    parser.add_argument("--far", type=float, metavar="Z", help="metric depth of the farthest point (metres)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
+    parser.add_argument("--far", type=positive_float, metavar="Z", help="metric depth of the farthest point (metres)")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
 
 
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset)
+                          args.depth_model, args.depth_preset, args.max_pixels)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         if choice.focus_point is not None:
@@ -98,29 +109,61 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     return choice
 
 
+@dataclass
+class Rendered:
+    """What one render used: where the depth came from, the focus disparity in [0, 1] and the
+    blur K in pixels per unit disparity."""
+
+    depth_source: str
+    focus_disparity: float
+    blur: float
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, render, write; raises LensblurError on bad input."""
     _check_quality(args.quality)
     with progress_bar(4, "render", args.quiet) as bar:
-        photo = read_image(args.input, max_pixels=args.max_pixels)
-        height, width = photo.pixels.shape[:2]
-        bar.update()
-        depth = load_depth(args, photo)
-        matte = depth.matte
-        if args.matte:
-            matte = fit_to_image(read_image(args.matte, max_pixels=args.max_pixels).pixels.mean(axis=2), height, width)
-        bar.update()
-        lens = lens_from_args(args, photo, depth.disparity, depth)
-        if getattr(args, "verbose", False):
-            print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
-                  f"largest blur radius {lens.blur * max(lens.focus_disparity, 1 - lens.focus_disparity):.1f} px",
-                  file=sys.stderr)
-        options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-        result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
-        bar.update()
-        write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
-        bar.update()
+        render_photo(args, step=bar.update)
     return 0
+
+
+def render_photo(args: argparse.Namespace, step=None) -> Rendered:
+    """Render ``args.input`` to ``args.output`` with the options of ``lensblur render``.
+
+    The per-photo pipeline of ``render`` and ``batch``: read, choose depth, set the lens, render,
+    write atomically. step: optional callable invoked after each of the four stages.
+    Raises LensblurError on bad input.
+    """
+    step = step or (lambda: None)
+    check_image_output(args.output, args.overwrite, input_files(args) + [args.matte, args.checkpoint])
+    photo = read_image(args.input, max_pixels=args.max_pixels)
+    height, width = photo.pixels.shape[:2]
+    step()
+    depth = load_depth(args, photo)
+    matte = depth.matte
+    if args.matte:
+        limit = map_limit(height * width, args.max_pixels)
+        matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
+    step()
+    lens = lens_from_args(args, photo, depth.disparity, depth)
+    check_blur_radius(depth.disparity, lens)
+    if getattr(args, "verbose", False):
+        print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
+              f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
+              file=sys.stderr)
+    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
+    step()
+    write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
+    step()
+    return Rendered(depth.source, float(lens.focus_disparity), float(lens.blur))
+
+
+def input_files(args: argparse.Namespace) -> list[str | None]:
+    """The files a render or depth command reads (None where an option is unset): never outputs."""
+    depth_file = args.depth if args.depth not in (AUTO, EMBEDDED, ESTIMATE) else None
+    model = args.depth_model.split(":", 1)[-1] if args.depth_model else None
+    return [args.input, depth_file, model]
 
 
 def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoice | None = None) -> Lens:
@@ -185,6 +228,8 @@ def _point(text: str) -> tuple[float, float]:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels, got {text!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise argparse.ArgumentTypeError(f"X and Y must be finite numbers, got {text!r}")
     return x, y
 
 
@@ -201,12 +246,14 @@ def _highlights(text: str) -> Highlights | None:
         return None
     if text == "on":
         return Highlights()
+    if text == "spots":  # the size rule alone, without the night-lamp model
+        return Highlights(lamps=False)
     try:
         parts = [float(v) for v in text.split(":")]
         strength, threshold = (parts + [Highlights().threshold])[:2] if len(parts) <= 2 else (None, None)
         return Highlights(threshold=threshold, strength=strength)
     except (TypeError, ValueError, InputError):
-        raise argparse.ArgumentTypeError(f"expected on, off or STRENGTH[:THRESHOLD] (threshold in (0, 1)), "
+        raise argparse.ArgumentTypeError(f"expected on, off, spots or STRENGTH[:THRESHOLD] (threshold in (0, 1)), "
                                          f"got {text!r}") from None
 
 

@@ -14,10 +14,13 @@ EXAMPLES = """examples:
   lensblur synth scenes --count 100 --seed 7 --size 768x1024 --workers 2 --layers
   lensblur synth scenes --count 10 --photos ~/Pictures/textures
   lensblur synth nearest-scenes --count 200 --size 256x384 --focus nearest
+  lensblur synth night --kind night --count 12 --seed 2026 --size 320x480
 
 Per scene NNNN: _image.png (8-bit sRGB, all in focus, highlights clipped), _disparity.png
 (16-bit, 1 = nearest), _gt.png (8-bit sRGB ground truth), _meta.json (focus, blur K, aperture,
 seed) and with --layers _layers.npz. The same seed gives the same files on any machine.
+--kind night: street lamps and their reflections at night; _image.png is then what a stopped-down
+camera records (glare and starbursts added, clipped), _meta.json also lists the lamps and glare.
 """
 
 
@@ -38,10 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=16, metavar="N", help="number of scenes (default 16)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument("--size", default="384x576", metavar="HxW", help="scene size in pixels (default 384x576)")
-    parser.add_argument("--workers", type=int, default=2, metavar="N", help="processes to use (default 2)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N", help="worker processes of the local Dask cluster "
+                         "(default: the CPU cores; 0 works in this process)")
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run on this existing Dask cluster "
+                         "(OUT must be at the same path on its workers); see docs/batch.md")
     parser.add_argument("--layers", action="store_true", help="also save the layers and linear ground truth (.npz)")
     parser.add_argument("--photos", metavar="DIR", help="folder of photos to use as textures "
                         "(default: scikit-image's bundled photos and procedural noise)")
+    parser.add_argument("--kind", choices=("layered", "night"), default="layered",
+                        help="layered (default): random layers with point lights; night: lamps with glare")
     parser.add_argument("--focus", default="any", choices=["any", "nearest"],
                         help="focus plane: any (random: a subject, the background or between; default) or "
                              "nearest (always the nearest subject, as EBB! is; for image-only models)")
@@ -54,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     height, width = parse_size(args.size)
     with progress_bar(args.count, "scenes", getattr(args, "quiet", False)) as bar:
-        generate(args.out, args.count, args.seed, height, width, workers=max(1, args.workers),
+        generate(args.out, args.count, args.seed, height, width, workers=args.workers, scheduler=args.scheduler,
                  layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite,
-                 progress=lambda: bar.update(1), focus=getattr(args, "focus", "any"))
+                 kind=getattr(args, "kind", "layered"), focus=getattr(args, "focus", "any"),
+                 progress=lambda: bar.update(1))
     if not getattr(args, "quiet", False):
         print(f"wrote {args.count} scenes of {height}x{width} to {args.out}")
     return 0

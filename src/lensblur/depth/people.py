@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,9 @@ def models_available(model_dir: Path = MODEL_DIR) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def _interpreter(path: str):
+def _interpreter(path: str) -> tuple[object, threading.Lock]:
+    """The LiteRT interpreter of a model file and the lock that must be held while using it: an
+    interpreter holds its tensors itself, so two threads may not set, invoke and read it at once."""
     if not Path(path).is_file():
         raise InputError(f"model file {path} is missing: run `python scripts/fetch_models.py` to fetch "
                          "MediaPipe's person-segmentation and face models")
@@ -61,7 +64,7 @@ def _interpreter(path: str):
     with _quiet_stderr():  # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2
         interpreter = Interpreter(model_path=path, num_threads=2)
         interpreter.allocate_tensors()
-    return interpreter
+    return interpreter, threading.Lock()
 
 
 @contextlib.contextmanager
@@ -79,10 +82,11 @@ def _quiet_stderr():
 
 
 def _run(name: str, tensor: np.ndarray, model_dir: Path) -> list[np.ndarray]:
-    interpreter = _interpreter(str(model_dir / name))
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None].astype(np.float32))
-    interpreter.invoke()
-    return [interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()]
+    interpreter, lock = _interpreter(str(model_dir / name))
+    with lock:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None].astype(np.float32))
+        interpreter.invoke()
+        return [interpreter.get_tensor(d["index"])[0].copy() for d in interpreter.get_output_details()]
 
 
 def segment_person(image: np.ndarray, model_dir: Path = MODEL_DIR) -> np.ndarray:

@@ -18,11 +18,15 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Raise OutputError unless ``path`` can be created (folder exists and is writable, and the
-    file does not exist or ``overwrite`` is set); returns it as a Path."""
+def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> Path:
+    """Raise OutputError unless ``path`` can be created (folder exists and is writable, the file
+    does not exist or ``overwrite`` is set, and it is none of the ``inputs``: paths, None skipped,
+    never replaced even with ``overwrite``); returns it as a Path."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    for source in inputs:
+        if source is not None and same_file(path, Path(source)):
+            raise OutputError(f"refusing to overwrite the input {path}")
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
     if not folder.is_dir():
@@ -68,6 +72,16 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     except BaseException:
         _remove(temp)
         raise
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (by inode when both exist, else by path)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _remove(temp: Path) -> None:

@@ -16,17 +16,18 @@ from PIL import Image
 from scipy import ndimage
 
 from lensblur.errors import InputError, OutputError
-from lensblur.io.atomic import atomic_output
+from lensblur.io.atomic import atomic_output, check_output
+from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
 KINDS = ("disparity", "depth")
 MAX_INVALID_FRACTION = 0.5
 ASPECT_TOLERANCE = 0.02
 
-_PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s")
+_PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(\S+)\s")
 
 
 def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
-               far: float | None = None) -> np.ndarray:
+               far: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a depth or disparity map and return disparity, float32 H×W in [0, 1], 1 = nearest.
 
     path: PNG (8/16-bit grey; for RGB the first channel is used), TIFF (integer or float32),
@@ -36,11 +37,13 @@ def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | N
     near, far: for kind="depth", the distances Zn < Zf (same unit as the map) that map to
         disparity 1 and 0; by default the map's own minimum and maximum. Ignored for disparity
         (the command line also uses them for the camera's blur scale).
+    max_pixels: refuse maps with more pixels than this, checked from the file's header before
+        decoding (lensblur.io.limits).
     NaN, inf and (for depth) values <= 0 are filled from the nearest valid pixel; more than half
     invalid raises InputError. Every failure raises InputError naming the file.
     """
     path = Path(path)
-    values = _load(path)
+    values = _load(path, max_pixels)
     return _normalize(values, kind, near, far, f"depth map {path}")
 
 
@@ -98,8 +101,10 @@ def write_disparity_preview(path: str | os.PathLike, disparity: np.ndarray, over
         temp.write_bytes(data.tobytes())
 
 
-def read_pfm(path: str | os.PathLike) -> np.ndarray:
-    """Read a Portable Float Map: float32 H×W ("Pf") or H×W×3 ("PF"), top row first."""
+def read_pfm(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a Portable Float Map: float32 H×W ("Pf") or H×W×3 ("PF"), top row first.
+
+    The scale line must be a finite non-zero number (its sign gives the byte order)."""
     path = Path(path)
     data = path.read_bytes()
     match = _PFM_HEADER.match(data)
@@ -107,7 +112,14 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"depth map {path}: not a valid PFM file (bad header)")
     channels = 3 if match.group(1) == b"PF" else 1
     width, height = int(match.group(2)), int(match.group(3))
-    scale = float(match.group(4))
+    check_pixels(width, height, max_pixels, f"depth map {path}")
+    try:
+        scale = float(match.group(4))
+    except ValueError:
+        scale = float("nan")
+    if not np.isfinite(scale) or scale == 0:
+        raise InputError(f"depth map {path}: PFM scale must be a finite non-zero number, got "
+                         f"{match.group(4).decode(errors='replace')!r}")
     count = width * height * channels
     body = data[match.end():]
     if width == 0 or height == 0 or len(body) < 4 * count:
@@ -118,7 +130,7 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
     return values[..., 0] if channels == 1 else values
 
 
-def _load(path: Path) -> np.ndarray:
+def _load(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if not path.exists():
         raise InputError(f"depth map {path}: no such file")
     if path.is_dir():
@@ -128,11 +140,14 @@ def _load(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            values = np.load(path, allow_pickle=False)
+            values = np.load(path, mmap_mode="r", allow_pickle=False)  # header only, until checked
+            if values.ndim >= 2:
+                check_pixels(values.shape[1], values.shape[0], max_pixels, f"depth map {path}")
+            values = np.array(values)
         elif suffix == ".pfm":
-            values = read_pfm(path)
+            values = read_pfm(path, max_pixels)
         else:
-            values = _load_image(path)
+            values = _load_image(path, max_pixels)
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - numpy/cv2/PIL raise many types; one line for the user
@@ -148,17 +163,26 @@ def _load(path: Path) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _load_image(path: Path) -> np.ndarray:
+_GREY_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def _load_image(path: Path, max_pixels: int) -> np.ndarray:
+    """Grey levels (or the red channel) of an image file; PIL checks the size from the header
+    and decodes (a damaged file raises here, not as libpng noise on stderr); colour files are
+    then read again by OpenCV, which keeps 16-bit colour PNG and TIFF channels at full depth."""
+    try:
+        with pil_strict(), Image.open(path) as image:
+            check_pixels(*image.size, max_pixels, f"depth map {path}")
+            image.load()
+            if image.mode in _GREY_MODES:
+                return np.asarray(image)
+            fallback = np.asarray(image.convert("RGB"))[..., 0]
+    except Image.UnidentifiedImageError:
+        raise InputError(f"depth map {path}: cannot read it (not a PNG, TIFF, JPEG, NPY or PFM file)") from None
     values = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if values is not None:
-        if values.ndim == 3:
-            values = values[..., 2] if values.shape[2] >= 3 else values[..., 0]  # BGR → red
-        return values
-    with Image.open(path) as image:  # formats OpenCV lacks (e.g. WebP builds without it)
-        image.load()
-        if image.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F"):
-            image = image.convert("RGB")
-        return np.asarray(image)
+    if values is None or values.ndim != 3 or values.shape[:2] != fallback.shape:
+        return fallback
+    return values[..., 2] if values.shape[2] >= 3 else values[..., 0]  # BGR → red
 
 
 def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | None,
@@ -177,7 +201,8 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
         low, high = float(values.min()), float(values.max())
         if high - low < 1e-6:
             return np.ones_like(values)
-        return ((values - low) / (high - low)).astype(np.float32)
+        # float64: the range of a float32 map spanning ±3e38 overflows float32
+        return ((values.astype(np.float64) - low) / (high - low)).astype(np.float32)
 
     z_near = float(values.min()) if near is None else float(near)
     z_far = float(values.max()) if far is None else float(far)
@@ -210,6 +235,12 @@ def _unit(disparity: np.ndarray) -> np.ndarray:
     if values.ndim != 2 or values.size == 0:
         raise InputError(f"disparity must be a 2-D array, got shape {values.shape}")
     return np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+
+
+def check_png_output(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> Path:
+    """OutputError unless ``path`` is a .png that can be written (lensblur.io.atomic.check_output;
+    ``inputs`` are never replaced); call it before any work."""
+    return check_output(_png_path(path), overwrite, inputs)
 
 
 def _png_path(path: str | os.PathLike) -> Path:

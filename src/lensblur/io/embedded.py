@@ -23,6 +23,7 @@ from PIL import Image
 from lensblur.errors import InputError
 from lensblur.io import heif_depth
 from lensblur.io.depth import normalize_depth
+from lensblur.io.limits import DEFAULT_MAX_PIXELS, LimitError, check_pixels, header_size, map_limit, pil_strict
 from lensblur.io.mpf import mpf_images
 from lensblur.io.xmp import (RANGE_FORMATS, ContainerItem, DynamicDepthInfo, Segment, apple_aux_type,
                              extract_xmp, jpeg_segments, parse_packets, read_dynamic_depth, read_gdepth)
@@ -66,24 +67,30 @@ class EmbeddedDepth:
         return int(self.disparity.shape[1]), int(self.disparity.shape[0])
 
 
-def find_embedded_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
+def find_embedded_depth(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> EmbeddedDepth | None:
     """The depth map embedded in a JPEG or HEIC photo, or None when it holds no usable one.
 
     Tried in order: GDepth (XMP), Dynamic Depth (XMP container), Apple MPF auxiliary images
     (JPEG); the depth auxiliary image and portrait matte (HEIC). Raises InputError only when the
-    file cannot be read (missing, unreadable, empty, or a HEIF that libheif refuses).
+    file cannot be read (missing, unreadable, empty, or a HEIF that libheif refuses), and
+    LimitError when an embedded image is over the map limit (lensblur.io.limits.map_limit of the
+    photo's pixels and ``max_pixels``), checked from its header before it is decoded.
     """
     path = Path(path)
     data = _read_bytes(path)
     notes: list[str] = []
     try:
         if _is_heif(data):
-            result = _from_heif(path, notes)
+            result = _from_heif(path, notes, max_pixels)
         elif data[:2] == b"\xff\xd8":
-            result = _from_jpeg(data, notes)
+            size = header_size(path)
+            limit = map_limit(size[0] * size[1] if size else 0, max_pixels)
+            result = _from_jpeg(data, notes, limit)
         else:
             notes.append("neither JPEG nor HEIF: no embedded depth looked for")
             result = None
+    except LimitError as error:
+        raise LimitError(f"{path}: {error}") from None
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 — malformed metadata must never escape as a crash
@@ -127,17 +134,18 @@ class _Jpeg:
     data: bytes
     segments: list[Segment]
     roots: list
+    limit: int = DEFAULT_MAX_PIXELS  # most pixels an embedded image may have
 
 
-def _parse_jpeg(data: bytes, notes: list[str]) -> _Jpeg:
+def _parse_jpeg(data: bytes, notes: list[str], limit: int = DEFAULT_MAX_PIXELS) -> _Jpeg:
     segments = jpeg_segments(data)
     packets = extract_xmp(data, segments)
     notes.extend(packets.notes)
-    return _Jpeg(data, segments, parse_packets(packets.standard) + parse_packets(packets.extended))
+    return _Jpeg(data, segments, parse_packets(packets.standard) + parse_packets(packets.extended), limit)
 
 
-def _from_jpeg(data: bytes, notes: list[str]) -> EmbeddedDepth | None:
-    jpeg = _parse_jpeg(data, notes)
+def _from_jpeg(data: bytes, notes: list[str], limit: int = DEFAULT_MAX_PIXELS) -> EmbeddedDepth | None:
+    jpeg = _parse_jpeg(data, notes, limit)
     for reader in (_gdepth, _dynamic_depth, _apple_mpf):
         result = reader(jpeg, notes)
         if result is not None:
@@ -153,7 +161,7 @@ def _gdepth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
     info = read_gdepth(jpeg.roots, notes)
     if info is None or info.depth_data is None:
         return None
-    values = _decode_grey(info.depth_data, "GDepth:Data", notes)
+    values = _decode_grey(info.depth_data, "GDepth:Data", notes, jpeg.limit)
     if values is None:
         return None
     disparity = _range_to_disparity(values, info.format, info.near, info.far, "GDepth", notes)
@@ -161,7 +169,7 @@ def _gdepth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
         return None
     sharp = None
     if info.image_data is not None:
-        sharp = _decode_rgb(info.image_data, "GImage:Data", notes)
+        sharp = _decode_rgb(info.image_data, "GImage:Data", notes, jpeg.limit)
     return EmbeddedDepth(disparity, f"GDepth ({info.format})", info.near, info.far, sharp, info.focus)
 
 
@@ -178,7 +186,7 @@ def _dynamic_depth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
     if info.depth_uri not in payloads:
         notes.append(f"Dynamic Depth depth item {info.depth_uri!r} not in the container")
         return None
-    values = _decode_grey(payloads[info.depth_uri], "Dynamic Depth depth map", notes)
+    values = _decode_grey(payloads[info.depth_uri], "Dynamic Depth depth map", notes, jpeg.limit)
     if values is None:
         return None
     disparity = _range_to_disparity(values, info.format, info.near, info.far, "Dynamic Depth", notes)
@@ -186,7 +194,7 @@ def _dynamic_depth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
         return None
     sharp = None
     if info.original_uri in payloads:
-        sharp = _decode_rgb(payloads[info.original_uri], "Dynamic Depth original image", notes)
+        sharp = _decode_rgb(payloads[info.original_uri], "Dynamic Depth original image", notes, jpeg.limit)
     return EmbeddedDepth(disparity, f"Dynamic Depth ({info.format})", info.near, info.far, sharp)
 
 
@@ -226,13 +234,13 @@ def _apple_mpf(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
     near = far = None
     for kind, blob, aux in parts:
         if kind in ("disparity", "depth") and disparity is None:
-            values = _decode_grey(blob, f"Apple {kind} image", notes)
+            values = _decode_grey(blob, f"Apple {kind} image", notes, jpeg.limit)
             if values is not None:
                 disparity, near, far = _apple_disparity(values, kind, aux, notes)
                 if disparity is None:
                     near = far = None
         elif kind == "matte" and matte is None:
-            matte = _decode_grey(blob, "Apple portrait matte", notes)
+            matte = _decode_grey(blob, "Apple portrait matte", notes, jpeg.limit)
     if disparity is None:
         if matte is not None:
             notes.append("Apple portrait matte found but no disparity map")
@@ -310,8 +318,8 @@ def _describe_jpeg(data: bytes, notes: list[str]) -> list[str]:
 
 # --- HEIF -----------------------------------------------------------------------------------
 
-def _from_heif(path: Path, notes: list[str]) -> EmbeddedDepth | None:
-    found = heif_depth.read_heif_depth(path)
+def _from_heif(path: Path, notes: list[str], max_pixels: int) -> EmbeddedDepth | None:
+    found = heif_depth.read_heif_depth(path, max_pixels)
     notes.extend(found.notes)
     if found.disparity is None:
         return None
@@ -345,7 +353,7 @@ def _range_to_disparity(values: np.ndarray, fmt: str | None, near: float | None,
     if fmt not in RANGE_FORMATS:
         notes.append(f"{label} format {fmt!r} is not RangeInverse or RangeLinear; ignored")
         return None
-    if near is None or far is None or not 0 < near < far:
+    if near is None or far is None or not (np.isfinite(near) and np.isfinite(far) and 0 < near < far):
         notes.append(f"{label} Near/Far ({near}, {far}) are not 0 < Near < Far; ignored")
         return None
     v = values.astype(np.float64)
@@ -365,21 +373,25 @@ def _depth_to_disparity(depth: np.ndarray, near: float, far: float, notes: list[
         return None
 
 
-def _open(blob: bytes, label: str, notes: list[str]) -> Image.Image | None:
+def _open(blob: bytes, label: str, notes: list[str], limit: int) -> Image.Image | None:
+    """The decoded image, None (with a note) when unreadable; LimitError over ``limit`` pixels."""
     try:
-        with warnings.catch_warnings():
+        with pil_strict(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(blob))
+            check_pixels(*image.size, limit, f"the {label} image inside")
             image.load()
         return image
+    except LimitError:
+        raise
     except Exception as exc:  # noqa: BLE001 — Pillow reports damage with many exception types
         notes.append(f"{label} is not a readable image ({type(exc).__name__}); ignored")
         return None
 
 
-def _decode_grey(blob: bytes, label: str, notes: list[str]) -> np.ndarray | None:
+def _decode_grey(blob: bytes, label: str, notes: list[str], limit: int) -> np.ndarray | None:
     """Decode an embedded grey image to float32 H×W in [0, 1] by its type's full scale."""
-    image = _open(blob, label, notes)
+    image = _open(blob, label, notes, limit)
     if image is None:
         return None
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -407,8 +419,8 @@ def _decode_grey(blob: bytes, label: str, notes: list[str]) -> np.ndarray | None
     return np.ascontiguousarray(values, dtype=np.float32)
 
 
-def _decode_rgb(blob: bytes, label: str, notes: list[str]) -> np.ndarray | None:
-    image = _open(blob, label, notes)
+def _decode_rgb(blob: bytes, label: str, notes: list[str], limit: int) -> np.ndarray | None:
+    image = _open(blob, label, notes, limit)
     if image is None:
         return None
     try:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lensblur.errors import InputError
+from lensblur.io import bmff
 from lensblur.io.depth import normalize_depth
+from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, map_limit
 
 PORTRAIT_MATTE = "urn:com:apple:photo:2018:aux:portraiteffectsmatte"
 _REPRESENTATIONS = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z",
@@ -36,18 +38,22 @@ class HeifDepth:
     notes: list[str] = field(default_factory=list)
 
 
-def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
+def read_heif_depth(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> HeifDepth:
     """Read the depth image and portrait matte of the primary image of a HEIF/HEIC file.
 
-    Raises InputError when pillow-heif cannot open the file at all; missing or undecodable
-    auxiliary images only leave the fields None with a note.
+    Raises InputError when pillow-heif cannot open the file at all, LimitError when the depth
+    image or matte is over the map limit (lensblur.io.limits.map_limit of the photo's pixels and
+    ``max_pixels``, checked before decoding); missing or undecodable auxiliary images only leave
+    the fields None with a note.
     """
     image = _primary(path)
+    limit = map_limit(image.size[0] * image.size[1], max_pixels)
     result = HeifDepth()
     depth_images = image.info.get("depth_images") or []
     if not depth_images:
         result.notes.append("no depth image in the HEIF file")
     else:
+        check_pixels(*depth_images[0].size, limit, "the HEIF depth image inside")
         try:
             _read_depth(depth_images[0], result)
         except Exception as exc:  # noqa: BLE001 — libheif errors on a damaged auxiliary image
@@ -55,8 +61,10 @@ def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
             result.notes.append(f"HEIF depth image unreadable ({type(exc).__name__}); ignored")
     matte_ids = (image.info.get("aux") or {}).get(PORTRAIT_MATTE) or []
     if matte_ids:
+        matte = image.get_aux_image(matte_ids[0])  # lazy: the size is known, nothing decoded yet
+        check_pixels(*matte.size, limit, "the HEIF portrait matte inside")
         try:
-            result.matte = _unit(np.asarray(image.get_aux_image(matte_ids[0])))
+            result.matte = _unit(np.asarray(matte))
         except Exception as exc:  # noqa: BLE001
             result.notes.append(f"HEIF portrait matte unreadable ({type(exc).__name__}); ignored")
     return result
@@ -92,10 +100,11 @@ def _primary(path):
     try:
         import pillow_heif
 
+        bmff.check_complete(path)
         heif = pillow_heif.open_heif(os.fspath(path))
         return heif[heif.primary_index]
     except Exception as exc:  # noqa: BLE001 — libheif reports damage with several types
-        raise InputError(f"cannot read HEIF file {path}: {exc}") from exc
+        raise InputError(f"cannot read HEIF file {path}: {exc}") from None
 
 
 def _read_depth(depth, result: HeifDepth) -> None:

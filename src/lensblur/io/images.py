@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import threading
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, TiffTags
+from PIL import Image, ImageCms, TiffImagePlugin, TiffTags
 
 from lensblur.color import luminance
 from lensblur.errors import InputError, LensblurError, OutputError
-from lensblur.io import icc
-from lensblur.io.atomic import atomic_output
+from lensblur.io import bmff, icc
+from lensblur.io.atomic import atomic_output, check_output
+from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
 pillow_heif.register_heif_opener()
-
-DEFAULT_MAX_PIXELS = 200_000_000
 
 FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF")
 EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -39,10 +36,6 @@ _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 _GREY_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
 _DEEP_FORMATS = ("PNG", "TIFF")
 _ORIENTATION = 0x0112
-
-# PIL's decompression-bomb limit and truncated-image switch are process-wide; lensblur applies its
-# own pixel limit and must see truncation, so both are set only while this lock is held.
-_PIL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -124,15 +117,9 @@ def write_image(path: str | os.PathLike, pixels_or_photo: np.ndarray | Photo, li
     pixels = _checked_pixels(pixels)
     if alpha is not None and alpha.shape != pixels.shape[:2]:
         alpha = None
-    fmt = EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise OutputError(f"cannot write {path}: unknown extension {path.suffix or '(none)'!r} "
-                          f"(use one of {', '.join(sorted(EXTENSIONS))})")
+    fmt = check_image_output(path, overwrite, sources)
     if not 1 <= quality <= 100:
         raise OutputError(f"quality must be in 1..100, got {quality}")
-    for source in sources:
-        if source and _same_file(path, Path(source)):
-            raise OutputError(f"refusing to overwrite the input {path}")
 
     grey = bool(meta and meta.grey) and fmt in _GREY_FORMATS
     profile = meta.icc_profile if meta else None
@@ -157,6 +144,19 @@ def write_image(path: str | os.PathLike, pixels_or_photo: np.ndarray | Photo, li
             raise
         except Exception as error:  # noqa: BLE001 - encoders raise many types
             raise OutputError(f"cannot write {path}: {error}") from None
+
+
+def check_image_output(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> str:
+    """The format ("JPEG", "PNG"…) ``path`` will be written in; OutputError for an unknown
+    extension, a missing or unwritable folder, an existing file without ``overwrite``, or one of
+    ``inputs`` (never replaced). Call it before any work to fail fast."""
+    path = Path(path)
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"cannot write {path}: unknown extension {path.suffix or '(none)'!r} "
+                          f"(use one of {', '.join(sorted(EXTENSIONS))})")
+    check_output(path, overwrite, inputs)
+    return fmt
 
 
 def reset_orientation(exif: bytes) -> bytes:
@@ -199,23 +199,18 @@ def _check_readable(path: Path) -> None:
 
 
 def _read(path: Path, max_pixels: int) -> Photo:
-    with _PIL_LOCK:
-        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    return _decode(path, image, max_pixels)
-        finally:
-            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+    with open(path, "rb") as handle:
+        if bmff.is_bmff(handle.read(12)):
+            try:
+                bmff.check_complete(path)
+            except bmff.Truncated as error:
+                raise InputError(f"cannot read image {path}: {error}") from None
+    with pil_strict(), Image.open(path) as image:
+        return _decode(path, image, max_pixels)
 
 
 def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
-    width, height = image.size
-    if width * height > max_pixels:
-        raise InputError(f"{path}: image is {width}×{height} = {width * height / 1e6:.1f} MP, "
-                         f"over the {max_pixels / 1e6:g} MP limit (--max-pixels)")
+    check_pixels(*image.size, max_pixels, f"{path}: image")
     fmt = "JPEG" if image.format == "MPO" else image.format
     if fmt not in FORMATS:
         raise InputError(f"cannot read image {path}: unsupported format {image.format}")
@@ -374,15 +369,6 @@ def _encode(pixels: np.ndarray, profile: bytes | None, grey: bool) -> np.ndarray
     if grey:
         return icc.tone_curves(profile)[0].encode(luminance(pixels))
     return icc.encode(pixels, profile)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes | None,

@@ -29,7 +29,7 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
-from lensblur.highlights import highlight_gain, recover_highlights
+from lensblur.highlights import recover_highlights, recover_parts
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
@@ -256,7 +256,9 @@ def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs):
     foreground, background = subject.foreground, subject.background
     # The boost of a clipped light belongs to the layer the light is part of: gain ⊙ (αF + (1 − α)B)
     # = α(gain ⊙ F) + (1 − α)(gain ⊙ B), and each layer keeps its own prior elsewhere.
-    gain = highlight_gain(image, coc, lens.highlights)
+    gain, cleaned = recover_parts(image, coc, lens.highlights)
+    if cleaned is not None:  # glare around night lamps belongs to the background's lights
+        background = np.maximum(background + np.where(matte < SURE, 1, 0)[..., None] * (cleaned - image), 0)
     if gain is not None:
         foreground = foreground * np.where(matte > SURE_NOT, gain, 1)[..., None]
         background = background * np.where(matte < SURE, gain, 1)[..., None]

@@ -13,10 +13,10 @@ colour-managed reader of ``lensblur.io`` is not needed here.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -25,7 +25,7 @@ import numpy as np
 from lensblur.aperture import Aperture
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError, OutputError
-from lensblur.synth import thinlens
+from lensblur.synth import night, thinlens
 from lensblur.synth.scene import make_scene
 
 META_VERSION = 1
@@ -38,17 +38,30 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 def write_scene(folder: str | Path, index: int, seed: int, height: int, width: int, *,
                 layers: bool = False, photo_dir: str | None = None,
-                view_step: float = thinlens.DEFAULT_VIEW_STEP, focus: str = "any") -> dict:
+                view_step: float = thinlens.DEFAULT_VIEW_STEP, kind: str = "layered", focus: str = "any") -> dict:
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
-    focus: "any" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
 
+    kind: "layered" (make_scene) or "night" (lensblur.synth.night: the image is the stopped-down
+    photo with glare and starbursts; the metadata also lists the lamps and the glare).
+    focus: "any" or "nearest" (layered scenes; see :func:`lensblur.synth.scene.make_scene`).
     Returns the metadata written to ``NNNN_meta.json``.
     """
     folder = Path(folder)
-    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir, focus=focus)
+    rng = scene_rng(seed, index)
+    extra = {}
+    if kind == "night":
+        scene, lamps = night.make_night_scene(rng, height, width)
+        glare = night.random_glare(rng, min(height, width) / 384.0)
+        image = night.small_aperture_photo(scene, glare)
+        extra = {"kind": kind, "glare": asdict(glare), "lamps": [asdict(lamp) for lamp in lamps]}
+    elif kind == "layered":
+        scene = make_scene(rng, height, width, photo_dir=photo_dir, focus=focus)
+        image = thinlens.camera_image(scene)
+    else:
+        raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
     gt = thinlens.render_ground_truth(scene, view_step)
     stem = folder / f"{index:04d}"
-    _write_png(f"{stem}_image.png", thinlens.camera_image(scene))
+    _write_png(f"{stem}_image.png", image)
     _write_png(f"{stem}_disparity.png", encode_disparity16(thinlens.visible_disparity(scene)))
     _write_png(f"{stem}_gt.png", thinlens.encode_srgb8(gt))
     meta = {
@@ -64,6 +77,7 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
         "layers": len(scene.layers),
         "aperture_samples": int(len(thinlens.aperture_samples(scene, view_step))),
         "view_step": view_step,
+        **extra,
     }
     with open(f"{stem}_meta.json", "w") as handle:
         json.dump(meta, handle, indent=2)
@@ -75,14 +89,20 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
     return meta
 
 
-def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
-             layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
-             progress=None, focus: str = "any") -> list[dict]:
-    """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
+def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int | None = 0,
+             scheduler: str | None = None, client=None, layers: bool = False, photo_dir: str | None = None,
+             overwrite: bool = False, progress=None,
+             kind: str = "layered", focus: str = "any") -> list[dict]:
+    """Write ``count`` scenes into ``folder`` as Dask tasks; returns their metadata in index order.
 
-    The result depends only on (seed, index, size, photo_dir), not on the number of workers.
+    workers: processes of a local Dask cluster (None: the CPU cores; 0: in this process, one
+    scene after the other); scheduler: an existing Dask cluster (``tcp://HOST:8786``) instead,
+    whose workers must see ``folder`` at the same path; client: an open Dask client instead of
+    both. The files depend only on (seed, index, size, photo_dir), never on the workers.
     progress: optional callable invoked once per finished scene.
     """
+    from lensblur.batch.cluster import map_tasks, open_client
+
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
     if height < 8 or width < 8:
@@ -91,25 +111,20 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     folder.mkdir(parents=True, exist_ok=True)
     if not overwrite and any(folder.glob("*_meta.json")):
         raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
-    jobs = [(folder, i, seed, height, width) for i in range(count)]
-    options = {"layers": layers, "photo_dir": photo_dir, "focus": focus}
-    metas = []
-    if workers <= 1 or count == 1:
-        for job in jobs:
-            metas.append(write_scene(*job, **options))
+    if kind not in ("layered", "night"):
+        raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
+    jobs = [partial(write_scene, folder.resolve(), i, seed, height, width, layers=layers, photo_dir=photo_dir,
+                    kind=kind, focus=focus)
+            for i in range(count)]
+    metas: list[dict | None] = [None] * count
+    cluster = nullcontext(client) if client is not None else open_client(workers, scheduler)
+    with cluster as client:
+        for index, meta, error in map_tasks(client, jobs, pixels=[height * width] * count):
+            if error is not None:
+                raise error
+            metas[index] = meta
             if progress:
                 progress()
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        # spawn, not fork: forking a process whose numba threads (OpenMP) are running is unsafe.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_limit_threads,
-                                 initargs=(threads,)) as pool:
-            futures = [pool.submit(write_scene, *job, **options) for job in jobs]
-            for future in futures:
-                metas.append(future.result())
-                if progress:
-                    progress()
     return metas
 
 
@@ -153,13 +168,6 @@ def read_meta(path: str | Path) -> dict:
         meta = json.load(handle)
     meta["aperture"] = Aperture(**meta.get("aperture", {}))
     return meta
-
-
-def _limit_threads(threads: int) -> None:
-    # Each worker process renders its own scene; numba threads beyond the cores only contend.
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _write_png(path: str, pixels: np.ndarray) -> None:

@@ -148,18 +148,27 @@ def _add_point_lights(rng, rgb: np.ndarray, count: int) -> None:
         tint /= tint.max()
         radiance = rng.uniform(4.0, 40.0) * tint
         reach = int(math.ceil(size)) + 1
-        x0, x1 = max(int(cx) - reach, 0), min(int(cx) + reach + 1, width)
-        y0, y1 = max(int(cy) - reach, 0), min(int(cy) + reach + 1, height)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        # Coverage of a disc of diameter `size` per pixel, by 4×4 supersampling.
-        sub = (np.arange(4) + 0.5) / 4
-        ys = (np.arange(y0, y1)[:, None] + sub[None, :]).reshape(-1)
-        xs = (np.arange(x0, x1)[:, None] + sub[None, :]).reshape(-1)
-        inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= (size / 2) ** 2
-        cover = inside.reshape(y1 - y0, 4, x1 - x0, 4).mean(axis=(1, 3)).astype(np.float32)
-        patch = rgb[y0:y1, x0:x1]
-        patch[:] = patch * (1 - cover[..., None]) + cover[..., None] * radiance.astype(np.float32)
+        paint_shape(rgb, cx, cy, reach, reach, radiance.astype(np.float32),
+                    lambda dx, dy: dx * dx + dy * dy <= (size / 2) ** 2)
+
+
+def paint_shape(rgb: np.ndarray, cx: float, cy: float, reach_x: int, reach_y: int, radiance: np.ndarray,
+                inside) -> None:
+    """Paint ``radiance`` over ``rgb`` (H×W×3, in place) with the coverage of a shape around (cx, cy)
+    by 4×4 supersampling: ``inside(dx, dy)`` tells, for offsets from the centre in pixels
+    (broadcast arrays), which points lie in it; pixels farther than reach_x, reach_y are untouched."""
+    height, width = rgb.shape[:2]
+    x0, x1 = max(int(cx) - reach_x, 0), min(int(cx) + reach_x + 1, width)
+    y0, y1 = max(int(cy) - reach_y, 0), min(int(cy) + reach_y + 1, height)
+    if x0 >= x1 or y0 >= y1:
+        return
+    sub = (np.arange(4) + 0.5) / 4
+    ys = (np.arange(y0, y1)[:, None] + sub[None, :]).reshape(-1)
+    xs = (np.arange(x0, x1)[:, None] + sub[None, :]).reshape(-1)
+    cover = inside(xs[None, :] - cx, ys[:, None] - cy).reshape(y1 - y0, 4, x1 - x0, 4).mean(axis=(1, 3))
+    cover = cover.astype(np.float32)[..., None]
+    patch = rgb[y0:y1, x0:x1]
+    patch[:] = patch * (1 - cover) + cover * radiance
 
 
 def _foreground(rng, height, width, sources, disparity: float, scale: float) -> Layer:

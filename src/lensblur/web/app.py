@@ -34,6 +34,7 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -44,8 +45,10 @@ from lensblur.color import linear_to_srgb
 from lensblur.errors import InputError, LensblurError
 from lensblur.io import icc
 from lensblur.io.images import write_image
-from lensblur.lens import Highlights, Lens, focus_disparity_at
+from lensblur.io.limits import LimitError
+from lensblur.lens import Highlights, Lens, focus_disparity_at, largest_radius, radius_limit
 from lensblur.renderers import available_renderers, get_renderer
+from lensblur.web.guard import LOOPBACK_NAMES, SECURITY_HEADERS, Guard, host_name
 from lensblur.web.sessions import ID_PATTERN, Job, Session, SessionStore, UnknownSession, sniff_format
 
 STATIC = Path(__file__).parent / "static"
@@ -121,7 +124,7 @@ def parse_settings(values, session: Session) -> tuple[Lens, str]:
     blur = _number(values, "blur", default_blur(session), 0, 0.25 * width)
     focus = _number(values, "focus_disparity", session.focus_disparity, 0, 1)
     focus_range = _number(values, "focus_range", 0, 0, 1)
-    strength = _number(values, "highlights", 6, 0, 50)
+    strength = _number(values, "highlights", Highlights().strength, 0, 50)  # the default models night lamps
     grain = _flag(values, "grain", False)
     shape = str(values.get("shape") or "disk").lower()
     if shape in ("disk", "disc"):
@@ -141,6 +144,11 @@ def parse_settings(values, session: Session) -> tuple[Lens, str]:
                     grain="auto" if grain else None)
     except InputError as error:
         raise ApiError(400, str(error)) from None
+    # The slider may ask for more than the renderer allows (lensblur.lens.radius_limit): clamp K.
+    height, width = session.depth.disparity.shape
+    radius = largest_radius(session.depth.disparity, lens)
+    if radius > radius_limit(height, width):
+        lens = lens.with_(blur=lens.blur * radius_limit(height, width) / radius)
     return lens, renderer
 
 
@@ -225,12 +233,31 @@ def run_save(session: Session, job: Job, lens: Lens, renderer: str) -> None:
 
 # ---------------------------------------------------------------- app
 
+# Content types a cross-site page may send without asking first (CORS "simple" requests).
+_FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _require_json(request: Request) -> None:
+    """Refuse a body declared as anything but JSON (a text/plain "JSON" is how a cross-site form
+    would send it); a body without a Content-Type is parsed and refused when it is not JSON."""
+    if _media_type(request) not in ("", "application/json"):
+        raise ApiError(415, "send JSON with Content-Type: application/json")
+
+
 
 def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_sessions: int = 8, temp_root: str | None = None) -> Starlette:
+               max_sessions: int = 8, temp_root: str | None = None, host: str = "127.0.0.1",
+               token: str | None = None) -> Starlette:
     """The web app. max_upload_bytes: largest upload accepted (default 200 MB); max_pixels: largest
     photo in pixels (default 100 MP); max_sessions: photos kept at once (least recently used
     dropped first); temp_root: where the private temporary folder is made (default: the system's).
+    host: the address served; only it, localhost, 127.0.0.1 and ::1 are accepted in the Host
+    header (any host when ``token`` is given). token: a secret every request must carry (the
+    ``--allow-remote`` mode); see lensblur.web.guard.
     ``app.state.store`` is the :class:`SessionStore`."""
     store = SessionStore(max_sessions=max_sessions, max_pixels=max_pixels, root=temp_root)
 
@@ -241,6 +268,8 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
             raise ApiError(404, "no such session: upload the photo again") from None
 
     async def upload(request: Request) -> Response:
+        if _media_type(request) in _FORM_TYPES:
+            raise ApiError(415, "send the photo's bytes as the request body, not as a form or text")
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_upload_bytes:
             raise ApiError(413, f"the file is {int(length) / 2**20:.1f} MB, over the upload limit of "
@@ -274,7 +303,7 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
             session = await run_in_threadpool(store.create, session_id, folder, stored, name)
         except InputError as error:
             message = str(error).replace(str(stored), name)
-            if "max-pixels" in message or "pixel limit" in message:
+            if isinstance(error, LimitError) or "max-pixels" in message or "pixel limit" in message:
                 raise ApiError(413, message.replace("(--max-pixels)", f"of this server ({max_pixels:,} pixels)")
                                .replace("pixel limit", f"pixel limit of this server ({max_pixels:,} pixels)")
                                ) from None
@@ -292,6 +321,7 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
 
     async def focus(request: Request) -> Response:
         session = session_of(request)
+        _require_json(request)
         try:
             body = await request.json()
         except Exception:  # noqa: BLE001
@@ -352,6 +382,7 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
 
     async def save(request: Request) -> Response:
         session = session_of(request)
+        _require_json(request)
         try:
             body = await request.json() if (await request.body()) else {}
         except Exception:  # noqa: BLE001
@@ -398,6 +429,11 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
     async def http_error(request: Request, error: HTTPException) -> Response:
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
 
+    async def server_error(request: Request, error: Exception) -> Response:
+        # Still logged by the server; the page gets the app's JSON error, never plain text.
+        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, status_code=500,
+                            headers={name.decode(): value.decode() for name, value in SECURITY_HEADERS})
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         try:
@@ -418,7 +454,10 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
         Route(sid + "/jobs/{job_id}/file", job_file, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    allowed = None if token else frozenset(LOOPBACK_NAMES | {host_name(host)})
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={ApiError: api_error, HTTPException: http_error})
+                    middleware=[Middleware(Guard, allowed_hosts=allowed, token=token)],
+                    exception_handlers={ApiError: api_error, HTTPException: http_error,
+                                        Exception: server_error})
     app.state.store = store
     return app

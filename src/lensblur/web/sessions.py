@@ -164,7 +164,7 @@ class SessionStore:
         """
         try:
             photo = read_image(upload, max_pixels=self.max_pixels)
-            depth = choose_depth(str(upload), photo.pixels)
+            depth = choose_depth(str(upload), photo.pixels, max_pixels=self.max_pixels)
             height, width = depth.pixels.shape[:2]
             scale = min(1.0, PREVIEW_LONG_SIDE / max(height, width))
             pw, ph = max(1, round(width * scale)), max(1, round(height * scale))
