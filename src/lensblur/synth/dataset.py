@@ -38,13 +38,15 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 def write_scene(folder: str | Path, index: int, seed: int, height: int, width: int, *,
                 layers: bool = False, photo_dir: str | None = None,
-                view_step: float = thinlens.DEFAULT_VIEW_STEP) -> dict:
+                view_step: float = thinlens.DEFAULT_VIEW_STEP, focus: str = "random") -> dict:
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
+
+    focus: "random" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
 
     Returns the metadata written to ``NNNN_meta.json``.
     """
     folder = Path(folder)
-    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir)
+    scene = make_scene(scene_rng(seed, index), height, width, photo_dir=photo_dir, focus=focus)
     gt = thinlens.render_ground_truth(scene, view_step)
     stem = folder / f"{index:04d}"
     _write_png(f"{stem}_image.png", thinlens.camera_image(scene))
@@ -64,6 +66,8 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
         "aperture_samples": int(len(thinlens.aperture_samples(scene, view_step))),
         "view_step": view_step,
     }
+    if focus != "random":
+        meta["focus"] = focus
     with open(f"{stem}_meta.json", "w") as handle:
         json.dump(meta, handle, indent=2)
     if layers:
@@ -76,10 +80,11 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
 
 def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
              layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
-             progress=None) -> list[dict]:
+             progress=None, focus: str = "random") -> list[dict]:
     """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
 
-    The result depends only on (seed, index, size, photo_dir), not on the number of workers.
+    The result depends only on (seed, index, size, photo_dir, focus), not on the number of workers.
+    focus: "random" (default) or "nearest" (the nearest layer in focus, the rest behind it).
     progress: optional callable invoked once per finished scene.
     """
     if count < 1:
@@ -91,7 +96,7 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     if not overwrite and any(folder.glob("*_meta.json")):
         raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
     jobs = [(folder, i, seed, height, width) for i in range(count)]
-    options = {"layers": layers, "photo_dir": photo_dir}
+    options = {"layers": layers, "photo_dir": photo_dir, "focus": focus}
     metas = []
     if workers <= 1 or count == 1:
         for job in jobs:
