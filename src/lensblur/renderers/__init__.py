@@ -34,6 +34,7 @@ _MODULES = {
     "dbsi": "lensblur.renderers.dbsi",
     "saliency-baseline": "lensblur.renderers.dbsi",
     "deeplens": "lensblur.renderers.deeplens",
+    "d2f": "lensblur.systems.d2f.renderer",
 }
 DEFAULT_RENDERER = "scatter"
 

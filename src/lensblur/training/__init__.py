@@ -15,4 +15,5 @@ TRAINERS = {
     "portrait-rnn": "lensblur.training.portrait_rnn",
     "dbsi": "lensblur.training.dbsi",
     "deeplens": "lensblur.training.deeplens",
+    "d2f": "lensblur.systems.d2f.training",
 }

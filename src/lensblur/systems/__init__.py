@@ -1,0 +1,1 @@
+"""Published bokeh systems, one folder each (model, renderer entry, training, export)."""
