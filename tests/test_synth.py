@@ -88,6 +88,21 @@ def test_make_scene_is_layered_and_within_the_blur_range():
     assert visible_disparity(scene).shape == (96, 144)
 
 
+@pytest.mark.parametrize("index", range(4))
+def test_nearest_focus_refocuses_the_same_scene_on_its_nearest_layer(index):
+    default = make_scene(np.random.default_rng([2026, index]), 96, 144)
+    nearest = make_scene(np.random.default_rng([2026, index]), 96, 144, focus="nearest")
+    assert len(nearest.layers) == len(default.layers)
+    for a, b in zip(default.layers, nearest.layers):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+    assert nearest.focus_disparity == pytest.approx(float(nearest.layers[-1].disparity.max()))
+    # everything else lies behind the focal plane, and the blur range is the same as ever
+    assert all(float(layer.disparity.max()) <= nearest.focus_disparity + 1e-6 for layer in nearest.layers)
+    assert 8 * 96 / 384 - 1e-6 <= nearest.max_coc() <= 24 * 96 / 384 + 1e-6
+    with pytest.raises(ValueError):
+        make_scene(np.random.default_rng(0), 32, 32, focus="middle")
+
+
 def _synth_args(out, workers):
     return argparse.Namespace(out=str(out), count=3, seed=5, size="48x64", workers=workers, layers=False,
                               photos=None, overwrite=False, quiet=True)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args.count, "scenes", getattr(args, "quiet", False)) as bar:
         generate(args.out, args.count, args.seed, height, width, workers=max(1, args.workers),
                  layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite,
-                 progress=lambda: bar.update(1), focus=args.focus)
+                 progress=lambda: bar.update(1), focus=getattr(args, "focus", "random"))
     if not getattr(args, "quiet", False):
         print(f"wrote {args.count} scenes of {height}x{width} to {args.out}")
     return 0

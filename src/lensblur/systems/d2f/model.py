@@ -90,11 +90,13 @@ def soft_disk_kernel(radius: float) -> torch.Tensor:
     return (kernel / kernel.sum()).float()
 
 
-def layer_masks(defocus: torch.Tensor, layers: int = len(AUTHOR_RADII)) -> list[torch.Tensor]:
+def layer_masks(defocus: torch.Tensor, layers: int = len(AUTHOR_RADII),
+                sharpness: float = WINDOW_SHARPNESS) -> list[torch.Tensor]:
     """Soft window of each layer (notes §3.3): m_i = ½ + ½·tanh(a·(Δ − |D − ℓ_i|)), a = 100,
-    Δ = 1/(layers − 1). defocus: N×1×h×w. A value between two levels is ≈ 1 in both."""
+    Δ = 1/(layers − 1). defocus: N×1×h×w. A value between two levels is ≈ 1 in both.
+    sharpness: a; only training lowers it for a while (see training.py)."""
     delta = 1.0 / (layers - 1)
-    return [0.5 + 0.5 * torch.tanh(WINDOW_SHARPNESS * (delta - (defocus - level).abs()))
+    return [0.5 + 0.5 * torch.tanh(sharpness * (delta - (defocus - level).abs()))
             for level in layer_levels(layers)]
 
 
@@ -115,14 +117,16 @@ def disk_blur(x: torch.Tensor, kernel: torch.Tensor, method: str = "direct") -> 
     return full[..., 2 * half:2 * half + x.shape[-2], 2 * half:2 * half + x.shape[-1]]
 
 
-def layered_render(x: torch.Tensor, defocus: torch.Tensor, radii: list[float], method: str = "direct") -> torch.Tensor:
+def layered_render(x: torch.Tensor, defocus: torch.Tensor, radii: list[float], method: str = "direct",
+                   sharpness: float = WINDOW_SHARPNESS) -> torch.Tensor:
     """The layered renderer L_D(X) (notes §3.4): from the largest blur to the smallest,
     c_i = K_i * (m_i·X), α_i = K_i * m_i, C ← C·(1 − α_i) + c_i, A ← A·(1 − α_i) + α_i (smaller
     defocus composited in front); returns C / (A + 1e-10). Layer 0 is the identity.
 
-    x: N×C×h×w; defocus: N×1×h×w on the level scale [0, 1]; radii: per layer, working pixels.
+    x: N×C×h×w; defocus: N×1×h×w on the level scale [0, 1]; radii: per layer, working pixels;
+    sharpness: a of :func:`layer_masks`.
     """
-    masks = layer_masks(defocus, len(radii))
+    masks = layer_masks(defocus, len(radii), sharpness)
     colour = torch.zeros_like(x)
     alpha = torch.zeros_like(defocus)
     for index in range(len(radii) - 1, -1, -1):
@@ -145,11 +149,11 @@ def radiance_weights(image: torch.Tensor, learned: torch.Tensor) -> torch.Tensor
 
 
 def weighted_render(image: torch.Tensor, weights: torch.Tensor, defocus: torch.Tensor, radii: list[float],
-                    method: str = "direct") -> torch.Tensor:
+                    method: str = "direct", sharpness: float = WINDOW_SHARPNESS) -> torch.Tensor:
     """B = L_D(W·I) / (L_D(W) + 1e-10) (notes §4.4): a normalised convolution in which each
     source pixel counts in proportion to its weight. Both renders share the masks and alphas, so
     they run as one pass over 6 channels. image, weights: N×3×h×w; defocus N×1×h×w."""
-    both = layered_render(torch.cat([weights * image, weights], dim=1), defocus, radii, method)
+    both = layered_render(torch.cat([weights * image, weights], dim=1), defocus, radii, method, sharpness)
     return both[:, :3] / (both[:, 3:] + EPSILON)
 
 
@@ -293,8 +297,9 @@ class D2F(nn.Module):
     """The whole system: stage 1 (DefocusNet + RadianceMLP + weighted layered rendering at the
     working size) and stage 2 (RefineCNN + blend at full size).
 
-    config: ``width`` and ``features`` of the DefocusNet. ``render_method``: "direct" or "fft"
-    (see :func:`disk_blur`); not a parameter, set per use.
+    config: ``width`` and ``features`` of the DefocusNet. ``render_method`` ("direct", "fft" or
+    "auto", see :func:`disk_blur`) and ``window_sharpness`` (a of :func:`layer_masks`, 100 except
+    early in training) are settings, not parameters.
     """
 
     def __init__(self, width: int = 16, features: int = 32):
@@ -303,17 +308,20 @@ class D2F(nn.Module):
         self.radiance = RadianceMLP()
         self.refine = RefineCNN()
         self.render_method = "direct"
+        self.window_sharpness = WINDOW_SHARPNESS
 
     def defocus(self, small: torch.Tensor) -> torch.Tensor:
-        """D on the level scale, clamped to [0, 1] before rendering (the authors' BokehNet3
-        variant does so; the release leaves it unbounded, notes §2.2). N×1×h×w."""
-        return self.defocus_net(small).clamp(0, 1)
+        """D on the level scale [0, 1], N×1×h×w: a sigmoid of the network's output. The release
+        leaves D unbounded and an authors' variant clamps it to [0, 1] (notes §2.2); a clamp
+        stops all learning at pixels pushed past 1 (seen in a trial run), so we squash instead."""
+        return torch.sigmoid(self.defocus_net(small))
 
     def stage_one(self, small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B_s, D) at the working size of ``small`` (N×3×h×w sRGB in [0, 1])."""
         defocus = self.defocus(small)
         weights = radiance_weights(small, self.radiance(small))
-        bokeh = weighted_render(small, weights, defocus, layer_radii(int(small.shape[-1])), self.render_method)
+        bokeh = weighted_render(small, weights, defocus, layer_radii(int(small.shape[-1])), self.render_method,
+                                self.window_sharpness)
         return bokeh, defocus
 
     def stage_two(self, image: torch.Tensor, bokeh_small: torch.Tensor, defocus: torch.Tensor):

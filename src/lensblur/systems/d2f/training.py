@@ -14,8 +14,11 @@ the project's own choice, shown with an ablation in benchmarks/results/d2f.md:
   "Poisson" constraint, default λ_g = 1) + λ_m·L1(S, M0) (the initial mask as a weak prior,
   default λ_m = 0.1);
 - Adam (0.9, 0.999), learning rate decaying geometrically 1e-3 → 1e-4 over each stage;
-- scenes resized to 256×384, random 192×256 crops and horizontal flips; stage 1: 500 steps of
-  batch 4, stage 2: 150 steps of batch 2 (sized to train on one CPU thread in about 25 minutes).
+- stage 1 warms the layer windows up: their sharpness rises geometrically from 20 to the
+  renderer's 100 over the stage (with 100 throughout, D only learns where it lies within ±0.02
+  of a level);
+- scenes resized to 256×384, random 192×256 crops and horizontal flips; stage 1: 350 steps of
+  batch 4, stage 2: 100 steps of batch 2 (sized to train on one CPU thread in about 25 minutes).
 
 ``--resume`` continues an interrupted stage exactly (every step's batch depends only on the
 seed, the stage and the step); stage 2 starts from the stage-1 checkpoint with ``--resume``.
@@ -37,12 +40,13 @@ SYSTEM = "d2f"
 
 STAGES = {
     # stage: steps, batch, learning rate start, end, gradient-loss weight
-    1: (500, 4, 1e-3, 1e-4, 0.0),
-    2: (150, 2, 1e-3, 1e-4, 1.0),
+    1: (350, 4, 1e-3, 1e-4, 0.0),
+    2: (100, 2, 1e-3, 1e-4, 1.0),
 }
 DEFAULT_SIZE = (256, 384)
 DEFAULT_CROP = (192, 256)
 DEFAULT_PRIOR_WEIGHT = 0.1
+DEFAULT_WARM_SHARPNESS = 20.0
 SAVE_EVERY = 50
 
 
@@ -76,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(synthetic scenes; default 0, i.e. D2F's indirect supervision)")
     parser.add_argument("--prior-weight", type=float, metavar="W",
                         help=f"stage 2: weight of L1(S, M0), the initial mask as a prior (default {DEFAULT_PRIOR_WEIGHT:g})")
+    parser.add_argument("--warm-sharpness", type=float, metavar="A",
+                        help=f"stage 1: layer-window sharpness at the first step, rising geometrically to the "
+                             f"renderer's 100 by the last (default {DEFAULT_WARM_SHARPNESS:g}; 100 = fixed)")
     parser.add_argument("--width", type=int, metavar="C", help="defocus encoder width (default 16)")
     parser.add_argument("--features", type=int, metavar="F", help="defocus decoder features (default 32)")
     parser.add_argument("--ship", metavar="PATH", help="also write a copy without optimizer state to PATH")
@@ -86,9 +93,10 @@ def _settings(args, stored: dict | None) -> dict:
     settings = dict(stored) if stored else {
         "steps": steps, "batch": batch, "lr": [lr_start, lr_end], "grad_weight": grad,
         "defocus_weight": 0.0, "prior_weight": DEFAULT_PRIOR_WEIGHT if args.stage == 2 else 0.0,
-        "crop": list(DEFAULT_CROP)}
+        "crop": list(DEFAULT_CROP), "warm_sharpness": DEFAULT_WARM_SHARPNESS}
     given = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "grad_weight": args.grad_weight,
-             "defocus_weight": args.defocus_weight or None, "prior_weight": args.prior_weight, "crop": args.crop}
+             "defocus_weight": args.defocus_weight or None, "prior_weight": args.prior_weight, "crop": args.crop,
+             "warm_sharpness": args.warm_sharpness}
     for key, value in given.items():
         if value is not None:
             settings[key] = list(value) if isinstance(value, (tuple, list)) else value
@@ -98,6 +106,8 @@ def _settings(args, stored: dict | None) -> dict:
         raise InputError("--defocus-weight applies to stage 1 only")
     if any(settings[key] < 0 for key in ("grad_weight", "defocus_weight", "prior_weight")):
         raise InputError("loss weights must be non-negative")
+    if not 0 < settings["warm_sharpness"] <= 1000:
+        raise InputError("--warm-sharpness must be in (0, 1000]")
     return settings
 
 
@@ -172,6 +182,16 @@ def stage_losses(model, images, targets, radii, stage: int, settings: dict) -> d
             terms["prior"] = settings["prior_weight"] * F.l1_loss(soft, first)
     terms["total"] = sum(terms.values())
     return terms
+
+
+def window_sharpness(settings: dict, stage: int, fraction: float) -> float:
+    """Layer-window sharpness a at ``fraction`` (0 to 1) of a stage: in stage 1 it rises
+    geometrically from ``warm_sharpness`` to the renderer's 100, so that early on every pixel's
+    D gets a gradient (with a = 100 only D within ±0.02 of a level does); stage 2: 100."""
+    from lensblur.systems.d2f.model import WINDOW_SHARPNESS
+
+    start = settings.get("warm_sharpness", WINDOW_SHARPNESS) if stage == 1 else WINDOW_SHARPNESS
+    return float(start * (WINDOW_SHARPNESS / start) ** fraction)
 
 
 def trainable(model, stage: int):
@@ -254,8 +274,10 @@ def train(args: argparse.Namespace, progress) -> dict:
             rng = np.random.default_rng([args.seed, args.stage, step])
             indices = rng.choice(len(pairs), size=batch, replace=False)
             images, targets, radii = make_batch(pairs, indices, rng, crop)
+            progress_fraction = step / max(steps - 1, 1)
             for group in optimizer.param_groups:
-                group["lr"] = lr_start * (lr_end / lr_start) ** (step / max(steps - 1, 1))
+                group["lr"] = lr_start * (lr_end / lr_start) ** progress_fraction
+            model.window_sharpness = window_sharpness(settings, args.stage, progress_fraction)
             terms = stage_losses(model, images, targets, radii, args.stage, settings)
             loss = terms["total"]
             if not math.isfinite(float(loss.detach())):
