@@ -4,6 +4,7 @@ its ablations, the defocus map it learned beside the true blur, and CPU time at 
     python benchmarks/d2f.py                      # -> benchmarks/results/d2f.md, d2f_sheet.png,
                                                   #    d2f_defocus_sheet.png
     python benchmarks/d2f.py --runs benchmarks/data/d2f-runs --lpips alexnet_lpips.pt
+    python benchmarks/d2f.py --bggan-src /tmp/bggan-src     # score bggan from another checkout
 
 The scenes are the project's fixed benchmark scenes (16, 384×576, seed 2026) focused on the
 nearest subject (``focus="nearest"``): an image-only model cannot know a chosen focus, and D2F is
@@ -17,8 +18,12 @@ from __future__ import annotations
 import argparse
 import functools
 import platform
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +37,7 @@ import quality  # noqa: E402  (the fixed scene set)
 
 from lensblur import evaluate  # noqa: E402
 from lensblur.lens import signed_coc  # noqa: E402
-from lensblur.renderers import register  # noqa: E402
+from lensblur.renderers import get_renderer, register  # noqa: E402
 from lensblur.systems.d2f.model import defocus_radius, working_size  # noqa: E402
 from lensblur.systems.d2f.renderer import load_d2f, predict, render_d2f  # noqa: E402
 
@@ -60,7 +65,9 @@ SHEET_SCENES = 4
 
 
 def register_ablations(runs: Path) -> tuple[list[str], list[str]]:
-    """Register the shipped model without fusion and every ablation whose checkpoint exists."""
+    """Register DBSI's shipped image-only network, the shipped D2F without fusion and every
+    ablation whose checkpoint exists."""
+    register("dbsi-image")(functools.partial(get_renderer("dbsi"), checkpoint="image"))
     register("d2f/no-fusion")(functools.partial(render_d2f, fusion=False))
     names, notes = ["d2f/no-fusion"], []
     for name, filename, fusion, _ in ABLATIONS:
@@ -92,7 +99,7 @@ def learned_and_true_radius(model, sample) -> tuple[np.ndarray, np.ndarray]:
     """(learned, true) blur radius in pixels of the full image, both at the working size."""
     height, width = sample.image.shape[:2]
     work_h, work_w = working_size(height, width)
-    _, defocus = predict(model, sample.image_srgb8.astype(np.float32) / 255.0)
+    _, defocus = predict(model, sample.image_srgb8.astype(np.float32) / 255.0, fusion=False)
     learned = defocus_radius(defocus, work_w) * width / work_w
     true = np.abs(signed_coc(sample.disparity, sample.lens.blur, sample.lens.focus_disparity, sample.lens.focus_range))
     true = cv2.resize(true.astype(np.float32), (work_w, work_h), interpolation=cv2.INTER_AREA)
@@ -132,6 +139,21 @@ def time_at_hd(sample, repeats: int = 2) -> float:
     return statistics.median(runs)
 
 
+def score_elsewhere(renderer: str, source: Path, folder: Path, count: int) -> tuple[dict | None, str]:
+    """Score ``renderer`` from another lensblur source tree (e.g. branch bggan before the merge)
+    on the same scenes with its own ``lensblur eval`` (one thread); (summary row or None, note)."""
+    with tempfile.TemporaryDirectory() as out:
+        env = dict(os.environ, PYTHONPATH=str(source), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+        command = [sys.executable, "-m", "lensblur", "eval", "-q", "--data", str(folder), "--renderer", renderer,
+                   "--limit", str(count), "--out", out, "--sheet", "0"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        results = Path(out) / "results.json"
+        if done.returncode != 0 or not results.is_file():
+            return None, f"{renderer} from {source} failed: {done.stderr.strip()[-200:]}"
+        rows = [r for r in json.loads(results.read_text())["summary"] if r["renderer"] == renderer]
+    return (rows[0] if rows else None), f"{renderer} scored with the code and checkpoint in {source}"
+
+
 def _table(rows, descriptions) -> str:
     table = evaluate.format_markdown(rows).splitlines()
     table[0] += " what |"
@@ -148,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lpips", metavar="WEIGHTS", help="LPIPS (AlexNet) weights file; LPIPS is left out without it")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder (default benchmarks/results)")
     parser.add_argument("--no-timing", action="store_true", help="skip the 1024×1536 timing")
+    parser.add_argument("--bggan-src", metavar="DIR",
+                        help="a lensblur src/ folder that has --renderer bggan (before the branches merge)")
     args = parser.parse_args(argv)
 
     import torch
@@ -164,6 +188,11 @@ def main(argv=None) -> int:
     if not args.lpips:
         notes.append("LPIPS not computed: no LPIPS weights on this machine (pass --lpips WEIGHTS)")
     by_name = {entry["renderer"]: entry for entry in results.summary}
+    if args.bggan_src and "bggan" not in by_name:
+        row, note = score_elsewhere("bggan", Path(args.bggan_src), folder, args.count)
+        notes = [n for n in notes if "renderer bggan" not in n] + [note]
+        if row:
+            by_name["bggan"] = row
     out = Path(args.out)
     evaluate.write_sheet(out / "d2f_sheet.png", [(n, i, [o for o in outs if o[0] in main_names], g)
                                                 for n, i, outs, g in sheet])

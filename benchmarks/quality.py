@@ -23,11 +23,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_RENDERERS = ["identity", "naive", "gegl", "scatter"]
 
 
-def dataset(count: int, seed: int, height: int, width: int, refresh: bool = False, focus: str = "random") -> Path:
+def dataset(count: int, seed: int, height: int, width: int, refresh: bool = False, focus: str = "any") -> Path:
     """The cached scene folder for these settings, generated when missing or incomplete.
-    focus: "random" (the project's benchmark) or "nearest" (the same scenes focused on the
+    focus: "any" (the project's benchmark) or "nearest" (the same scenes focused on the
     nearest subject, for image-only models trained that way)."""
-    prefix = "synth" if focus == "random" else f"synth-{focus}"
+    prefix = "synth" if focus == "any" else f"synth-{focus}"
     folder = HERE / "data" / f"{prefix}-{seed}-{count}-{height}x{width}"
     complete = folder.is_dir() and len(list(folder.glob("*_gt.png"))) == count
     if refresh or not complete:

@@ -7,6 +7,7 @@ from scipy import ndimage
 
 from lensblur.aperture import Aperture
 from lensblur.commands import synth as synth_command
+from lensblur.errors import InputError
 from lensblur.synth import Layer, Scene, make_scene, render_ground_truth
 from lensblur.synth.thinlens import aperture_samples, camera_image, visible_disparity
 
@@ -99,12 +100,12 @@ def test_nearest_focus_refocuses_the_same_scene_on_its_nearest_layer(index):
     # everything else lies behind the focal plane, and the blur range is the same as ever
     assert all(float(layer.disparity.max()) <= nearest.focus_disparity + 1e-6 for layer in nearest.layers)
     assert 8 * 96 / 384 - 1e-6 <= nearest.max_coc() <= 24 * 96 / 384 + 1e-6
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         make_scene(np.random.default_rng(0), 32, 32, focus="middle")
 
 
 def _synth_args(out, workers):
-    return argparse.Namespace(out=str(out), count=3, seed=5, size="48x64", workers=workers, layers=False,
+    return argparse.Namespace(out=str(out), count=3, seed=5, size="48x64", workers=workers, layers=False, focus="any",
                               photos=None, overwrite=False, quiet=True)
 
 

@@ -7,4 +7,4 @@ its message on one line and exits with its code. ``args.quiet`` is True when pro
 stay silent.
 """
 
-COMMAND_MODULES = ["render", "info", "depth", "synth", "eval", "train", "serve", "export"]
+COMMAND_MODULES = ["render", "info", "depth", "synth", "eval", "train", "export", "serve"]

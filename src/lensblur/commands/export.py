@@ -1,4 +1,4 @@
-"""``lensblur export``: write a learned system as an ONNX model (needs torch and onnx)."""
+"""``lensblur export``: a learned system's network as a file for other runtimes (ONNX)."""
 
 from __future__ import annotations
 
@@ -8,43 +8,50 @@ import importlib
 from lensblur.errors import InputError
 
 NAME = "export"
-HELP = "export a learned system (d2f) as an ONNX model"
+HELP = "export a learned system's network (d2f) to ONNX for phones and other runtimes"
 EXAMPLES = """examples:
   lensblur export d2f --format onnx --out d2f.onnx
-  lensblur export d2f --format onnx --out d2f.onnx --checkpoint my-d2f.pt --size 768x1024
+  lensblur export d2f --format onnx --out d2f-384.onnx --size 384x576 --checkpoint my-d2f.pt
 
-The exported graph has a fixed input size (--size, default 384x576); docs/d2f.md describes its
-inputs and outputs.
+Needs torch and onnx (pip install 'lensblur[torch]' onnx). The graph has a fixed input size.
 """
 
-EXPORTERS = {
-    "d2f": "lensblur.systems.d2f.export",
-}
-"""System name → module defining ``export_onnx(checkpoint_or_None, out_path, height, width) -> dict``."""
+EXPORTERS = {"d2f": "lensblur.systems.d2f.export"}
+"""System name → module with ``export_onnx(checkpoint_path_or_None, out_path, height, width) -> dict``."""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 1024x1536, got {text!r}") from None
+    return height, width
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``lensblur export``."""
-    parser.add_argument("system", choices=sorted(EXPORTERS), help="the learned system to export")
-    parser.add_argument("--format", default="onnx", choices=["onnx"], help="output format (onnx)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="file to write (.onnx)")
+    parser.add_argument("system", choices=sorted(EXPORTERS), help="the system to export")
+    parser.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default onnx)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="file to write")
     parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint to export (default: the shipped one)")
-    parser.add_argument("--size", default="384x576", metavar="HxW", help="input size of the graph (default 384x576)")
+    parser.add_argument("--size", type=_size, default=(1024, 1536), metavar="HxW",
+                        help="input size the graph is fixed to (default 1024x1536, EBB!'s)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export and print the exporter's summary as ``key: value`` lines."""
-    from pathlib import Path
-
-    from lensblur.commands.synth import parse_size
+    """Export and print the summary as ``key: value`` lines."""
+    from lensblur.io.atomic import check_output
     from lensblur.models import require_torch
 
-    height, width = parse_size(args.size)
-    if Path(args.out).exists() and not args.overwrite:
-        raise InputError(f"{args.out} exists: pass --overwrite to replace it")
     require_torch()
-    summary = importlib.import_module(EXPORTERS[args.system]).export_onnx(args.checkpoint, args.out, height, width)
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise InputError("exporting to ONNX needs the onnx package: pip install onnx==1.23.2") from None
+    check_output(args.out, overwrite=args.overwrite)
+    module = importlib.import_module(EXPORTERS[args.system])
+    summary = module.export_onnx(args.checkpoint, args.out, *args.size)
     for key, value in summary.items():
         print(f"{key}: {value}")
     return 0

@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   lensblur synth scenes --count 16 --seed 2026 --size 384x576
   lensblur synth scenes --count 100 --seed 7 --size 768x1024 --workers 2 --layers
   lensblur synth scenes --count 10 --photos ~/Pictures/textures
-  lensblur synth d2f-scenes --count 300 --seed 11 --size 192x256 --focus nearest
+  lensblur synth nearest-scenes --count 200 --size 256x384 --focus nearest
 
 Per scene NNNN: _image.png (8-bit sRGB, all in focus, highlights clipped), _disparity.png
 (16-bit, 1 = nearest), _gt.png (8-bit sRGB ground truth), _meta.json (focus, blur K, aperture,
@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", action="store_true", help="also save the layers and linear ground truth (.npz)")
     parser.add_argument("--photos", metavar="DIR", help="folder of photos to use as textures "
                         "(default: scikit-image's bundled photos and procedural noise)")
-    parser.add_argument("--focus", default="random", choices=["random", "nearest"],
-                        help="focal plane: random (default; a subject, the background or in between) or nearest "
-                             "(the nearest subject sharp, everything else behind it, as in EBB!)")
+    parser.add_argument("--focus", default="any", choices=["any", "nearest"],
+                        help="focus plane: any (random: a subject, the background or between; default) or "
+                             "nearest (always the nearest subject, as EBB! is; for image-only models)")
     parser.add_argument("--overwrite", action="store_true", help="write into a folder that already holds scenes")
 
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args.count, "scenes", getattr(args, "quiet", False)) as bar:
         generate(args.out, args.count, args.seed, height, width, workers=max(1, args.workers),
                  layers=args.layers, photo_dir=args.photos, overwrite=args.overwrite,
-                 progress=lambda: bar.update(1), focus=getattr(args, "focus", "random"))
+                 progress=lambda: bar.update(1), focus=args.focus)
     if not getattr(args, "quiet", False):
         print(f"wrote {args.count} scenes of {height}x{width} to {args.out}")
     return 0

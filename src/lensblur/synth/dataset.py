@@ -38,10 +38,9 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 def write_scene(folder: str | Path, index: int, seed: int, height: int, width: int, *,
                 layers: bool = False, photo_dir: str | None = None,
-                view_step: float = thinlens.DEFAULT_VIEW_STEP, focus: str = "random") -> dict:
+                view_step: float = thinlens.DEFAULT_VIEW_STEP, focus: str = "any") -> dict:
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
-
-    focus: "random" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
+    focus: "any" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
 
     Returns the metadata written to ``NNNN_meta.json``.
     """
@@ -66,8 +65,6 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
         "aperture_samples": int(len(thinlens.aperture_samples(scene, view_step))),
         "view_step": view_step,
     }
-    if focus != "random":
-        meta["focus"] = focus
     with open(f"{stem}_meta.json", "w") as handle:
         json.dump(meta, handle, indent=2)
     if layers:
@@ -80,11 +77,10 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
 
 def generate(folder: str | Path, count: int, seed: int, height: int, width: int, *, workers: int = 2,
              layers: bool = False, photo_dir: str | None = None, overwrite: bool = False,
-             progress=None, focus: str = "random") -> list[dict]:
+             progress=None, focus: str = "any") -> list[dict]:
     """Write ``count`` scenes into ``folder`` using ``workers`` processes; returns their metadata.
 
-    The result depends only on (seed, index, size, photo_dir, focus), not on the number of workers.
-    focus: "random" (default) or "nearest" (the nearest layer in focus, the rest behind it).
+    The result depends only on (seed, index, size, photo_dir), not on the number of workers.
     progress: optional callable invoked once per finished scene.
     """
     if count < 1:

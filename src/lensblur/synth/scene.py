@@ -20,12 +20,14 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.color import srgb_to_linear
+from lensblur.errors import InputError
 
 # Photos and textures bundled with scikit-image (no download needed).
 _COLOUR_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
                    "immunohistochemistry", "retina")
 _GREY_SOURCES = ("brick", "grass", "gravel", "camera", "moon", "coins")
 _PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+FOCUS_CHOICES = ("any", "nearest")
 _SUPERSAMPLE = 4  # shapes are drawn at 4× and area-downsampled for anti-aliased alpha
 
 
@@ -75,25 +77,21 @@ class Scene:
         return radius
 
 
-FOCUS_MODES = ("random", "nearest")
-"""Where ``make_scene`` puts the focal plane."""
-
-
 def make_scene(rng: np.random.Generator, height: int, width: int, *, photo_dir: str | Path | None = None,
                max_coc: float | None = None, foreground_layers: int | None = None,
-               point_lights: int | None = None, focus: str = "random") -> Scene:
+               point_lights: int | None = None, focus: str = "any") -> Scene:
     """A random layered scene of ``height``×``width`` pixels.
 
     rng: the only source of randomness (same generator state → same scene).
     photo_dir: optional folder of photos used as textures instead of scikit-image's bundled ones.
     max_coc: the largest |c| in pixels; default uniform in [8, 24] scaled by min(H, W)/384.
     foreground_layers: 1 to 3 (default random). point_lights: number of HDR spots (default 6–30).
-    focus: "random" (a foreground layer, the background or in between) or "nearest" (the nearest
-    layer is sharp and everything else is behind the focal plane, as in EBB! portraits). Both
-    draw the same random numbers, so the same generator gives the same scene, only refocused.
+    focus: ``"any"`` (a foreground layer, the background or in between, at random) or
+    ``"nearest"`` (always the nearest foreground layer, as the EBB! pairs are focused; the same
+    random draws are made, so the scene is otherwise identical to the ``"any"`` one).
     """
-    if focus not in FOCUS_MODES:
-        raise ValueError(f"focus must be one of {FOCUS_MODES}, got {focus!r}")
+    if focus not in FOCUS_CHOICES:
+        raise InputError(f"focus must be one of {', '.join(FOCUS_CHOICES)}, got {focus!r}")
     sources = _photo_sources(photo_dir)
     n_front = int(foreground_layers if foreground_layers is not None else rng.integers(1, 4))
     scale = min(height, width) / 384.0
@@ -106,26 +104,25 @@ def make_scene(rng: np.random.Generator, height: int, width: int, *, photo_dir: 
     for d in front_d:
         layers.append(_foreground(rng, height, width, sources, float(d), scale))
 
-    # Focus on a foreground layer (portrait-like), on the background, or in between; drawn in
-    # both modes so that a generator gives the same scene whatever the focus mode.
-    choice = rng.uniform()
+    # Focus on a foreground layer (portrait-like), on the background, or in between.
+    focus_choice, choice = focus, rng.uniform()
     if choice < 0.5:
-        focal = float(rng.choice(front_d))
+        focus = float(rng.choice(front_d))
     elif choice < 0.75:
-        focal = float(np.median(background.disparity))
+        focus = float(np.median(background.disparity))
     else:
-        focal = float(rng.uniform(background.disparity.min(), front_d.max()))
-    if focus == "nearest":
-        focal = float(front_d.max())
+        focus = float(rng.uniform(background.disparity.min(), front_d.max()))
+    if focus_choice == "nearest":
+        focus = float(front_d.max())
     target = float(max_coc if max_coc is not None else rng.uniform(8.0, 24.0) * scale)
-    spread = max(abs(float(background.disparity.min()) - focal), abs(float(front_d.max()) - focal), 0.05)
+    spread = max(abs(float(background.disparity.min()) - focus), abs(float(front_d.max()) - focus), 0.05)
     blur = target / spread
 
     if rng.uniform() < 0.35:
         aperture = Aperture(int(rng.integers(5, 10)), float(rng.uniform(0, 360)), float(rng.uniform(0, 0.5)))
     else:
         aperture = Aperture()
-    return Scene(layers, focal, blur, aperture)
+    return Scene(layers, focus, blur, aperture)
 
 
 def _background(rng, height, width, sources, point_lights) -> Layer:
