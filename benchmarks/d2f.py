@@ -53,12 +53,14 @@ DESCRIPTIONS = {
 }
 # (row name, checkpoint file in --runs, fusion, description)
 ABLATIONS = [
-    ("s1: L1 (ours)", "s1-l1.pt", False, "stage 1 only; L1 through the renderer, windows warmed 20→100"),
+    ("s1: L1 (ours)", "s1-l1.pt", False, "stage 1 only; L1 through the renderer, windows warmed 20→100 "
+     "(the shipped choice)"),
     ("s1: L1, a = 100", "s1-a100.pt", False, "stage 1 only; same, window sharpness 100 throughout"),
     ("s1: L1 + grad", "s1-grad.pt", False, "stage 1 only; + image-gradient L1 (weight 1)"),
     ("s1: L1 + D labels", "s1-dsup.pt", False, "stage 1 only; + direct L1 on D vs true blur (weight 1): NOT D2F"),
-    ("s2: L1 + grad + prior (ours)", "s2-ours.pt", True, "stage 2 on the shipped stage 1: grad 1, M0 prior 0.1"),
-    ("s2: L1", "s2-l1.pt", True, "stage 2: L1 only"),
+    ("s2: L1 + grad + prior", "s2-ours.pt", True, "stage 2 on the shipped stage 1: grad 1, M0 prior 0.1 "
+     "(our first choice)"),
+    ("s2: L1 (ours)", "s2-l1.pt", True, "stage 2: L1 only (the shipped choice, with 100 steps)"),
     ("s2: L1 + grad", "s2-grad.pt", True, "stage 2: grad 1, no M0 prior"),
 ]
 SHEET_SCENES = 4

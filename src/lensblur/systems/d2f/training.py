@@ -11,8 +11,8 @@ the project's own choice, shown with an ablation in benchmarks/results/d2f.md:
 
 - stage 1: L1(B_s, T_s) + λ_g·L1(∇B_s, ∇T_s), λ_g = ``--grad-weight`` (default 0);
 - stage 2: L1(Out, T) + λ_g·L1(∇Out, ∇T) (a gradient-domain term, our reading of the
-  "Poisson" constraint, default λ_g = 1) + λ_m·L1(S, M0) (the initial mask as a weak prior,
-  default λ_m = 0.1);
+  "Poisson" constraint) + λ_m·L1(S, M0) (the initial mask as a weak prior); both weights
+  default to 0, i.e. plain L1, because the ablation scored L1 alone best;
 - Adam (0.9, 0.999), learning rate decaying geometrically 1e-3 → 1e-4 over each stage;
 - stage 1 warms the layer windows up: their sharpness rises geometrically from 20 to the
   renderer's 100 over the stage (with 100 throughout, D only learns where it lies within ±0.02
@@ -41,11 +41,11 @@ SYSTEM = "d2f"
 STAGES = {
     # stage: steps, batch, learning rate start, end, gradient-loss weight
     1: (350, 4, 1e-3, 1e-4, 0.0),
-    2: (100, 2, 1e-3, 1e-4, 1.0),
+    2: (100, 2, 1e-3, 1e-4, 0.0),
 }
 DEFAULT_SIZE = (256, 384)
 DEFAULT_CROP = (192, 256)
-DEFAULT_PRIOR_WEIGHT = 0.1
+DEFAULT_PRIOR_WEIGHT = 0.0
 DEFAULT_WARM_SHARPNESS = 20.0
 SAVE_EVERY = 50
 
