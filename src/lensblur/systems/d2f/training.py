@@ -20,8 +20,9 @@ the project's own choice, shown with an ablation in benchmarks/results/d2f.md:
 - scenes resized to 256×384, random 192×256 crops and horizontal flips; stage 1: 350 steps of
   batch 4, stage 2: 100 steps of batch 2 (sized to train on one CPU thread in about 25 minutes).
 
-``--resume`` continues an interrupted stage exactly (every step's batch depends only on the
-seed, the stage and the step); stage 2 starts from the stage-1 checkpoint with ``--resume``.
+``--resume`` continues an interrupted stage from its last save (every 50 steps; every step's
+batch depends only on the seed, the stage and the step); stage 2 starts from the stage-1
+checkpoint with ``--resume``.
 """
 
 from __future__ import annotations
