@@ -7,6 +7,7 @@ from scipy import ndimage
 
 from lensblur.aperture import Aperture
 from lensblur.commands import synth as synth_command
+from lensblur.errors import InputError
 from lensblur.synth import Layer, Scene, make_scene, render_ground_truth
 from lensblur.synth.thinlens import aperture_samples, camera_image, visible_disparity
 
@@ -88,9 +89,24 @@ def test_make_scene_is_layered_and_within_the_blur_range():
     assert visible_disparity(scene).shape == (96, 144)
 
 
+@pytest.mark.parametrize("index", range(4))
+def test_nearest_focus_refocuses_the_same_scene_on_its_nearest_layer(index):
+    default = make_scene(np.random.default_rng([2026, index]), 96, 144)
+    nearest = make_scene(np.random.default_rng([2026, index]), 96, 144, focus="nearest")
+    assert len(nearest.layers) == len(default.layers)
+    for a, b in zip(default.layers, nearest.layers):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+    assert nearest.focus_disparity == pytest.approx(float(nearest.layers[-1].disparity.max()))
+    # everything else lies behind the focal plane, and the blur range is the same as ever
+    assert all(float(layer.disparity.max()) <= nearest.focus_disparity + 1e-6 for layer in nearest.layers)
+    assert 8 * 96 / 384 - 1e-6 <= nearest.max_coc() <= 24 * 96 / 384 + 1e-6
+    with pytest.raises(InputError):
+        make_scene(np.random.default_rng(0), 32, 32, focus="middle")
+
+
 def _synth_args(out, workers):
     return argparse.Namespace(out=str(out), count=3, seed=5, size="48x64", workers=workers, scheduler=None,
-                              layers=False, photos=None, overwrite=False, quiet=True)
+                              layers=False, focus="any", photos=None, overwrite=False, quiet=True)
 
 
 def test_synth_command_is_deterministic_on_one_or_four_dask_workers(tmp_path):

@@ -8,15 +8,16 @@ import importlib
 from lensblur.errors import InputError
 
 NAME = "export"
-HELP = "export a learned system's network (bggan) to ONNX for phones and other runtimes"
+HELP = "export a learned system's network (bggan, d2f) to ONNX for phones and other runtimes"
 EXAMPLES = """examples:
   lensblur export bggan --format onnx --out bggan.onnx
   lensblur export bggan --format onnx --out bggan-1024.onnx --size 1024x1536 --checkpoint my-bggan.pt
+  lensblur export d2f --format onnx --out d2f.onnx
 
 Needs torch and onnx (pip install 'lensblur[torch]' onnx). The graph has a fixed input size.
 """
 
-EXPORTERS = {"bggan": "lensblur.systems.bggan.export"}
+EXPORTERS = {"bggan": "lensblur.systems.bggan.export", "d2f": "lensblur.systems.d2f.export"}
 """System name → module with ``export_onnx(checkpoint_path_or_None, out_path, height, width) -> dict``."""
 
 

@@ -35,6 +35,7 @@ _MODULES = {
     "saliency-baseline": "lensblur.systems.dbsi.renderer",
     "deeplens": "lensblur.systems.deeplens.renderer",
     "bggan": "lensblur.systems.bggan.renderer",
+    "d2f": "lensblur.systems.d2f.renderer",
 }
 DEFAULT_RENDERER = "scatter"
 

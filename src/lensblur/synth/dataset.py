@@ -40,6 +40,7 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
                 layers: bool = False, photo_dir: str | None = None,
                 view_step: float = thinlens.DEFAULT_VIEW_STEP, kind: str = "layered", focus: str = "any") -> dict:
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
+    focus: "any" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
 
     kind: "layered" (make_scene) or "night" (lensblur.synth.night: the image is the stopped-down
     photo with glare and starbursts; the metadata also lists the lamps and the glare).

@@ -16,6 +16,7 @@ TRAINERS = {
     "dbsi": "lensblur.systems.dbsi.training",
     "deeplens": "lensblur.systems.deeplens.training",
     "bggan": "lensblur.systems.bggan.training",
+    "d2f": "lensblur.systems.d2f.training",
 }
 
 
