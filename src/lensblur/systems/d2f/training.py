@@ -114,18 +114,9 @@ def _settings(args, stored: dict | None) -> dict:
 
 def load_examples(args, height: int, width: int) -> list:
     """The examples of ``args.data`` resized one by one to height×width as they are read."""
-    from lensblur.evaluate import iter_samples
-    from lensblur.training.data import TrainingPair, resize_pair
+    from lensblur.training.data import load_pairs
 
-    pairs = []
-    for sample in iter_samples(args.data, args.layout, split=args.split, limit=args.limit):
-        pair = TrainingPair(sample.name, sample.image_srgb8.astype(np.float32) / 255.0,
-                            sample.gt.astype(np.float32) / 255.0, sample.disparity,
-                            float(sample.lens.focus_disparity), float(sample.lens.blur), sample.has_disparity)
-        pairs.append(resize_pair(pair, height, width))
-    if not pairs:
-        raise InputError(f"no training examples in {args.data}")
-    return pairs
+    return load_pairs(args.data, layout=args.layout, split=args.split, limit=args.limit, size=(height, width))
 
 
 def make_batch(pairs, indices, rng: np.random.Generator, crop: tuple[int, int]):
