@@ -315,3 +315,13 @@ def test_a_worker_killed_mid_batch_leaves_every_output_valid(tmp_path, loopback_
         [n.replace(".png", "_bokeh.png") for n in names] + ["manifest.jsonl"])  # no partial or temporary file
     rows = Manifest(tmp_path / "out" / "manifest.jsonl").read()
     assert sum(is_done(row, row["output"]) for row in rows.values()) == len(names)
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    """Dask's nannies write the workers' environment (NUMBA_NUM_THREADS, ...) into this process
+    before spawning them; a changed NUMBA_NUM_THREADS left behind makes numba refuse to compile
+    any later kernel here."""
+    before = dict(os.environ)
+    with open_client(workers=1):
+        assert dict(os.environ) == before
+    assert dict(os.environ) == before

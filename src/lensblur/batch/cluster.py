@@ -83,12 +83,25 @@ def open_client(workers: int | None = None, scheduler: str | None = None, *, qui
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     # The local cluster has no dashboard, so the workers' statistical profiler (a stack sample
     # every 10 ms) would only take CPU from the renders.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.worker.profile.enabled": False}), \
-            LocalCluster(n_workers=count, threads_per_worker=1, processes=True, silence_logs=level,
-                         **QUIET_SCHEDULER) as cluster, Client(cluster) as client:
-        _prepare(client)
-        yield client
+    # Dask's nannies live in this process and write pre-spawn-environ into its os.environ before
+    # each spawn; left there, a changed NUMBA_NUM_THREADS makes numba refuse to compile here.
+    saved = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                              "distributed.worker.profile.enabled": False}), \
+                LocalCluster(n_workers=count, threads_per_worker=1, processes=True, silence_logs=level,
+                             **QUIET_SCHEDULER) as cluster, Client(cluster) as client:
+            _restore_environ(saved)
+            _prepare(client)
+            yield client
+    finally:
+        _restore_environ(saved)
+
+
+def _restore_environ(saved: dict) -> None:
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
 
 
 def _prepare(client) -> None:
