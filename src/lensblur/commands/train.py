@@ -9,15 +9,18 @@ from lensblur.errors import InputError
 from lensblur.progress import progress_bar
 
 NAME = "train"
-HELP = "train a learned renderer (dbsi, deeplens, portrait-rnn, d2f) on synthetic scenes or EBB!"
+HELP = "train a learned renderer (dbsi, deeplens, portrait-rnn, bggan, d2f) on synthetic scenes or EBB!"
 EXAMPLES = """examples:
   lensblur synth train-scenes --count 200 --seed 11 --size 192x256
   lensblur train dbsi --data train-scenes --out dbsi.pt --phase 1
   lensblur train dbsi --data train-scenes --out dbsi.pt --phase 2 --resume
   lensblur train deeplens --data train-scenes --out deeplens.pt
   lensblur train dbsi --data EBB --split train4400 --out dbsi-ebb.pt
-  lensblur train d2f --data d2f-scenes --out d2f.pt --stage 1
-  lensblur train d2f --data d2f-scenes --out d2f.pt --stage 2 --resume
+  lensblur synth nearest-scenes --count 200 --seed 11 --size 256x384 --focus nearest
+  lensblur train bggan --data nearest-scenes --out bggan.pt --phase pretrain
+  lensblur train bggan --data nearest-scenes --out bggan-ft.pt --phase finetune --init bggan.pt
+  lensblur train d2f --data nearest-scenes --out d2f.pt --stage 1
+  lensblur train d2f --data nearest-scenes --out d2f.pt --stage 2 --resume
 
 Needs torch (pip install 'lensblur[torch]'). Seeds are fixed (--seed), so the same data and
 command give the same checkpoint on the same machine. --resume continues from --out. The
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from lensblur.models import require_torch
 
     if getattr(args, "system", None) is None:
-        raise InputError("choose a system to train: lensblur train {dbsi,deeplens,portrait-rnn,d2f} --data DIR --out CKPT")
+        raise InputError("choose a system to train: lensblur train {dbsi,deeplens,portrait-rnn,bggan,d2f} --data DIR --out CKPT")
     torch = require_torch()
     if args.threads:
         torch.set_num_threads(args.threads)
