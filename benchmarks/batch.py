@@ -87,12 +87,15 @@ def time_scenes(folder: Path, count: int, workers: int) -> dict:
 
 
 EXTRAPOLATION = (
-    "How it should extrapolate (not measured here): every photo and scene is independent, so with W "
-    "workers on W free cores the rate should be about W × the one-worker rate, less the cluster start-up (seconds, once) and Dask's "
-    "per-task overhead (milliseconds against seconds of work). On several machines it stays linear "
-    "until the shared storage saturates: a 12 MP JPEG is read and written once, about 8 MB of traffic "
-    "per photo. On this machine, 2 cores shared with other jobs (load average far above 2), there are "
-    "no free cores to add: the cluster rows measure contention and Dask's overhead, not scaling.")
+    "Reading the figures: a single process already spreads each render over the cores with numba "
+    "threads, but reading, depth handling and JPEG encoding run on one core; workers with one numba "
+    "thread each overlap those serial stages, the likely reason two workers on two cores beat twice "
+    "one worker for photos. Synthetic scenes are almost all numba-parallel thin-lens accumulation, so "
+    "one process already uses both cores and workers add nothing here. Beyond this machine (not "
+    "measured): photos are independent, so W workers on W free cores should give about W × the "
+    "one-worker rate, less the cluster start-up (seconds, once) and Dask's per-task overhead "
+    "(milliseconds), until the shared storage saturates (a 12 MP JPEG is about 8 MB read and written "
+    "per photo).")
 
 
 def label(workers: int) -> str:
@@ -145,8 +148,8 @@ def report(results: dict, args) -> str:
         + (f" --size {args.size}" if args.size != "756x1008" else "") + "`)",
         "",
         f"Machine: {results['machine']}; load average at start "
-        f"{', '.join(f'{v:.1f}' for v in results['load_average_at_start'])} (other jobs were running, so times are "
-        "upper bounds and rates lower bounds for an idle machine).",
+        f"{', '.join(f'{v:.1f}' for v in results['load_average_at_start'])} (above 1 means other jobs were running: "
+        "times are then upper bounds and rates lower bounds for an idle machine).",
         "",
         f"{args.photos} JPEG photos of {width}×{height} ({height * width / 1e6:.1f} MP), depth from --depth-dir, "
         "scatter renderer, blur K = 40, JPEG quality 92 (read + render + write):",
