@@ -91,7 +91,9 @@ def main(argv=None) -> int:
         "# Night-lamp model on real photos: before (size rule alone) / after (default)\n\n"
         "`python benchmarks/night_photos.py`; sheet: night_photos.png (columns: input, before, after; "
         "downscaled). Photos larger than 1536 px are first downscaled to that. Blur K = 3 % of the width; "
-        "s = default render, upper bound on a shared 2-core machine.\n\n"
+        "s = default render, upper bound on a shared 2-core machine. The sheet shows downscaled renders "
+        "of the sample photos: BokehMe inputs (Apache-2.0) and iOS-Depth-Sampler's photos (MIT), licences "
+        "as listed in ../shared/DESIGN.md.\n\n"
         "| photo | size | clipped | lamps found | pixels changed > 2 levels | largest change | s |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
     return 0
