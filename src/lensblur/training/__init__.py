@@ -20,9 +20,9 @@ TRAINERS = {
 }
 
 
-def size_argument(multiple: int):
-    """An argparse ``type`` for ``HxW`` sizes in pixels that must be positive multiples of
-    ``multiple``; returns (height, width)."""
+def size_argument(multiple: int = 1, minimum: int = 1):
+    """An argparse ``type`` for ``HxW`` sizes in pixels, each side at least ``minimum`` and a
+    multiple of ``multiple``; returns (height, width)."""
     import argparse
 
     def parse(text: str) -> tuple[int, int]:
@@ -30,6 +30,8 @@ def size_argument(multiple: int):
             height, width = (int(v) for v in text.lower().split("x"))
         except ValueError:
             raise argparse.ArgumentTypeError(f"size must be HxW, got {text!r}") from None
+        if height < minimum or width < minimum:
+            raise argparse.ArgumentTypeError(f"size must be at least {minimum}x{minimum}, got {text!r}")
         if height <= 0 or width <= 0 or height % multiple or width % multiple:
             raise argparse.ArgumentTypeError(f"size must be positive multiples of {multiple}, got {text!r}")
         return height, width

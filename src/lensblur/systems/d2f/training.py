@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lensblur.errors import InputError
+from lensblur.training import size_argument
 
 HELP = "D2F: defocus hallucination, radiance-weighted layered soft-disk rendering and fusion (Luo et al.)"
 SYSTEM = "d2f"
@@ -51,14 +52,7 @@ DEFAULT_WARM_SHARPNESS = 20.0
 SAVE_EVERY = 50
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, got {text!r}") from None
-    if height < 64 or width < 64:
-        raise argparse.ArgumentTypeError(f"size must be at least 64x64, got {text!r}")
-    return height, width
+_size = size_argument(minimum=64)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

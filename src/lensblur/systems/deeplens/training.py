@@ -22,6 +22,7 @@ import numpy as np
 
 from lensblur.color import linear_to_srgb
 from lensblur.errors import InputError
+from lensblur.training import size_argument
 from lensblur.io.depth import read_depth
 from lensblur.io.images import read_image
 
@@ -29,14 +30,7 @@ HELP = "train DeepLens (lens blur + guided upsampling on synthetic scenes, or --
 SYSTEM = "deeplens"
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
-    if height < 16 or width < 16:
-        raise argparse.ArgumentTypeError("crop/size must be at least 16x16")
-    return height, width
+_size = size_argument(minimum=16)
 
 
 def _levels(text: str) -> tuple[int, int]:
