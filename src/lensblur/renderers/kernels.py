@@ -57,7 +57,7 @@ def _table_index(radius, steps_per_pixel, n_radii):
 
 @njit(cache=True, parallel=True, fastmath=True)
 def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_bands, optics, target, target_y,
-                  target_x):
+                  target_x, active, tile, max_radius):
     """Spread each source pixel's values over its aperture-shaped disc.
 
     values: float32 (H, W, C) what each pixel spreads (premultiplied colour, then coverage α
@@ -75,8 +75,13 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     over it in place at (target_y, target_x) with :func:`composite_over`'s rule, and an empty
     array is returned (this saves a full-size layer).
 
+    active: bool (n_ty, n_tx), which tiles of ``tile``×``tile`` pixels hold sources (the others
+    are not read at all, so they may hold anything); max_radius: bound on the radii of the
+    active pixels (pixels).
+
     Rows of the output are split into bands, one thread per band, so no two threads write the
-    same row; each source touches only the rows of its disc.
+    same row; each source touches only the rows of its disc. A band works only on the columns
+    its sources' discs can reach (the active tiles' extent plus the largest reach).
     """
     height, width, channels = values.shape
     n_radii = reach.shape[0]
@@ -85,94 +90,116 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     shaped = rim > 0 or vignette > 0
     outer_scale = (1 - rim) + rim / (1 - RIM_INNER * RIM_INNER)
     inner_scale = rim * RIM_INNER * RIM_INNER / (1 - RIM_INNER * RIM_INNER)
-    k_max, _ = _table_index(radii.max() if radii.size else 0.0, steps_per_pixel, n_radii)
+    k_max, _ = _table_index(max_radius, steps_per_pixel, n_radii)
     max_reach = reach[k_max + 1]
     in_place = target.shape[0] > 0
     out = np.zeros((0 if in_place else height, width, channels), dtype=np.float32)
     n_bands = max(1, min(height, n_bands))
     band_rows = (height + n_bands - 1) // n_bands
+    n_tx = active.shape[1]
+    last = channels - 1
     for band in prange(n_bands):
         y0 = band * band_rows
         y1 = min(height, y0 + band_rows)
         if y0 >= y1:
             continue
-        diff = np.zeros((y1 - y0, width + 3, channels), dtype=np.float32)
-        last = channels - 1
-        for sy in range(max(y0 - max_reach, 0), min(y1 + max_reach, height)):
-            for sx in range(width):
-                if values[sy, sx, last] <= 0:
+        s_lo = max(y0 - max_reach, 0)
+        s_hi = min(y1 + max_reach, height)
+        t_lo = n_tx
+        t_hi = -1
+        for ty in range(s_lo // tile, (s_hi - 1) // tile + 1):
+            for tx in range(n_tx):
+                if active[ty, tx]:
+                    t_lo = min(t_lo, tx)
+                    t_hi = max(t_hi, tx)
+        if t_hi < 0:
+            continue
+        # the band's window: every disc of a source in the active tiles fits inside it
+        x_lo = max(t_lo * tile - max_reach - 2, 0)
+        x_hi = min((t_hi + 1) * tile + max_reach + 2, width)
+        local_w = x_hi - x_lo
+        diff = np.zeros((y1 - y0, local_w + 3, channels), dtype=np.float32)
+        for sy in range(s_lo, s_hi):
+            ty = sy // tile
+            for tx in range(t_lo, t_hi + 1):
+                if not active[ty, tx]:
                     continue
-                r = radii[sy, sx]
-                k, t = _table_index(r, steps_per_pixel, n_radii)
-                r_reach = reach[k + 1]
-                row_lo = max(sy - r_reach, y0)
-                row_hi = min(sy + r_reach, y1 - 1)
-                if not shaped:
-                    for y in range(row_lo, row_hi + 1):
-                        a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
-                        if wt > 0:
-                            _add_span(diff[y - y0], sx + a, sx + b, width, values[sy, sx], wt)
-                    continue
-                ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
-                # cat's-eye clip circle: same radius, centre shifted towards the image centre
-                dy = (optics[4] - (optics[2] + sy)) / optics[6]
-                dx = (optics[5] - (optics[3] + sx)) / optics[6]
-                clip_y = vignette * r * dy
-                clip_x = vignette * r * dx
-                # first pass: the clipped, rimmed disc's total, to keep its energy exact
-                total = 0.0
-                for pass_ in range(2):
-                    scale = 1.0 if pass_ == 0 else (1.0 / total if total > 0 else 0.0)
-                    lo = sy - r_reach if pass_ == 0 else row_lo
-                    hi = sy + r_reach if pass_ == 0 else row_hi
-                    for y in range(lo, hi + 1):
-                        row = y - sy + centre
-                        ca, cb = -1e30, 1e30
-                        if vignette > 0:
-                            h2 = r * r - (y - sy - clip_y) ** 2
-                            if h2 <= 0:
-                                continue
-                            half = np.sqrt(h2)
-                            ca, cb = clip_x - half, clip_x + half
-                        a, b, wt = _table_span(left, right, weight, k, t, row)
-                        if wt > 0:
-                            a, b = max(a, ca), min(b, cb)
-                            if b > a:
-                                if pass_ == 0:
-                                    total += wt * outer_scale * (b - a)
-                                else:
-                                    _add_span(diff[y - y0], sx + a, sx + b, width, values[sy, sx],
-                                              wt * outer_scale * scale)
-                        if rim > 0 and abs(y - sy) <= reach[ki + 1]:
-                            a, b, wt = _table_span(left, right, weight, ki, ti, row)
+                for sx in range(tx * tile, min((tx + 1) * tile, width)):
+                    if values[sy, sx, last] <= 0:
+                        continue
+                    lx = sx - x_lo
+                    r = radii[sy, sx]
+                    k, t = _table_index(r, steps_per_pixel, n_radii)
+                    r_reach = reach[k + 1]
+                    row_lo = max(sy - r_reach, y0)
+                    row_hi = min(sy + r_reach, y1 - 1)
+                    if not shaped:
+                        for y in range(row_lo, row_hi + 1):
+                            a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
+                            if wt > 0:
+                                _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx], wt)
+                        continue
+                    ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
+                    # cat's-eye clip circle: same radius, centre shifted towards the image centre
+                    dy = (optics[4] - (optics[2] + sy)) / optics[6]
+                    dx = (optics[5] - (optics[3] + sx)) / optics[6]
+                    clip_y = vignette * r * dy
+                    clip_x = vignette * r * dx
+                    # first pass: the clipped, rimmed disc's total, to keep its energy exact
+                    total = 0.0
+                    for pass_ in range(2):
+                        scale = 1.0 if pass_ == 0 else (1.0 / total if total > 0 else 0.0)
+                        lo = sy - r_reach if pass_ == 0 else row_lo
+                        hi = sy + r_reach if pass_ == 0 else row_hi
+                        for y in range(lo, hi + 1):
+                            row = y - sy + centre
+                            ca, cb = -1e30, 1e30
+                            if vignette > 0:
+                                h2 = r * r - (y - sy - clip_y) ** 2
+                                if h2 <= 0:
+                                    continue
+                                half = np.sqrt(h2)
+                                ca, cb = clip_x - half, clip_x + half
+                            a, b, wt = _table_span(left, right, weight, k, t, row)
                             if wt > 0:
                                 a, b = max(a, ca), min(b, cb)
                                 if b > a:
                                     if pass_ == 0:
-                                        total -= wt * inner_scale * (b - a)
+                                        total += wt * outer_scale * (b - a)
                                     else:
-                                        _add_span(diff[y - y0], sx + a, sx + b, width, values[sy, sx],
-                                                  -wt * inner_scale * scale)
+                                        _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx],
+                                                  wt * outer_scale * scale)
+                            if rim > 0 and abs(y - sy) <= reach[ki + 1]:
+                                a, b, wt = _table_span(left, right, weight, ki, ti, row)
+                                if wt > 0:
+                                    a, b = max(a, ca), min(b, cb)
+                                    if b > a:
+                                        if pass_ == 0:
+                                            total -= wt * inner_scale * (b - a)
+                                        else:
+                                            _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx],
+                                                      -wt * inner_scale * scale)
         running = np.zeros(channels, dtype=np.float64)
         for y in range(y1 - y0):
             running[:] = 0.0
             for c in range(channels):
                 running[c] += diff[y, 0, c]
-            for x in range(width):
+            for x in range(local_w):
                 for c in range(channels):
                     running[c] += diff[y, x + 1, c]
                 if not in_place:
                     for c in range(channels):
-                        out[y0 + y, x, c] = running[c]
+                        out[y0 + y, x_lo + x, c] = running[c]
                     continue
                 alpha = running[channels - 1]
                 if alpha <= 0:
                     continue
                 clip = 1.0 if alpha <= 1 else 1.0 / alpha
                 keep = 1.0 - alpha * clip
+                ty_ = target_y + y0 + y
+                tx_ = target_x + x_lo + x
                 for c in range(channels):
-                    target[target_y + y0 + y, target_x + x, c] = (
-                        running[c] * clip + keep * target[target_y + y0 + y, target_x + x, c])
+                    target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
     return out
 
 
@@ -183,135 +210,152 @@ def composite_over(acc, layer, scale, y0, x0):
     acc: float32 (H, W, 4) premultiplied (rgb, α); layer: float32 (h, w, 4) premultiplied at
     1/scale resolution whose pixel (0, 0) covers full-resolution block (y0, x0); it is
     upsampled bilinearly (divided by scale² so energy is kept). The layer's α is clipped to 1
-    and its colour scaled with it.
+    and its colour scaled with it. Only the columns near the layer's covered pixels (α > 0) of
+    each row are visited.
     """
     height, width = acc.shape[0], acc.shape[1]
     lh, lw = layer.shape[0], layer.shape[1]
-    if scale == 1:
-        for y in prange(y0, min(height, y0 + lh)):
-            for x in range(x0, min(width, x0 + lw)):
-                alpha = layer[y - y0, x - x0, 3]
-                if alpha <= 0:
-                    continue
-                clip = 1.0 if alpha <= 1 else 1.0 / alpha
-                keep = 1.0 - alpha * clip
-                for c in range(4):
-                    acc[y, x, c] = layer[y - y0, x - x0, c] * clip + keep * acc[y, x, c]
-        return
+    first = np.empty(lh, np.int64)
+    last = np.empty(lh, np.int64)
+    for iy in prange(lh):
+        first[iy] = lw
+        last[iy] = -1
+        for ix in range(lw):
+            if layer[iy, ix, 3] > 0:
+                first[iy] = min(first[iy], ix)
+                last[iy] = ix
     inv_area = 1.0 / (scale * scale)
     y_end = min(height, (y0 + lh) * scale)
-    x_end = min(width, (x0 + lw) * scale)
     for y in prange(y0 * scale, y_end):
         fy = (y + 0.5) / scale - 0.5 - y0
         iy = int(np.floor(fy))
         ty = fy - iy
         iy0 = min(max(iy, 0), lh - 1)
         iy1 = min(max(iy + 1, 0), lh - 1)
-        for x in range(x0 * scale, x_end):
+        lo = min(first[iy0], first[iy1])
+        hi = max(last[iy0], last[iy1])
+        if hi < 0:
+            continue
+        # the layer's row interpolated to this y (cells lo − 1 … hi + 1), then along x
+        c_lo = max(lo - 1, 0)
+        c_hi = min(hi + 1, lw - 1)
+        row = np.empty((c_hi - c_lo + 1, 4), np.float32)
+        for ix in range(c_lo, c_hi + 1):
+            for c in range(4):
+                row[ix - c_lo, c] = ((1 - ty) * layer[iy0, ix, c] + ty * layer[iy1, ix, c]) * inv_area
+        # column x samples cells floor((x + 0.5)/scale − 0.5) − x0 and the next one
+        x_start = max((x0 + lo - 1) * scale, x0 * scale, 0)
+        x_stop = min((x0 + hi + 2) * scale, width, (x0 + lw) * scale)
+        for x in range(x_start, x_stop):
             fx = (x + 0.5) / scale - 0.5 - x0
             ix = int(np.floor(fx))
             tx = fx - ix
-            ix0 = min(max(ix, 0), lw - 1)
-            ix1 = min(max(ix + 1, 0), lw - 1)
-            w00 = (1 - ty) * (1 - tx) * inv_area
-            w01 = (1 - ty) * tx * inv_area
-            w10 = ty * (1 - tx) * inv_area
-            w11 = ty * tx * inv_area
-            alpha = (w00 * layer[iy0, ix0, 3] + w01 * layer[iy0, ix1, 3]
-                     + w10 * layer[iy1, ix0, 3] + w11 * layer[iy1, ix1, 3])
+            ix0 = min(max(ix, c_lo), c_hi) - c_lo
+            ix1 = min(max(ix + 1, c_lo), c_hi) - c_lo
+            alpha = (1 - tx) * row[ix0, 3] + tx * row[ix1, 3]
             if alpha <= 0:
                 continue
             clip = 1.0 if alpha <= 1 else 1.0 / alpha
             keep = 1.0 - alpha * clip
             for c in range(4):
-                v = (w00 * layer[iy0, ix0, c] + w01 * layer[iy0, ix1, c]
-                     + w10 * layer[iy1, ix0, c] + w11 * layer[iy1, ix1, c])
-                acc[y, x, c] = v * clip + keep * acc[y, x, c]
-
-
-@njit(cache=True)
-def slab_bounds(labels, n_labels):
-    """Per label: (count, min y, max y, min x, max x) of its pixels, int64 (n_labels, 5)."""
-    height, width = labels.shape
-    bounds = np.zeros((n_labels, 5), dtype=np.int64)
-    bounds[:, 1] = height
-    bounds[:, 3] = width
-    bounds[:, 2] = -1
-    bounds[:, 4] = -1
-    for y in range(height):
-        for x in range(width):
-            k = labels[y, x]
-            bounds[k, 0] += 1
-            if y < bounds[k, 1]:
-                bounds[k, 1] = y
-            if y > bounds[k, 2]:
-                bounds[k, 2] = y
-            if x < bounds[k, 3]:
-                bounds[k, 3] = x
-            if x > bounds[k, 4]:
-                bounds[k, 4] = x
-    return bounds
+                acc[y, x, c] = ((1 - tx) * row[ix0, c] + tx * row[ix1, c]) * clip + keep * acc[y, x, c]
 
 
 @njit(cache=True, parallel=True)
-def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, low_h, low_w, light_level, hidden):
-    """Block sums of one slab over a crop, at 1/scale resolution.
+def composite_tiles(acc, layer, tiles, tile, y0, x0):
+    """acc ← layer + (1 − α)·acc, in place, on the listed tiles of a full-resolution layer.
+
+    acc: float32 (H, W, 4) premultiplied; layer: float32 (h, w, 4) premultiplied whose pixel
+    (0, 0) is acc's (y0, x0); tiles: int32 (n, 2) (row, column) of the ``tile``×``tile`` blocks
+    of the layer to composite (the rest of the layer is not read). α is clipped to 1.
+    """
+    height, width = acc.shape[0], acc.shape[1]
+    lh, lw = layer.shape[0], layer.shape[1]
+    for i in prange(tiles.shape[0]):
+        for y in range(tiles[i, 0] * tile, min((tiles[i, 0] + 1) * tile, lh, height - y0)):
+            for x in range(tiles[i, 1] * tile, min((tiles[i, 1] + 1) * tile, lw, width - x0)):
+                alpha = layer[y, x, 3]
+                if alpha <= 0:
+                    continue
+                clip = 1.0 if alpha <= 1 else 1.0 / alpha
+                keep = 1.0 - alpha * clip
+                for c in range(4):
+                    acc[y0 + y, x0 + x, c] = layer[y, x, c] * clip + keep * acc[y0 + y, x0 + x, c]
+
+
+@njit(cache=True, parallel=True)
+def tile_occupancy(labels, n_labels, tile):
+    """Pixels of each label in each ``tile``×``tile`` block: int32 (n_labels, ceil(H/tile),
+    ceil(W/tile))."""
+    height, width = labels.shape
+    n_ty = (height + tile - 1) // tile
+    n_tx = (width + tile - 1) // tile
+    counts = np.zeros((n_labels, n_ty, n_tx), dtype=np.int32)
+    for ty in prange(n_ty):
+        for y in range(ty * tile, min((ty + 1) * tile, height)):
+            for x in range(width):
+                counts[labels[y, x], ty, x // tile] += 1
+    return counts
+
+
+@njit(cache=True, parallel=True)
+def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radius_low, tiles, tile, light_level,
+                   hidden):
+    """Block sums of one slab over the listed tiles of a crop, at 1/scale resolution.
 
     radiance: float32 (H, W, 3); coc: float32 (H, W) signed circle of confusion in full-resolution
-    pixels; labels: int (H, W). The crop starts at low-resolution cell (y0, x0) and is low_h×low_w cells. The
-    slab is its own pixels (``labels == label``) plus, when ``hidden`` is given, the nearer
-    pixels it extends to: hidden = (owned, source_y, source_x, colour, coc, cell_y, cell_x), where
-    a pixel (y, x) nearer than the slab whose analysis cell (cell_y[y], cell_x[x]) is ``owned``
-    takes the colour and |coc| of analysis cell (source_y, source_x) of that cell. Own pixels
-    brighter than ``light_level`` (any channel; ignored when <= 0) are left out and flagged in
-    the returned mask. Returns sums (low_h, low_w, 4) of (rgb, count), the mean radius per cell
-    divided by scale, and the light mask (full-resolution crop, bool).
+    pixels; labels: int (H, W). The crop starts at low-resolution cell (y0, x0); sums (h, w, 4)
+    and radius_low (h, w) are its outputs, written on every cell of the tiles listed in
+    ``tiles`` (int32 (n, 2) row and column of ``tile``×``tile``-cell blocks of the crop) and
+    nowhere else. The slab is its own pixels (``labels == label``) plus, when ``hidden`` is given,
+    the nearer pixels it extends to: hidden = (owned, source_y, source_x, colour, coc, cell_y,
+    cell_x), where a pixel (y, x) nearer than the slab whose analysis cell (cell_y[y],
+    cell_x[x]) is ``owned`` takes the colour and |coc| of analysis cell (source_y, source_x) of
+    that cell. Own pixels brighter than ``light_level`` (any channel; ignored when <= 0) are
+    left out (the caller scatters them on their own). sums holds (rgb, count) and radius_low
+    the mean radius per cell divided by scale.
     """
     owned, source_y, source_x, colour, coc, cell_y, cell_x = hidden
     has_hidden = owned.shape[0] > 0
     height, width = labels.shape
-    sums = np.zeros((low_h, low_w, 4), dtype=np.float32)
-    radius_low = np.zeros((low_h, low_w), dtype=np.float32)
-    lights = np.zeros((low_h * scale, low_w * scale), dtype=np.bool_)
-    for by in prange(low_h):
-        for bx in range(low_w):
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            count = 0.0
-            sr = 0.0
-            for y in range((y0 + by) * scale, min((y0 + by + 1) * scale, height)):
-                for x in range((x0 + bx) * scale, min((x0 + bx + 1) * scale, width)):
-                    k = labels[y, x]
-                    if k == label:
-                        r = radiance[y, x, 0]
-                        g = radiance[y, x, 1]
-                        b = radiance[y, x, 2]
-                        if light_level > 0 and (r > light_level or g > light_level or b > light_level):
-                            lights[y - y0 * scale, x - x0 * scale] = True
+    low_h, low_w = sums.shape[0], sums.shape[1]
+    for i in prange(tiles.shape[0]):
+        for by in range(tiles[i, 0] * tile, min((tiles[i, 0] + 1) * tile, low_h)):
+            for bx in range(tiles[i, 1] * tile, min((tiles[i, 1] + 1) * tile, low_w)):
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                count = 0.0
+                sr = 0.0
+                for y in range((y0 + by) * scale, min((y0 + by + 1) * scale, height)):
+                    for x in range((x0 + bx) * scale, min((x0 + bx + 1) * scale, width)):
+                        k = labels[y, x]
+                        if k == label:
+                            r = radiance[y, x, 0]
+                            g = radiance[y, x, 1]
+                            b = radiance[y, x, 2]
+                            if light_level > 0 and (r > light_level or g > light_level or b > light_level):
+                                continue
+                            rad = abs(coc_full[y, x])
+                        elif has_hidden and k > label and owned[cell_y[y], cell_x[x]]:
+                            cy = source_y[cell_y[y], cell_x[x]]
+                            cx = source_x[cell_y[y], cell_x[x]]
+                            r = colour[cy, cx, 0]
+                            g = colour[cy, cx, 1]
+                            b = colour[cy, cx, 2]
+                            rad = abs(coc[cy, cx])
+                        else:
                             continue
-                        rad = abs(coc_full[y, x])
-                    elif has_hidden and k > label and owned[cell_y[y], cell_x[x]]:
-                        cy = source_y[cell_y[y], cell_x[x]]
-                        cx = source_x[cell_y[y], cell_x[x]]
-                        r = colour[cy, cx, 0]
-                        g = colour[cy, cx, 1]
-                        b = colour[cy, cx, 2]
-                        rad = abs(coc[cy, cx])
-                    else:
-                        continue
-                    s0 += r
-                    s1 += g
-                    s2 += b
-                    count += 1.0
-                    sr += rad
-            sums[by, bx, 0] = s0
-            sums[by, bx, 1] = s1
-            sums[by, bx, 2] = s2
-            sums[by, bx, 3] = count
-            if count > 0:
-                radius_low[by, bx] = sr / count / scale
-    return sums, radius_low, lights
+                        s0 += r
+                        s1 += g
+                        s2 += b
+                        count += 1.0
+                        sr += rad
+                sums[by, bx, 0] = s0
+                sums[by, bx, 1] = s1
+                sums[by, bx, 2] = s2
+                sums[by, bx, 3] = count
+                radius_low[by, bx] = sr / count / scale if count > 0 else 0.0
 
 
 @njit(cache=True)

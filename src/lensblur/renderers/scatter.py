@@ -34,8 +34,8 @@ from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.nearest import nearest_zero
-from lensblur.renderers.kernels import (add_points_to_blocks, composite_over, slab_block_sum,
-                                     slab_bounds, slab_labels, unpremultiply)
+from lensblur.renderers.kernels import (add_points_to_blocks, composite_over, composite_tiles, slab_block_sum,
+                                     slab_labels, tile_occupancy, unpremultiply)
 from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, scatter_premultiplied, split_subject
 
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
@@ -43,6 +43,7 @@ IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
 ANALYSIS_PIXELS = 120_000  # size of the grid on which hidden areas are assigned to slabs
 HIGHLIGHT_RADIANCE = 1.0   # pixels brighter than this (recovered lights) scatter at full resolution
 HIGHLIGHT_BUDGET = 4e6     # most disc rows spent on them per slab; dimmer ones join the slab
+TILE = 32                  # side (pixels) of the blocks in which a slab's work is done or skipped
 
 
 @register("scatter")
@@ -90,14 +91,16 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     if isinstance(discs, Aperture):
         discs = DiscScatter(discs, coc.shape)
     hidden_owners = HiddenAreaOwners(radiance, coc, edges)
-    bounds = slab_bounds(labels, len(edges) + 1)
+    occupancy = tile_occupancy(labels, len(edges) + 1, TILE)
+    work = _Scratch(height * width)
+    lights = _bright_pixels(radiance, labels)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
-    for label in np.flatnonzero(bounds[:, 0]):
+    for label in np.flatnonzero(occupancy.any(axis=(1, 2))):
         hidden = hidden_owners.hidden_part(int(label))
         upper = _slab_upper_radius(int(label), edges)
         scale = 1 if upper <= LEVEL_RADIUS else 2 ** math.ceil(math.log2(upper / LEVEL_RADIUS))
-        _composite_slab(accumulated, radiance, coc, labels, int(label), bounds[label], hidden, scale,
-                        upper <= IN_FOCUS_RADIUS, discs)
+        slab = _Slab(int(label), upper, scale, occupancy[label] > 0, hidden)
+        _composite_slab(accumulated, radiance, coc, labels, slab, work, lights, discs)
     out = radiance if reuse_input else np.empty_like(radiance)
     return unpremultiply(accumulated, radiance, out)
 
@@ -121,40 +124,98 @@ def _slab_upper_radius(label: int, edges: np.ndarray) -> float:
     return float(bound)
 
 
-def _composite_slab(accumulated, radiance, coc, labels, label, bounds, hidden, scale, in_focus, discs):
+@dataclass(frozen=True)
+class _Slab:
+    """One slab: its label, largest radius (pixels), resolution divisor, which TILE×TILE blocks
+    hold its own pixels (bool), and the hidden area it extends to (or None)."""
+
+    label: int
+    upper: float
+    scale: int
+    own_tiles: np.ndarray
+    hidden: "HiddenPart | None"
+
+    @property
+    def in_focus(self) -> bool:
+        return self.upper <= IN_FOCUS_RADIUS
+
+
+class _Scratch:
+    """Reusable block-sum buffers: every slab takes a contiguous h×w view of the same memory
+    (h·w at most the image's pixels), and only its own tiles of it are ever written or read,
+    so nothing needs clearing between slabs."""
+
+    def __init__(self, pixels: int):
+        self.sums = np.empty(pixels * 4, np.float32)
+        self.radius = np.empty(pixels, np.float32)
+
+    def views(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        return (self.sums[:height * width * 4].reshape(height, width, 4),
+                self.radius[:height * width].reshape(height, width))
+
+
+def _bright_pixels(radiance: np.ndarray, labels: np.ndarray):
+    """Rows, columns and slab labels of the pixels brighter than HIGHLIGHT_RADIANCE."""
+    ly, lx = np.nonzero((radiance > HIGHLIGHT_RADIANCE).any(axis=2))
+    return ly, lx, labels[ly, lx]
+
+
+def _slab_tiles(slab: _Slab, height: int, width: int) -> np.ndarray:
+    """Which tiles of side max(TILE, scale) pixels the slab draws from (own or hidden pixels)."""
+    pool = max(TILE, slab.scale) // TILE
+    own = slab.own_tiles
+    if pool > 1:
+        n_ty, n_tx = -(-own.shape[0] // pool), -(-own.shape[1] // pool)
+        padded = np.zeros((n_ty * pool, n_tx * pool), bool)
+        padded[:own.shape[0], :own.shape[1]] = own
+        own = padded.reshape(n_ty, pool, n_tx, pool).any(axis=(1, 3))
+    if slab.hidden is not None:
+        own = own | slab.hidden.tiles(TILE * pool, height, width)
+    return own
+
+
+def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scratch, lights, discs):
     """Draw one slab and composite it over ``accumulated`` (premultiplied H×W×4, in place).
 
-    The slab is its own pixels (``labels == label``, bounding box ``bounds``) plus the ``hidden``
-    pixels it extends to, drawn at 1/scale resolution; its bright lights are drawn after it at
-    full resolution so their bokeh keeps a crisp outline.
+    The slab is its own pixels (``labels == slab.label``) plus the hidden pixels it extends to,
+    drawn at 1/scale resolution, and only in the tiles that hold any of them (and the margin its
+    discs reach); its bright lights are drawn after it at full resolution so their bokeh keeps a
+    crisp outline.
     """
     height, width = labels.shape
-    y_lo, y_hi, x_lo, x_hi = int(bounds[1]), int(bounds[2]), int(bounds[3]), int(bounds[4])
-    if hidden is not None:
-        y_lo, y_hi = min(y_lo, hidden.bounds[0]), max(y_hi, hidden.bounds[1])
-        x_lo, x_hi = min(x_lo, hidden.bounds[2]), max(x_hi, hidden.bounds[3])
-    margin = 0 if in_focus else int(math.ceil(LEVEL_RADIUS + 2))
+    scale = slab.scale
+    active = _slab_tiles(slab, height, width)
+    cells = max(TILE, scale) // scale  # a tile's side in cells of this slab's grid
+    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
+    margin = 0 if slab.in_focus else int(math.ceil(LEVEL_RADIUS + 2))
     low_h, low_w = -(-height // scale), -(-width // scale)
-    y0, x0 = max(y_lo // scale - margin, 0), max(x_lo // scale - margin, 0)
-    y1, x1 = min(y_hi // scale + margin + 1, low_h), min(x_hi // scale + margin + 1, low_w)
+    # the crop starts on a tile boundary, so crop tile (i, j) is tile (i + ty0, j + tx0)
+    y0 = max(rows[0] * cells - margin, 0) // cells * cells
+    x0 = max(cols[0] * cells - margin, 0) // cells * cells
+    y1 = min((rows[-1] + 1) * cells + margin, low_h)
+    x1 = min((cols[-1] + 1) * cells + margin, low_w)
+    crop_active = np.ascontiguousarray(active[y0 // cells:-(-y1 // cells), x0 // cells:-(-x1 // cells)])
+    tile_list = np.argwhere(crop_active).astype(np.int32)
+    sums, radius_low = work.views(y1 - y0, x1 - x0)
     light_level = HIGHLIGHT_RADIANCE if scale > 1 else 0.0
-    sums, radius_low, light_mask = slab_block_sum(radiance, coc, labels, label, scale, y0, x0, y1 - y0,
-                                                  x1 - x0, light_level,
-                                                  NO_HIDDEN if hidden is None else hidden.kernel_args)
-    if in_focus:
-        composite_over(accumulated, sums, 1, y0, x0)
+    slab_block_sum(radiance, coc, labels, slab.label, scale, y0, x0, sums, radius_low, tile_list, cells,
+                   light_level, NO_HIDDEN if slab.hidden is None else slab.hidden.kernel_args)
+    if slab.in_focus:
+        composite_tiles(accumulated, sums, tile_list, cells, y0, x0)
         return
-    lights = _lights_within_budget(light_mask, radiance, coc, y0 * scale, x0 * scale)
-    del light_mask
-    if lights is not None and lights[2] is not None:  # over budget: the dimmer ones join the slab
-        add_points_to_blocks(sums, radius_low, *lights[2], scale, y0, x0)
+    tiles = (crop_active, cells, slab.upper / scale)
+    own_lights = None
+    if scale > 1:
+        mine = lights[2] == slab.label
+        own_lights = _lights_within_budget(lights[0][mine], lights[1][mine], radiance, coc)
+    if own_lights is not None and own_lights[2] is not None:  # over budget: the dimmer ones join the slab
+        add_points_to_blocks(sums, radius_low, *own_lights[2], scale, y0, x0)
     if scale == 1:
-        discs(sums, radius_low, (y0, x0), composite_into=accumulated)
+        discs(sums, radius_low, (y0, x0), composite_into=accumulated, tiles=tiles)
     else:
-        composite_over(accumulated, discs(sums, radius_low, (y0, x0), scale), scale, y0, x0)
-    del sums, radius_low
-    if lights is not None and lights[0].size:
-        ly, lx = lights[0], lights[1]
+        composite_over(accumulated, discs(sums, radius_low, (y0, x0), scale, tiles=tiles), scale, y0, x0)
+    if own_lights is not None and own_lights[0].size:
+        ly, lx = own_lights[0], own_lights[1]
         light_radius = np.abs(coc[ly, lx])
         reach = int(math.ceil(light_radius.max() + 1.5))
         ly0, lx0 = max(int(ly.min()) - reach, 0), max(int(lx.min()) - reach, 0)
@@ -164,19 +225,18 @@ def _composite_slab(accumulated, radiance, coc, labels, label, bounds, hidden, s
         grid[ly - ly0, lx - lx0, 3] = 1.0
         grid_radius = np.zeros(grid.shape[:2], np.float32)
         grid_radius[ly - ly0, lx - lx0] = light_radius
-        discs(grid, grid_radius, (ly0, lx0), composite_into=accumulated)
+        light_tiles = np.zeros((-(-grid.shape[0] // TILE), -(-grid.shape[1] // TILE)), bool)
+        light_tiles[(ly - ly0) // TILE, (lx - lx0) // TILE] = True
+        discs(grid, grid_radius, (ly0, lx0), composite_into=accumulated,
+              tiles=(light_tiles, TILE, float(light_radius.max())))
 
 
-def _lights_within_budget(light_mask, radiance, coc, y_offset, x_offset):
-    """Coordinates of the bright lights to scatter at full resolution, brightest first within
-    HIGHLIGHT_BUDGET disc rows, and (ys, xs, colours, radii) of those left over (or None)."""
-    ly, lx = np.nonzero(light_mask)
+def _lights_within_budget(ly, lx, radiance, coc):
+    """Of the bright lights at (ly, lx), the coordinates of those to scatter at full resolution,
+    brightest first within HIGHLIGHT_BUDGET disc rows, and (ys, xs, colours, radii) of those
+    left over (or None); None when there are no lights."""
     if ly.size == 0:
         return None
-    ly, lx = ly + y_offset, lx + x_offset
-    keep = ly < coc.shape[0]
-    keep &= lx < coc.shape[1]
-    ly, lx = ly[keep], lx[keep]
     radius = np.abs(coc[ly, lx])
     rows = 2 * radius + 1
     left_over = None
@@ -243,6 +303,18 @@ class HiddenPart:
 
     bounds: tuple[int, int, int, int]
     kernel_args: tuple
+
+    def tiles(self, tile: int, height: int, width: int) -> np.ndarray:
+        """bool (ceil(H/tile), ceil(W/tile)): the tile×tile blocks of the H×W image that hold a
+        pixel whose analysis cell is owned."""
+        owned, cell_y, cell_x = self.kernel_args[0], self.kernel_args[5], self.kernel_args[6]
+        integral = cv2.integral(owned.astype(np.uint8))  # (h + 1)×(w + 1) running sums
+        starts_y, starts_x = np.arange(0, height, tile), np.arange(0, width, tile)
+        top, bottom = cell_y[starts_y], cell_y[np.minimum(starts_y + tile, height) - 1] + 1
+        left, right = cell_x[starts_x], cell_x[np.minimum(starts_x + tile, width) - 1] + 1
+        count = (integral[bottom][:, right] - integral[top][:, right] - integral[bottom][:, left]
+                 + integral[top][:, left])
+        return count > 0
 
 
 NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0), np.int32),
