@@ -45,10 +45,13 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: see :func:`highlight_gain`.
     """
-    gain, cleaned = recover_parts(linear, coc, settings)
-    if gain is None:
+    parts = _sparse_parts(linear, coc, settings, clean=True)
+    if parts is None:
         return linear
-    return (cleaned if cleaned is not None else linear) * gain[..., None]
+    bright, gain, cleaned = parts
+    result = np.array(cleaned if cleaned is not None else linear, dtype=np.float32, copy=True)
+    result[bright] *= gain[:, None]
+    return result
 
 
 def highlight_gain(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None) -> np.ndarray | None:
@@ -71,15 +74,28 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
     """(:func:`highlight_gain`, ``linear`` with the glare and spikes of defocused night lamps
     removed and their cores given their colour, float32 H×W×3, or None where there are none);
     clean=False skips the second. Arguments as :func:`highlight_gain`."""
-    if settings is None or not settings.enabled:
+    parts = _sparse_parts(linear, coc, settings, clean)
+    if parts is None:
         return None, None
+    bright, bright_gain, cleaned = parts
+    gain = np.ones(coc.shape, np.float32)
+    gain[bright] = bright_gain
+    return gain, cleaned
+
+
+def _sparse_parts(linear, coc, settings, clean):
+    """(rows and columns of the boosted pixels, their gain, the cleaned image or None), or None
+    when nothing is boosted; see :func:`recover_parts`."""
+    if settings is None or not settings.enabled:
+        return None
     peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
     candidate = peak >= srgb_to_linear(np.float32(settings.threshold))
     bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
     if bright[0].size == 0:
-        return None, None
-    spots = light_spots(candidate)
-    share = np.where(spots[bright], uncrowded(spots, candidate)[bright], np.float32(AREA_SHARE))
+        return None
+    spots, centroids = _spots(candidate)
+    crowd, factor = _crowd_grid(centroids, candidate)
+    share = np.where(spots[bright], crowd[bright[0] // factor, bright[1] // factor], np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     u = _fade(coc[bright])
     boost = np.float32(settings.strength) * share * (t * t * (3 - 2 * t))
@@ -92,9 +108,7 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
         boost = (1 - lamp) * boost + lamp * np.maximum(lamp_boost, boost)
         if clean:
             cleaned = linear + _fade(coc)[..., None] * (lights.cleaned - linear)
-    gain = np.ones(peak.shape, np.float32)
-    gain[bright] = 1.0 + boost * u
-    return gain, cleaned
+    return bright, (1.0 + boost * u).astype(np.float32), cleaned
 
 
 def _fade(coc: np.ndarray) -> np.ndarray:
@@ -109,28 +123,52 @@ def uncrowded(spots: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     CROWD_RADIUS_FRACTION of the diagonal and f the share of ``clipped`` pixels (bool H×W) within
     four times that distance. Lights are few and stand alone; glints on pavement or water come in
     crowds, and a sunlit wall seen through leaves is a large clipped area broken into spots:
-    surfaces barely above the clip level."""
+    surfaces barely above the clip level. On large photos both are counted on blocks of
+    ``factor`` pixels (windows of at least 32 blocks), see :func:`_crowd_grid`."""
+    _, _, _, centroids = cv2.connectedComponentsWithStats(spots.astype(np.uint8), connectivity=8)
+    crowd, factor = _crowd_grid(centroids[1:], clipped)
     height, width = spots.shape
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(spots.astype(np.uint8), connectivity=8)
-    centres = np.zeros((height, width), np.float32)
-    if count > 1:
-        cx = np.clip(np.round(centroids[1:, 0]).astype(int), 0, width - 1)
-        cy = np.clip(np.round(centroids[1:, 1]).astype(int), 0, height - 1)
-        np.add.at(centres, (cy, cx), 1.0)
+    return crowd[np.arange(height)[:, None] // factor, np.arange(width)[None, :] // factor]
+
+
+def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`uncrowded`'s share on a grid of factor×factor-pixel blocks (float32), and the
+    factor; centroids: (x, y) of the spots (n×2). The counting windows are a few hundred pixels
+    wide on a phone photo, so blocks of 1/32 of the window change the counts only at the
+    windows' edges."""
+    height, width = clipped.shape
     side = 2 * int(round(CROWD_RADIUS_FRACTION * math.hypot(height, width))) + 1
-    nearby = cv2.boxFilter(centres, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
-    wide = 4 * side + 1
-    share = cv2.boxFilter(clipped.astype(np.float32), -1, (wide, wide), borderType=cv2.BORDER_REFLECT)
+    factor = max(1, side // 32)
+    grid_h, grid_w = -(-height // factor), -(-width // factor)
+    centres = np.zeros((grid_h, grid_w), np.float32)
+    if len(centroids):
+        cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, width - 1) // factor
+        cy = np.clip(np.round(centroids[:, 1]).astype(int), 0, height - 1) // factor
+        np.add.at(centres, (cy, cx), 1.0)
+    side_cells = max(1, side // factor) | 1
+    wide_cells = max(1, (4 * side + 1) // factor) | 1
+    if factor == 1:
+        clipped_share = clipped.astype(np.float32)
+    else:  # share of clipped pixels per block (edge blocks padded by reflection)
+        padded = np.pad(clipped, ((0, grid_h * factor - height), (0, grid_w * factor - width)), mode="reflect")
+        clipped_share = padded.reshape(grid_h, factor, grid_w, factor).mean(axis=(1, 3), dtype=np.float32)
+    nearby = cv2.boxFilter(centres, -1, (side_cells, side_cells), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    share = cv2.boxFilter(clipped_share, -1, (wide_cells, wide_cells), borderType=cv2.BORDER_REFLECT)
     others = np.maximum(nearby - 1, 0)
-    return (1.0 / (1.0 + (others / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32)
+    return (1.0 / (1.0 + (others / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32), factor
 
 
 def light_spots(clipped: np.ndarray) -> np.ndarray:
     """True on the clipped pixels that form small spots (connected areas no larger than a disc
     of SPOT_RADIUS_FRACTION of the diagonal, at least 2 px radius)."""
+    return _spots(clipped)[0]
+
+
+def _spots(clipped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`light_spots` and the spots' centroids (x, y), n×2."""
     height, width = clipped.shape
     max_area = math.pi * max(2.0, SPOT_RADIUS_FRACTION * math.hypot(height, width)) ** 2
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(clipped.astype(np.uint8), connectivity=8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(clipped.astype(np.uint8), connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] <= max_area
     small[0] = False  # label 0 is the unclipped rest
-    return small[labels]
+    return small[labels], centroids[small]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lensblur.color import linear_to_srgb, luminance
+from lensblur.color import linear_to_srgb, luminance, srgb_to_linear
 
 GLARE_SHARE = 0.045          # share of a light's energy (above the clip level) in its glare halo
 GLARE_R0_FRACTION = 0.003    # halo core width r0 as a fraction of the image diagonal (≥ 1.2 px)
@@ -79,7 +79,7 @@ def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
     """Lamps among the ``clipped`` cores (bool H×W) of ``linear`` (H×W×3 in [0, 1]); None when the
     photo is not dark enough to hold any, or none is found (see module doc)."""
     lum = luminance(linear)
-    dark = linear_to_srgb(lum) < DARK_LEVEL
+    dark = lum < srgb_to_linear(np.float32(DARK_LEVEL))  # linear_to_srgb(lum) < DARK_LEVEL, without encoding
     open_area = ~clipped
     photo_night = float(night_weight(dark[open_area].mean() if open_area.any() else 0.0))
     if photo_night <= 0:
