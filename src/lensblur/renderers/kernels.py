@@ -413,3 +413,14 @@ def slab_labels(coc, edges):
                     hi = mid
             labels[y, x] = lo
     return labels
+
+
+@njit(cache=True, parallel=True)
+def brighter_than(radiance, level):
+    """bool (H, W): pixels of float32 (H, W, 3) ``radiance`` with a channel above ``level``."""
+    height, width = radiance.shape[0], radiance.shape[1]
+    mask = np.empty((height, width), dtype=np.bool_)
+    for y in prange(height):
+        for x in range(width):
+            mask[y, x] = radiance[y, x, 0] > level or radiance[y, x, 1] > level or radiance[y, x, 2] > level
+    return mask

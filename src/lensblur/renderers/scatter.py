@@ -34,7 +34,7 @@ from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.nearest import nearest_zero
-from lensblur.renderers.kernels import (add_points_to_blocks, composite_over, composite_tiles, slab_block_sum,
+from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles, slab_block_sum,
                                      slab_labels, tile_occupancy, unpremultiply)
 from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, scatter_premultiplied, split_subject
 
@@ -156,7 +156,7 @@ class _Scratch:
 
 def _bright_pixels(radiance: np.ndarray, labels: np.ndarray):
     """Rows, columns and slab labels of the pixels brighter than HIGHLIGHT_RADIANCE."""
-    ly, lx = np.nonzero((radiance > HIGHLIGHT_RADIANCE).any(axis=2))
+    ly, lx = np.nonzero(brighter_than(radiance, HIGHLIGHT_RADIANCE))
     return ly, lx, labels[ly, lx]
 
 
