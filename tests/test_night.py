@@ -220,3 +220,23 @@ def test_block_halo_prediction_matches_the_exact_convolution():
     ratio = model.predict(core)[ring] / exact[ring]
     assert np.median(ratio) == pytest.approx(1.0, abs=0.05)
     assert np.percentile(np.abs(ratio - 1), 90) < 0.15
+
+
+@pytest.mark.parametrize("shape, core_pixels", [((90, 90), [(45, 45), (45, 46), (46, 45)]),
+                                                 ((40, 130), [(3, 5), (20, 120), (39, 64)])])
+def test_halo_of_a_small_core_summed_directly_equals_the_convolution(shape, core_pixels):
+    import cv2
+
+    from lensblur.lamps import _HaloModel
+
+    model = _HaloModel(3.5)
+    core = np.zeros(shape, bool)
+    for y, x in core_pixels:
+        core[y, x] = True
+    direct = model.predict(core)
+    reach = model.kernel.shape[0] // 2
+    cut = min(reach, max(shape))
+    kernel = model.kernel[reach - cut:reach + cut + 1, reach - cut:reach + cut + 1]
+    convolved = cv2.filter2D(core.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    assert np.abs(direct - convolved).max() < 1e-6 * max(float(convolved.max()), 1e-6) + 1e-7
+    assert direct.max() > 0

@@ -44,6 +44,7 @@ MAX_RADIANCE = 5000.0        # cap on a recovered core radiance (linear, clip le
 FULL_CLIP = 0.996            # a lamp's core reaches this linear level (255 in 8 bits) somewhere
 HALO_MAX = 0.2               # largest median linear level of the first ring around a lamp core
 FALLOFF_MISMATCH = 3.0       # outer-ring estimate this many times the inner one: not glare
+DIRECT_HALO_PIXELS = 48      # cores (in halo blocks) up to this many pixels sum the kernel directly
 MAX_LAMPS = 4000             # at most this many cores are analysed (largest first)
 
 
@@ -186,7 +187,26 @@ class _HaloModel:
         reach = self.kernel.shape[0] // 2
         cut = min(reach, max(counts.shape))
         kernel = self.kernel[reach - cut:reach + cut + 1, reach - cut:reach + cut + 1]
-        halo = cv2.filter2D(counts, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        ys, xs = np.nonzero(counts)
+        if ys.size <= DIRECT_HALO_PIXELS:
+            halo = self._direct(counts, ys, xs, kernel)
+        else:
+            halo = cv2.filter2D(counts, -1, kernel, borderType=cv2.BORDER_CONSTANT)
         if f > 1:
             halo = cv2.resize(halo, (width, height), interpolation=cv2.INTER_LINEAR) / (f * f)
+        return halo
+
+    @staticmethod
+    def _direct(counts, ys, xs, kernel):
+        """filter2D's sum for a core of few pixels (the kernel is symmetric): one shifted copy of
+        the kernel per core pixel, far cheaper than the large convolution for small lamps."""
+        height, width = counts.shape
+        cut = kernel.shape[0] // 2
+        span = max(height, width)
+        if cut < span:  # offsets beyond the kernel's reach contribute nothing
+            kernel = np.pad(kernel, span - cut)
+            cut = span
+        halo = np.zeros((height, width), np.float32)
+        for y, x in zip(ys, xs):
+            halo += counts[y, x] * kernel[cut - y:cut - y + height, cut - x:cut - x + width]
         return halo

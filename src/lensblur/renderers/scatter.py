@@ -17,6 +17,11 @@ Method (docs/renderer.md has the full argument):
 5. Slabs are composited back to front with the over operator (level-0 slabs straight from the
    scatter kernel's rows, saving a full-size layer); the result is divided by the accumulated
    coverage (which only differs from 1 next to the image border).
+Steps 3–5 work only inside each slab's footprint: the frame is cut into TILE×TILE tiles, and a
+slab's block sums, disc sources and composite visit only the tiles that hold its own or hidden
+pixels (and the columns its discs reach). On continuous depth each slab is a band across the
+frame, so this replaces about three full-frame passes per slab by work in proportion to the
+slab's area; the picture is the same as with one tile covering the frame.
 """
 
 from __future__ import annotations
