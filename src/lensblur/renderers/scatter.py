@@ -39,8 +39,8 @@ from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.nearest import nearest_zero
-from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles, slab_block_sum,
-                                     slab_labels, tile_occupancy, unpremultiply)
+from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles,
+                                     slab_block_sum, slab_labels, tile_occupancy, unpremultiply)
 from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, scatter_premultiplied, split_subject
 
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
@@ -291,22 +291,17 @@ class HiddenAreaOwners:
         own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else 0.0
         reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
         owned = nearer_small & (self.labels_small[iy, ix] == label) & (distance * self.factor <= reveal)
-        rows, cols = np.flatnonzero(owned.any(axis=1)), np.flatnonzero(owned.any(axis=0))
-        if rows.size == 0:
+        if not owned.any():
             return None
-        # full-resolution rows and columns whose cells lie in the owned cells' bounding box
-        bounds = (int(np.searchsorted(self.cell_y, rows[0])), int(np.searchsorted(self.cell_y, rows[-1], "right")) - 1,
-                  int(np.searchsorted(self.cell_x, cols[0])), int(np.searchsorted(self.cell_x, cols[-1], "right")) - 1)
-        return HiddenPart(bounds, (owned, iy, ix, self.colour_small,
-                                   self.coc_small, self.cell_y, self.cell_x))
+        return HiddenPart((owned, iy, ix, self.colour_small, self.coc_small, self.cell_y, self.cell_x))
 
 
 @dataclass(frozen=True)
 class HiddenPart:
-    """Where a slab extends behind nearer content: full-resolution bounds (y_lo, y_hi, x_lo,
-    x_hi) and the arguments kernels.slab_block_sum takes for it."""
+    """Where a slab extends behind nearer content: the arguments kernels.slab_block_sum takes
+    for it (owned analysis cells, their sources, the analysis grid's colour and blur, and the
+    cell of every full-resolution row and column)."""
 
-    bounds: tuple[int, int, int, int]
     kernel_args: tuple
 
     def tiles(self, tile: int, height: int, width: int) -> np.ndarray:
