@@ -101,7 +101,7 @@ PROTOCOLS = {
 
 
 def get_protocol(name: str) -> Protocol:
-    """The protocol called ``name``; KeyError-free: InputError lists the known ones."""
+    """The protocol called ``name``; InputError listing the known ones for any other name."""
     from lensblur.errors import InputError
 
     if name not in PROTOCOLS:
@@ -187,6 +187,11 @@ def _notes(protocol: Protocol, data_label: str) -> list[str]:
     return [warning, *protocol.notes]
 
 
+def paper_split(protocol: Protocol, layout: str, split: str) -> str:
+    """The split to evaluate: the paper's (e.g. val294) on EBB! when the user asked for "all"."""
+    return protocol.split if protocol.split and layout == "ebb" and split == "all" else split
+
+
 def data_label(layout: str, split: str, count: int) -> str:
     """How the table names the data: e.g. "EBB! Val294, 294 images" or "synth data, 16 images"."""
     name = "EBB! " + ("Val294" if split == "val294" else split) if layout == "ebb" else f"{layout} data"
@@ -206,8 +211,7 @@ def run_protocol(name: str, folder, *, layout: str = "auto", split: str = "all",
 
     protocol = get_protocol(name)
     layout = evaluate.detect_layout(folder) if layout == "auto" else layout
-    if protocol.split and layout == "ebb" and split == "all":
-        split = protocol.split
+    split = paper_split(protocol, layout, split)
     loaders = evaluate.sample_loaders(folder, layout, split=split, limit=limit, **sample_options)
     results, _ = evaluate.evaluate(loaders, protocol.renderers, sheet_count=0, lpips_weights=lpips_weights,
                                    client=client)

@@ -61,10 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table and write the result files."""
-    from lensblur import evaluate
+    from lensblur import evaluate, protocols
     from lensblur.batch.cluster import open_client
-
-    from lensblur import protocols
 
     protocol = protocols.get_protocol(args.protocol) if getattr(args, "protocol", None) else None
     if protocol and args.renderer:
@@ -74,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a folder for the results")
     layout = evaluate.detect_layout(args.data) if args.layout == "auto" else args.layout
-    if protocol and protocol.split and layout == "ebb" and args.split == "all":
-        args.split = protocol.split
+    if protocol:
+        args.split = protocols.paper_split(protocol, layout, args.split)
     samples = evaluate.sample_loaders(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
                                       focus=args.focus, disparity_dir=args.disparity_dir)
     with open_client(args.workers, args.scheduler) as client, \

@@ -169,9 +169,9 @@ def sobel_edge_weights(disparity: np.ndarray, normalise: bool = False) -> tuple[
     z = np.asarray(disparity, np.float32)
     gx = np.abs(cv2.Sobel(z, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE))
     gy = np.abs(cv2.Sobel(z, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE))
-    rms = math.sqrt(float(np.mean(gx * gx + gy * gy)))
     unit = np.float32(1.0)
     if normalise:
+        rms = math.sqrt(float(np.mean(gx * gx + gy * gy)))
         unit = np.float32(1.0 / rms) if rms > 1e-12 else np.float32(0.0)
     right = np.zeros_like(z)
     down = np.zeros_like(z)
