@@ -271,3 +271,124 @@ def test_shipped_checkpoint_reproduces_the_stored_output():
     # the stored output is a real render: blurred where the disparity is far from the focus
     far = np.abs(reference["disparity"] - lens.focus_disparity) > 0.3
     assert np.abs(out - reference["image"])[far].mean() > 0.01
+
+
+# ------------------------------------------------------------- the paper's configuration and init
+
+def _released_megadepth(path, width=1.0, rename=None):
+    """A checkpoint laid out like MegaDepth's best_generalization_net_G.pth: the hourglass saved
+    from a DataParallel wrapper (keys module.0.weight ... module.4.bias), random weights."""
+    torch.manual_seed(3)
+    hourglass = MegaDepthHourglass(width)
+    state = {"module." + k: v for k, v in hourglass.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if rename:
+        state[rename[1]] = state.pop(rename[0])
+    torch.save(state, path)
+    return hourglass.state_dict()
+
+
+def test_paper_configuration_is_the_published_hourglass():
+    from lensblur.systems.dbsi.model import CONFIGS
+
+    model = build_config("paper")
+    # section 3.1: the MegaDepth hourglass as released (5,357,153 parameters), its 64 → 1 last conv
+    # replaced by a 3×3 conv with 1 + 3 outputs (section 3.2)
+    assert model.backbone.width == 1.0 and model.backbone.feature_channels == 64
+    assert tuple(model.backbone[0].weight.shape) == (128, 3, 7, 7)
+    assert tuple(model.backbone.head.weight.shape) == (4, 64, 3, 3)
+    assert count_parameters(model) == 5_357_153 - (64 * 9 + 1) + 4 * (64 * 9 + 1)
+    assert CONFIGS["small"] == 0.125 and count_parameters(build_config("small")) < 100_000
+
+
+def build_config(name):
+    from lensblur.systems.dbsi.model import CONFIGS
+
+    return DBSI(width=CONFIGS[name])
+
+
+def test_init_from_megadepth_copies_every_layer_but_the_last(tmp_path):
+    from lensblur.systems.dbsi.model import init_from_megadepth
+
+    released = _released_megadepth(tmp_path / "best_generalization_net_G.pth")
+    model = init_from_megadepth(build_config("paper"), tmp_path / "best_generalization_net_G.pth")
+    own = model.backbone.state_dict()
+    for key, value in released.items():
+        if key.startswith("4.") or key.endswith("num_batches_tracked"):
+            continue
+        torch.testing.assert_close(own[key], value, msg=key)
+    assert own["4.weight"].shape == (4, 64, 3, 3)
+    # the depth-conditioned variant keeps the pretrained stem for RGB and starts its extra channels at 0
+    depth = init_from_megadepth(DBSI(width=1.0, depth_input=True), tmp_path / "best_generalization_net_G.pth")
+    stem = depth.backbone.state_dict()["0.weight"]
+    torch.testing.assert_close(stem[:, :3], released["0.weight"])
+    assert float(stem[:, 3:].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("problem", ["small", "width", "renamed", "junk"])
+def test_init_from_megadepth_mismatch_is_a_clear_error(tmp_path, problem):
+    from lensblur.systems.dbsi.model import init_from_megadepth
+
+    path = tmp_path / "weights.pth"
+    if problem == "width":
+        _released_megadepth(path, width=0.5)
+    elif problem == "renamed":
+        _released_megadepth(path, rename=("module.3.0.0.1.0.0.weight", "module.3.0.0.1.0.0.kernel"))
+    elif problem == "junk":
+        path.write_bytes(b"not a checkpoint")
+    else:
+        _released_megadepth(path)
+    model = build_config("small" if problem == "small" else "paper")
+    expected = {"small": "paper configuration", "width": "wrong shape: 0.weight", "renamed": "missing: 3.0.0.1.0.0.weight",
+                "junk": "not a PyTorch checkpoint"}[problem]
+    with pytest.raises(InputError, match=expected) as error:
+        init_from_megadepth(model, path)
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_training_cli_paper_config_starts_from_megadepth(scenes, tmp_path, capsys):
+    weights = tmp_path / "best_generalization_net_G.pth"
+    released = _released_megadepth(weights)
+    out = tmp_path / "paper.pt"
+    assert main(["train", "-q", "dbsi", "--data", str(scenes), "--out", str(out), "--threads", "1",
+                 "--config", "paper", "--init", f"megadepth:{weights}", "--size", "32x48", "--batch", "1",
+                 "--steps", "1", "--lr", "1e-9", "1e-9"]) == 0
+    saved = torch.load(out, weights_only=True)
+    assert saved["config"]["model"]["width"] == 1.0 and saved["config"]["config"] == "paper"
+    assert saved["config"]["init"] == "megadepth:best_generalization_net_G.pth"
+    # one step at a negligible rate: the stem is still (almost) MegaDepth's
+    torch.testing.assert_close(saved["model"]["backbone.0.weight"], released["0.weight"], atol=1e-6, rtol=0)
+    # --init on the small network, or a bad spec, is a one-line error
+    capsys.readouterr()
+    assert main(["train", "-q", "dbsi", "--data", str(scenes), "--out", str(tmp_path / "s.pt"),
+                 "--config", "small", "--init", f"megadepth:{weights}", "--size", "32x48", "--steps", "1"]) == 1
+    assert "paper configuration" in capsys.readouterr().err
+
+
+def test_paper_config_uses_the_papers_phase_sizes():
+    import argparse as _argparse
+
+    from lensblur.systems.dbsi.training import PAPER_SIZES, _phase_settings
+
+    # section 4.3.2: phase 1 at 384×512, phases 2 and 3 at 768×1024
+    assert PAPER_SIZES == {1: (384, 512), 2: (768, 1024), 3: (768, 1024)}
+    for phase, size in PAPER_SIZES.items():
+        args = _argparse.Namespace(phase=phase, config="paper", size=None, steps=None, batch=None, lr=None)
+        assert tuple(_phase_settings(args)["size"]) == size
+
+
+def test_shipped_image_only_network_is_the_papers_and_renders():
+    model, train_size = load_dbsi("image")
+    assert not model.depth_input and model.kernels == [25, 45, 75]
+    rng = np.random.default_rng(4)
+    image = cv2.GaussianBlur(rng.random((96, 128, 3), dtype=np.float32), (0, 0), 1.0)
+    image[30:60, 40:80] = rng.random((30, 40, 3), dtype=np.float32)  # a textured patch
+    out = render_with("dbsi-paper", image, np.zeros((96, 128), np.float32), Lens())
+    assert out.shape == image.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    # the paper's network ignores depth and lens: the same photo gives the same render
+    again = render_with("dbsi-paper", image, np.ones((96, 128), np.float32), Lens(blur=30, focus_disparity=0.9))
+    np.testing.assert_array_equal(out, again)
+    # its output is a convex blend of Gaussian-blurred copies: smoother than the input, no new extremes
+    assert np.abs(np.diff(out, axis=1)).mean() < np.abs(np.diff(image, axis=1)).mean()
+    assert out.min() >= image.min() - 1e-3 and out.max() <= image.max() + 1e-3
+    with pytest.raises(InputError, match="depth-conditioned"):
+        render_with("dbsi-paper", image, np.zeros((96, 128), np.float32), Lens(), checkpoint="depth")

@@ -305,3 +305,25 @@ def test_cli_trains_a_tiny_checkpoint_and_renders_with_it(tmp_path):
     bad = run_cli("render", tmp_path / "in.png", "--depth", tmp_path / "depth.png", "-o", tmp_path / "bad.png",
                   "--renderer", "portrait-rnn", "--checkpoint", tmp_path / "missing.pt")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "missing.pt" in bad.stderr
+
+
+def test_spn_paper_merge_takes_the_maximum_of_the_four_scans(monkeypatch):
+    """Section 3.1 (after Liu et al. 2017): the four directions' propagations are combined by
+    their maximum; merge="max" selects that, the default mixes them by learned softmax weights."""
+    from lensblur.systems.xu_portrait import spn as spn_module
+    from lensblur.systems.xu_portrait.recursive_filter import DIRECTIONS
+
+    offsets = {direction: 0.1 * (index + 1) for index, direction in enumerate(DIRECTIONS)}
+    monkeypatch.setattr(spn_module, "three_way_propagation", lambda x, p, direction: x + offsets[direction])
+    encoded, seg, disp = torch.rand(1, 3, 16, 24), torch.rand(1, 1, 16, 24), torch.rand(1, 1, 16, 24)
+    torch.manual_seed(0)
+    paper = SpatialPropagationNet(width=4, merge="max").eval()
+    with torch.no_grad():
+        logits, disparity = paper(encoded, seg, disp)
+        mixed = SpatialPropagationNet(width=4).eval()(encoded, seg, disp)[1]
+    torch.testing.assert_close(disparity, disp + max(offsets.values()))
+    torch.testing.assert_close(logits, spn_module.LOGIT_SCALE * (2 * seg - 1) + max(offsets.values()))
+    assert float((mixed - disp).max()) < max(offsets.values()) - 1e-3  # a mix stays below the largest scan
+    assert paper.config["merge"] == "max"
+    with pytest.raises(ValueError, match="merge"):
+        SpatialPropagationNet(merge="mean")

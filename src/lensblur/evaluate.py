@@ -5,7 +5,8 @@ Dataset layouts (detected automatically):
            as written by ``lensblur synth`` (lens settings from the metadata).
   folders  any ``X_image.*`` + ``X_disparity.*`` + ``X_gt.*``; an optional ``X_meta.json`` with
            ``blur`` and ``focus_disparity``, else --blur / --focus (or their defaults).
-  ebb      EBB! (ETH Zurich Bokeh): ``train/original/N.jpg`` + ``train/bokeh/N.jpg``; no
+  ebb      EBB! (ETH Zurich Bokeh): ``original/N.jpg`` + ``bokeh/N.jpg`` pairs of the same name,
+           in the folder itself or under ``train/`` (the download's layout); no
            disparity unless ``disparity_dir`` holds ``N.png``: renderers then get a flat map at
            the focus disparity (so depth-based ones return the input) and a note says so.
            Split ``val294`` is DBSI's validation set, taken here as images 4400–4693 (the train
@@ -81,7 +82,7 @@ def detect_layout(folder: str | Path) -> str:
     if _triplets(folder):
         return "folders"
     raise InputError(f"{folder} is not a dataset: expected NNNN_image/_disparity/_gt files "
-                     "(lensblur synth), X_image.* + X_disparity.* + X_gt.*, or EBB!'s train/original + train/bokeh")
+                     "(lensblur synth), X_image.* + X_disparity.* + X_gt.*, or EBB!'s original/ + bokeh/")
 
 
 def iter_samples(folder: str | Path, layout: str = "auto", *, split: str = "all", limit: int | None = None,
@@ -132,8 +133,9 @@ def _triplets(folder: Path) -> list[tuple]:
 
 
 def _ebb_root(folder: Path) -> Path | None:
-    for root in (folder, folder / "Training", folder / "EBB"):
-        if (root / "train" / "original").is_dir() and (root / "train" / "bokeh").is_dir():
+    """The folder holding EBB!'s original/ and bokeh/ (``folder`` itself or its train/ part)."""
+    for root in (folder, folder / "train", folder / "Training" / "train", folder / "EBB" / "train"):
+        if (root / "original").is_dir() and (root / "bokeh").is_dir():
             return root
     return None
 
@@ -141,15 +143,15 @@ def _ebb_root(folder: Path) -> Path | None:
 def _ebb_pairs(folder: Path, split: str, disparity_dir) -> list[tuple]:
     root = _ebb_root(folder)
     if root is None:
-        raise InputError(f"{folder} has no train/original and train/bokeh folders (EBB! layout)")
+        raise InputError(f"{folder} has no original/ and bokeh/ folders (EBB! layout)")
     if split not in ("all", "val294", "train4400"):
         raise InputError(f"unknown split {split!r}: use all, val294 or train4400")
     cases = []
-    for original in sorted((root / "train" / "original").glob("*.jpg"), key=_numeric_key):
+    for original in sorted((root / "original").glob("*.jpg"), key=_numeric_key):
         number = _numeric_key(original)[0]
         if split == "val294" and number not in VAL294 or split == "train4400" and number in VAL294:
             continue
-        bokeh = root / "train" / "bokeh" / original.name
+        bokeh = root / "bokeh" / original.name
         if not bokeh.exists():
             continue
         disparity = _first_existing(Path(disparity_dir), original.stem) if disparity_dir else None

@@ -15,9 +15,16 @@ EXAMPLES = """examples:
   lensblur synth scenes --count 16 --seed 2026
   lensblur eval --data scenes --renderer identity --renderer naive --renderer scatter
   lensblur eval --data EBB --split val294 --renderer scatter --disparity-dir ebb_depth --limit 50
+  lensblur eval --data EBB --protocol dbsi-val294 --lpips lpips-alex.pt
+  lensblur eval --data scenes --protocol deeplens
+
+Protocols print a paper's own table (DBSI Table 1 on Val294, DeepLens Table 2, Xu Table 2) with
+the paper's reported numbers beside ours; docs/evaluation.md says which renderer stands for which
+method. They replace --renderer.
 
 Datasets: a lensblur synth folder; any folder of X_image.* + X_disparity.* + X_gt.*; or EBB!
-(train/original + train/bokeh). Writes results.csv, results.json and sheet.png to --out.
+(original/ + bokeh/ folders of same-name jpgs, or train/original + train/bokeh). Writes
+results.csv, results.json and sheet.png to --out (and protocol.md with --protocol).
 """
 
 DEFAULT_RENDERERS = ["identity", "naive", "scatter"]
@@ -28,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
     parser.add_argument("--renderer", action="append", metavar="NAME",
                         help="renderer to measure; repeat for several (default: identity, naive, scatter)")
+    parser.add_argument("--protocol", choices=["dbsi-val294", "deeplens", "xu"],
+                        help="run a paper's own table instead of --renderer (on EBB!, dbsi-val294 uses Val294)")
     parser.add_argument("--out", default="lensblur-eval", metavar="DIR",
                         help="folder for results.csv, results.json and sheet.png (default ./lensblur-eval)")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N samples")
@@ -52,14 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table and write the result files."""
-    from lensblur import evaluate
+    from lensblur import evaluate, protocols
     from lensblur.batch.cluster import open_client
 
-    names = args.renderer or DEFAULT_RENDERERS
+    protocol = protocols.get_protocol(args.protocol) if getattr(args, "protocol", None) else None
+    if protocol and args.renderer:
+        raise InputError("--protocol chooses its own renderers: leave out --renderer")
+    names = protocol.renderers if protocol else args.renderer or DEFAULT_RENDERERS
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a folder for the results")
     layout = evaluate.detect_layout(args.data) if args.layout == "auto" else args.layout
+    if protocol:
+        args.split = protocols.paper_split(protocol, layout, args.split)
     samples = evaluate.sample_loaders(args.data, layout, split=args.split, limit=args.limit, blur=args.blur,
                                       focus=args.focus, disparity_dir=args.disparity_dir)
     with open_client(args.workers, args.scheduler) as client, \
@@ -69,12 +83,23 @@ def run(args: argparse.Namespace) -> int:
     if not results.rows:
         raise InputError("no renderer produced a result: " + "; ".join(results.notes))
     results.layout = layout
-    paths = evaluate.write_results(out, results, {"data": str(args.data), "split": args.split})
+    extra = {"data": str(args.data), "split": args.split}
+    if protocol:
+        extra["protocol"] = protocol.name
+    paths = evaluate.write_results(out, results, extra)
     sheet_path = evaluate.write_sheet(out / "sheet.png", sheet)
     print(f"{len(samples)} images from {args.data} ({layout})")
-    print(evaluate.format_table(results.summary))
+    if protocol:
+        label = protocols.data_label(layout, args.split, len(samples))
+        print(protocols.format_text(protocol, results.summary, label))
+        table = out / "protocol.md"
+        table.write_text(protocols.format_markdown(protocol, results.summary, label))
+        paths["protocol"] = table
+    else:
+        print(evaluate.format_table(results.summary))
     for note in results.notes:
         print(f"note: {note}")
-    written = [paths["csv"], paths["json"]] + ([sheet_path] if sheet_path else [])
+    written = [paths["csv"], paths["json"]] + ([paths["protocol"]] if "protocol" in paths else []) \
+        + ([sheet_path] if sheet_path else [])
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

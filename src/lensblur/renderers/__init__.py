@@ -32,6 +32,7 @@ _MODULES = {
     "portrait": "lensblur.systems.xu_portrait.renderer",
     "portrait-rnn": "lensblur.systems.xu_portrait.rnn_renderer",
     "dbsi": "lensblur.systems.dbsi.renderer",
+    "dbsi-paper": "lensblur.systems.dbsi.renderer",
     "saliency-baseline": "lensblur.systems.dbsi.renderer",
     "deeplens": "lensblur.systems.deeplens.renderer",
     "bggan": "lensblur.systems.bggan.renderer",

@@ -2,7 +2,7 @@
 
 Any layout that ``lensblur eval`` reads trains too (see :mod:`lensblur.evaluate`): the project's
 synthetic scenes (``lensblur synth``, exact ground truth, disparity, focus and blur K in the
-metadata), ``X_image/_disparity/_gt`` folders, and EBB! (``train/original`` + ``train/bokeh``,
+metadata), ``X_image/_disparity/_gt`` folders, and EBB! (``original/`` + ``bokeh/``, or under ``train/``,
 with ``--split train4400`` keeping DBSI's Val294 out of training).
 
 Images here are sRGB float32 in [0, 1] (what the learned models of the papers take); the

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lensblur.errors import InputError
-from lensblur.models.megadepth import SIZE_MULTIPLE, MegaDepthHourglass
+from lensblur.models import load_tensors
+from lensblur.models.megadepth import SIZE_MULTIPLE, MegaDepthHourglass, check_state_dict, remap_state_dict
 from lensblur.systems.dbsi.renderer import gaussian_sigma
 
 PAPER_KERNELS = (25, 45, 75)
@@ -49,6 +50,11 @@ COC_UNIT = 32.0
 
 DEFAULT_WIDTH = 0.125
 """Hourglass width multiplier of the project's trained DBSI (see docs/dbsi.md)."""
+
+CONFIGS = {"paper": 1.0, "small": DEFAULT_WIDTH}
+"""Named network configurations → hourglass width. ``paper``: the MegaDepth hourglass as
+published (section 3.1; 64 feature channels, 128-channel stem, the released checkpoint's
+shapes); ``small``: 1/8 of every channel count (about 87 k parameters), which trains on a CPU."""
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -156,6 +162,45 @@ def build(config: dict) -> DBSI:
     return DBSI(kernels=config.get("kernels", PAPER_KERNELS), width=float(config.get("width", DEFAULT_WIDTH)),
                 depth_input=bool(config.get("depth_input", False)),
                 kernel_width=int(config.get("kernel_width", KERNEL_WIDTH)))
+
+
+def init_from_megadepth(model: DBSI, path) -> DBSI:
+    """Start ``model`` from MegaDepth's released weights (``best_generalization_net_G.pth``, keys
+    ``module.0.weight`` … ``module.4.bias``; prefixes as :func:`remap_state_dict` strips them):
+    section 3.2's "pretrained monocular depth estimation network" whose last layer is replaced.
+
+    Every layer but the last conv is copied; the last (64 → 1 log-depth) is DBSI's 64 → 1 + n
+    blend-weight conv and keeps its fresh initialisation. A depth-conditioned model's stem takes
+    two more input channels: their stem weights start at zero, so at step 0 it computes exactly
+    the pretrained image features. Needs the paper configuration (width 1); any other width, a
+    missing, unexpected or mis-shaped key raises a one-line InputError naming it.
+    """
+    if model.backbone.width != 1.0:
+        raise InputError(f"MegaDepth weights fit the paper configuration only (hourglass width 1, --config paper), "
+                         f"not width {model.backbone.width:g}")
+    try:
+        state = remap_state_dict(load_tensors(path, "MegaDepth weights"))
+        check_state_dict(MegaDepthHourglass(), state)
+    except InputError as error:
+        message = str(error)
+        raise InputError(message if str(path) in message else f"MegaDepth weights {path}: {message}") from None
+    own = model.backbone.state_dict()
+    copied = {}
+    for key, value in state.items():
+        if key.startswith("4.") or key not in own:  # the replaced last layer; optional BN counters
+            continue
+        value = value.float()
+        if key == "0.weight" and own[key].shape[1] != value.shape[1]:
+            stem = torch.zeros_like(own[key])
+            stem[:, :value.shape[1]] = value
+            value = stem
+        copied[key] = value
+    missing = [key for key in own if key not in copied and not key.startswith("4.")
+               and not key.endswith("num_batches_tracked")]
+    if missing:
+        raise InputError(f"MegaDepth weights {path}: missing {', '.join(missing[:3])}")
+    model.backbone.load_state_dict(copied, strict=False)
+    return model
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:

@@ -1,9 +1,11 @@
-"""``dbsi`` and ``saliency-baseline``: blends of the photo and Gaussian-blurred copies of it
+"""``dbsi``, ``dbsi-paper`` and ``saliency-baseline``: blends of the photo and Gaussian-blurred copies of it
 (Dutta et al., "Depth-aware blending of smoothed images for bokeh effect generation").
 
 ``dbsi`` runs a trained DBSI network (:mod:`lensblur.systems.dbsi.model`; needs torch): the shipped
 depth-conditioned checkpoint ``weights/dbsi-depth.pt`` unless ``checkpoint`` names another
-file or the shipped paper variant ``"image"`` (``weights/dbsi-image.pt``). ``saliency-baseline`` is the
+file or the shipped paper variant ``"image"`` (``weights/dbsi-image.pt``). ``dbsi-paper`` is the paper's
+system as published: the image-only network run at its training size with the output resized back
+(section 5.1); it ignores depth and lens settings. ``saliency-baseline`` is the
 paper's section 5.3 baseline: a soft subject map keeps the subject, the rest is replaced by a
 75×75 Gaussian blur, blended by Eq. 1 (no torch).
 
@@ -102,6 +104,24 @@ def render_dbsi(image: np.ndarray, disparity: np.ndarray, lens, matte: np.ndarra
     out = predict(model, _srgb(image), np.asarray(disparity, np.float32), float(lens.focus_disparity),
                   float(lens.blur), train_size, upsample)
     return srgb_to_linear(out).astype(np.float32)
+
+
+@register("dbsi-paper")
+def render_dbsi_paper(image: np.ndarray, disparity: np.ndarray, lens, matte: np.ndarray | None = None, *,
+                      checkpoint: str | Path | None = None, upsample: str = "output") -> np.ndarray:
+    """The paper's DBSI: the image-only network (the shipped ``weights/dbsi-image.pt`` unless
+    ``checkpoint`` names another image-only checkpoint), blended at its training size and the
+    output resized back bilinearly (section 5.1; ``upsample="weights"`` blends at full resolution
+    instead). disparity, lens and matte are not used: the network sees the photo only.
+    Linear float32 H×W×3 in and out; InputError for a depth-conditioned checkpoint."""
+    from lensblur.models import require_torch
+
+    require_torch()
+    model, _ = load_dbsi(checkpoint or "image")
+    if model.depth_input:
+        raise InputError(f"dbsi-paper runs the paper's image-only network; {checkpoint} is depth-conditioned "
+                         f"(use --renderer dbsi for it)")
+    return render_dbsi(image, disparity, lens, checkpoint=checkpoint or "image", upsample=upsample)
 
 
 def soft_subject_map(srgb: np.ndarray) -> np.ndarray:

@@ -1,10 +1,12 @@
-"""``lensblur train dbsi``: the three training phases of DBSI (Dutta et al., section 4.2).
+"""``lensblur train dbsi``: the three training phases of DBSI (Dutta et al., section 4.3.2).
 
 Phase 1: L1 loss at a small size; phase 2: L1 at twice that size; phase 3: negative SSIM at
 the phase-2 size. Adam (β = 0.9, 0.999), learning rate decaying geometrically from 1e-3 (phase 1)
-to 1e-5 (end of phase 3); random horizontal and vertical flips. The paper trains at 384×512 and
-768×1024; here the defaults are 96×128 and 192×256 so that a narrow hourglass trains on one CPU
-thread in minutes (docs/dbsi.md). Phases 2 and 3 start from the previous phase's checkpoint
+to 1e-5 (end of phase 3); random horizontal and vertical flips (section 4.3.3). ``--config paper``
+is the paper's network (the full-width MegaDepth hourglass) at the paper's sizes, 384×512 and
+768×1024, and ``--init megadepth:PATH`` starts it from MegaDepth's released weights (section 3.2);
+``--config small`` (the default) is a 1/8-width hourglass at 96×128 and 192×256, which trains on
+one CPU thread in minutes (docs/dbsi.md). Phases 2 and 3 start from the previous phase's checkpoint
 (``--resume``); ``--resume`` within a phase continues an interrupted run exactly (the batch of
 every step depends only on the seed, the phase and the step).
 """
@@ -31,6 +33,8 @@ PHASES = {
     2: ((192, 256), 150, 2, 2e-4, 4e-5, "l1"),
     3: ((192, 256), 60, 2, 4e-5, 1e-5, "ssim"),
 }
+PAPER_SIZES = {1: (384, 512), 2: (768, 1024), 3: (768, 1024)}
+"""Training size (H, W) of each phase in the paper (section 4.3.2), used by ``--config paper``."""
 SAVE_EVERY = 50
 
 
@@ -47,6 +51,13 @@ def _kernels(text: str) -> list[int]:
     return kernels
 
 
+def _init(text: str) -> str:
+    kind, _, path = text.partition(":")
+    if kind != "megadepth" or not path:
+        raise argparse.ArgumentTypeError(f"--init takes megadepth:PATH (MegaDepth's released weights), got {text!r}")
+    return path
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """DBSI's own options of ``lensblur train dbsi``."""
     defaults = "; ".join(f"phase {p}: {s[0][0]}x{s[0][1]}, {s[1]} steps, batch {s[2]}, lr {s[3]:g}→{s[4]:g}, "
@@ -61,8 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernels", type=_kernels, metavar="K,K,...",
                         help="Gaussian kernel sizes in pixels at --kernel-width (default 25,45,75, the paper's; "
                              "ablations: 75 or 5,25,45); phase 1 only, later phases keep the checkpoint's")
+    parser.add_argument("--config", choices=["paper", "small"],
+                        help="network and sizes: paper = the full-width MegaDepth hourglass (5.4 M parameters) at "
+                             "384x512 / 768x1024 as published; small = width 0.125 (87 k parameters) at the CPU "
+                             "sizes above (default small; phase 1 only, later phases keep the checkpoint's)")
+    parser.add_argument("--init", type=_init, metavar="megadepth:PATH",
+                        help="phase 1 of --config paper: start from MegaDepth's released weights "
+                             "(best_generalization_net_G.pth); every layer but the last conv is copied")
     parser.add_argument("--width", type=float, metavar="W",
-                        help="hourglass width multiplier (default 0.125; 1 = the full MegaDepth network)")
+                        help="hourglass width multiplier (overrides --config; 1 = the full MegaDepth network)")
     parser.add_argument("--depth-input", action="store_true",
                         help="depth-conditioned variant: disparity and signed CoC as extra input channels")
     parser.add_argument("--kernel-width", type=int, metavar="PX",
@@ -75,6 +93,8 @@ def _phase_settings(args, stored: dict | None = None) -> dict:
     """This phase's size, steps, batch, learning rates and loss: the stored ones of an
     interrupted phase (or the phase's defaults), with the options given on the command line."""
     size, steps, batch, lr_start, lr_end, loss = PHASES[args.phase]
+    if getattr(args, "config", None) == "paper":
+        size = PAPER_SIZES[args.phase]
     settings = dict(stored) if stored else {"size": list(size), "steps": steps, "batch": batch,
                                             "lr": [lr_start, lr_end], "loss": loss}
     for key, value in (("size", args.size), ("steps", args.steps), ("batch", args.batch), ("lr", args.lr)):
@@ -86,9 +106,10 @@ def _phase_settings(args, stored: dict | None = None) -> dict:
 
 
 def _model_config(args, previous: dict | None) -> dict:
-    from lensblur.systems.dbsi.model import DEFAULT_WIDTH, KERNEL_WIDTH, PAPER_KERNELS
+    from lensblur.systems.dbsi.model import CONFIGS, DEFAULT_WIDTH, KERNEL_WIDTH, PAPER_KERNELS
 
-    given = {"kernels": args.kernels, "width": args.width, "depth_input": True if args.depth_input else None,
+    width = args.width if args.width is not None else CONFIGS.get(getattr(args, "config", None) or "", None)
+    given = {"kernels": args.kernels, "width": width, "depth_input": True if args.depth_input else None,
              "kernel_width": args.kernel_width}
     if previous is None:
         defaults = {"kernels": list(PAPER_KERNELS), "width": DEFAULT_WIDTH, "depth_input": False,
@@ -146,6 +167,9 @@ def train(args: argparse.Namespace, progress) -> dict:
         raise InputError(f"phase {args.phase} starts from the phase-{args.phase - 1} checkpoint: add --resume "
                          f"(it reads and then replaces {out})")
     previous = checkpoint["config"] if checkpoint else None
+    if previous and getattr(args, "config", None) is None and previous.get("config"):
+        args.config = previous["config"]  # later phases keep the paper's sizes
+        settings = _phase_settings(args)
     config = _model_config(args, previous["model"] if previous else None)
 
     start_step, optimizer_state, history = 0, None, []
@@ -165,8 +189,15 @@ def train(args: argparse.Namespace, progress) -> dict:
             raise InputError(f"phase {done_phase} in {out} stopped at step {done_step} of "
                              f"{previous['phase_settings']['steps']}: finish it with --phase {done_phase} --resume")
 
+    init = getattr(args, "init", None)
+    if init and checkpoint:
+        raise InputError("--init starts a new phase-1 run; it cannot be combined with --resume")
     torch.manual_seed(args.seed)
     model = build(config)
+    if init:
+        from lensblur.systems.dbsi.model import init_from_megadepth
+
+        init_from_megadepth(model, init)
     if checkpoint:
         model.load_state_dict({k: v.float() if torch.is_floating_point(v) else v
                                for k, v in checkpoint["model"].items()})
@@ -186,7 +217,8 @@ def train(args: argparse.Namespace, progress) -> dict:
 
     def save(step: int, path=out, shipping=False):
         stored = {"model": config, "phase": args.phase, "phase_step": step, "phase_settings": settings,
-                  "train_size": [height, width], "seed": args.seed}
+                  "train_size": [height, width], "seed": args.seed, "config": getattr(args, "config", None),
+                  "init": (previous or {}).get("init") or ("megadepth:" + Path(init).name if init else None)}
         state = half_state(model.state_dict()) if shipping else model.state_dict()
         save_checkpoint(path, "dbsi", stored, state, step=total_before + step - start_step,
                         optimizer_state=None if shipping else optimizer.state_dict(), history=history)

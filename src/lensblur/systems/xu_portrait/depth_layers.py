@@ -4,15 +4,22 @@ A disparity map is split into K layers by minimising
 
     E(l) = Σ_i u(l_i | z_i) + λ Σ_(i,j)∈N 1(l_i ≠ l_j) · exp(−‖f_S(z)_i→j‖)
 
-over the 4-neighbourhood N:
-- unaries u: K-means (K = 6) on the disparity gives cluster centres C_l and variances σ_l²; u is the
-  Gaussian negative log-likelihood (z − C_l)² / (2σ_l²) + ln σ_l (Eq. 8 in words; the printed
-  formula drops the square and the normaliser);
-- pairwise: a Potts term weighted by the Sobel response of the disparity along the edge (Eq. 9).
-  The Sobel response is measured in units of its own root-mean-square over the image (the paper
+over the 4-neighbourhood N, with λ = 10 (section 4.1). Two forms of u and e (``energy``):
+
+``"paper"`` (the default): Eq. 8 and Eq. 9 as printed, z being the disparity in [0, 1]:
+- unaries u(l|z) = |z − C_l| / σ_l², with K-means (K = 6) cluster centres C_l and variances σ_l²;
+- pairwise e = 1(l_i ≠ l_j)·exp(−|f_S(z)_i→j|), f_S the 3×3 Sobel response of z across the edge.
+
+``"project"``: the form this project used before (docs/portrait.md says why it may be preferred):
+- u is the Gaussian negative log-likelihood (z − C_l)² / (2σ_l²) + ln σ_l (Eq. 8's words: "the
+  negative log-likelihood … Gaussian"; the printed formula drops the square and the normaliser);
+- the Sobel response is measured in units of its own root-mean-square over the image (the paper
   leaves the depth units open), so a depth step far above the map's typical variation costs
-  nothing to cut and smooth or noisy areas are smoothed;
-- minimised by α-expansion: one binary graph cut per label per sweep (PyMaxflow grid graphs,
+  nothing to cut and smooth or noisy areas are smoothed.
+λ keeps the value 10 in both, but it weighs a different balance: with z in [0, 1] the paper's
+pairwise weights stay near 1 at all but the steepest steps, while its unaries grow as 1/σ².
+
+Both are minimised by α-expansion: one binary graph cut per label per sweep (PyMaxflow grid graphs,
   built with whole-array operations), until a sweep changes nothing.
 
 The labelling runs on a copy of the disparity reduced to at most LABEL_PIXELS pixels; callers
@@ -30,8 +37,10 @@ import numpy as np
 
 from lensblur.errors import InputError
 
-LAYERS = 6               # K of the paper
-SMOOTHNESS = 10.0        # λ of the paper
+LAYERS = 6               # K of the paper (section 4.1)
+SMOOTHNESS = 10.0        # λ of the paper (section 4.1)
+ENERGY = "paper"         # Eq. 8-9 as printed; "project" is the earlier, rescaled form
+ENERGIES = ("paper", "project")
 LABEL_PIXELS = 250_000   # largest grid the graph cut runs on (500×300 and 384×576 run at full size)
 MIN_SIGMA = 0.004        # floor of a cluster's standard deviation, disparity units
 MAX_SWEEPS = 4
@@ -59,9 +68,12 @@ class DepthLayers:
 
 
 def split_depth_layers(disparity: np.ndarray, layers: int = LAYERS, smoothness: float = SMOOTHNESS,
-                       exclude: np.ndarray | None = None, max_pixels: int = LABEL_PIXELS) -> DepthLayers:
+                       exclude: np.ndarray | None = None, max_pixels: int = LABEL_PIXELS,
+                       energy: str = ENERGY) -> DepthLayers:
     """K-means unaries + Sobel-weighted Potts + α-expansion on ``disparity`` (H×W in [0, 1]).
 
+    energy: "paper" (Eq. 8–9 as printed) or "project" (Gaussian log-likelihood unaries and
+    RMS-normalised Sobel weights; see the module docstring).
     layers: K (1 to 32; fewer when the map has fewer distinct values); smoothness: λ ≥ 0;
     exclude: optional H×W bool of pixels left out of the K-means fit (e.g. the person, so all K
     layers describe the background), still labelled; max_pixels: size of the labelling grid.
@@ -69,6 +81,8 @@ def split_depth_layers(disparity: np.ndarray, layers: int = LAYERS, smoothness: 
     disparity = np.asarray(disparity, dtype=np.float32)
     if disparity.ndim != 2 or disparity.size == 0:
         raise InputError(f"disparity must be a non-empty H×W array, got shape {disparity.shape}")
+    if energy not in ENERGIES:
+        raise InputError(f"unknown depth-layer energy {energy!r}: choose from {', '.join(ENERGIES)}")
     if not 1 <= layers <= 32 or not smoothness >= 0:
         raise InputError(f"need 1 to 32 layers and smoothness >= 0, got {layers} and {smoothness}")
     height, width = disparity.shape
@@ -82,8 +96,9 @@ def split_depth_layers(disparity: np.ndarray, layers: int = LAYERS, smoothness: 
         if keep.any():
             fit_values = small[keep]
     centres, sigmas = kmeans_1d(fit_values, layers)
-    unaries = gaussian_unaries(small, centres, sigmas)
-    weight_right, weight_down = sobel_edge_weights(small)
+    paper = energy == "paper"
+    unaries = (paper_unaries if paper else gaussian_unaries)(small, centres, sigmas)
+    weight_right, weight_down = sobel_edge_weights(small, normalise=not paper)
     labels = alpha_expansion(unaries, smoothness * weight_right, smoothness * weight_down)
     return DepthLayers(labels, centres, sigmas, scale)
 
@@ -121,6 +136,16 @@ def kmeans_1d(values: np.ndarray, clusters: int, iterations: int = 50) -> tuple[
     return centres.astype(np.float32), np.maximum(sigmas, MIN_SIGMA).astype(np.float32)
 
 
+def paper_unaries(disparity: np.ndarray, centres: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """Eq. 8 as printed: costs K×H×W float32 |z − C_l| / σ_l² of giving each pixel each layer
+    (disparity units; σ floored at MIN_SIGMA), shifted so the best layer of every pixel costs 0."""
+    z = np.asarray(disparity, np.float32)[None]
+    c = centres.reshape(-1, 1, 1).astype(np.float32)
+    s = sigmas.reshape(-1, 1, 1).astype(np.float32)
+    cost = np.abs(z - c) / (s * s)
+    return (cost - cost.min(axis=0, keepdims=True)).astype(np.float32)
+
+
 def gaussian_unaries(disparity: np.ndarray, centres: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Costs K×H×W float32 of giving each pixel each layer: the Gaussian negative log-likelihood
     (z − C_l)² / (2σ_l²) + ln σ_l, shifted so the best layer of every pixel costs 0."""
@@ -131,20 +156,23 @@ def gaussian_unaries(disparity: np.ndarray, centres: np.ndarray, sigmas: np.ndar
     return (cost - cost.min(axis=0, keepdims=True)).astype(np.float32)
 
 
-def sobel_edge_weights(disparity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sobel_edge_weights(disparity: np.ndarray, normalise: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Potts weights exp(−|f_S|) of the edges to the right and downwards, each H×W float32 in (0, 1].
 
-    f_S is the Sobel derivative of the disparity across the edge (x for horizontal neighbours,
+    f_S is the 3×3 Sobel derivative of the disparity across the edge (x for horizontal neighbours,
     y for vertical ones), the smaller of its magnitudes at the edge's two pixels (a step between
-    columns x and x+1 responds at both, a step one column away at only one), divided by the root
-    mean square of the Sobel gradient magnitude over the map. Entries of the last column (right)
+    columns x and x+1 responds at both, a step one column away at only one): Eq. 9. normalise:
+    divide it by the root mean square of the Sobel gradient magnitude over the map (the
+    "project" form). Entries of the last column (right)
     and last row (down) have no edge and are 0.
     """
     z = np.asarray(disparity, np.float32)
     gx = np.abs(cv2.Sobel(z, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE))
     gy = np.abs(cv2.Sobel(z, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE))
-    rms = math.sqrt(float(np.mean(gx * gx + gy * gy)))
-    unit = np.float32(1.0 / rms) if rms > 1e-12 else np.float32(0.0)
+    unit = np.float32(1.0)
+    if normalise:
+        rms = math.sqrt(float(np.mean(gx * gx + gy * gy)))
+        unit = np.float32(1.0 / rms) if rms > 1e-12 else np.float32(0.0)
     right = np.zeros_like(z)
     down = np.zeros_like(z)
     right[:, :-1] = np.exp(-np.minimum(gx[:, :-1], gx[:, 1:]) * unit)

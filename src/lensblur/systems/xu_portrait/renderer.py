@@ -36,7 +36,7 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import recover_highlights
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
-from lensblur.systems.xu_portrait.depth_layers import LAYERS, SMOOTHNESS, split_depth_layers
+from lensblur.systems.xu_portrait.depth_layers import ENERGY, LAYERS, SMOOTHNESS, split_depth_layers
 from lensblur.systems.xu_portrait.knn_matting import knn_matte
 from lensblur.renderers.reference import aperture_kernel
 from lensblur.renderers.subject import SURE_NOT, split_foreground_background
@@ -61,7 +61,7 @@ COVERED = 1e-3             # kernel share of background pixels below which a pix
 @register("portrait")
 def render_portrait(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: np.ndarray | None = None,
                     mode: str = "auto", matting: str = "auto", occlusion: bool = True,
-                    foreground: bool = False) -> np.ndarray:
+                    foreground: bool = False, energy: str = ENERGY) -> np.ndarray:
     """Render with the portrait system of Xu et al. (see the module docstring).
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1] (1 = nearest);
@@ -77,6 +77,8 @@ def render_portrait(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte:
         leaves out only the subject, as the paper's Eq. 10 does.
     foreground: body mode blurs layers in front of the focus over what lies behind them, the
         subject included (an extension; the paper keeps "no foreground blur", the default False).
+    energy: body mode's depth-layer energy, "paper" (Eq. 8–9 as printed, default) or "project"
+        (lensblur.systems.xu_portrait.depth_layers).
     Returns linear float32 H×W×3 (recovered highlights may exceed 1).
     """
     image, disparity, matte = _checked(image, disparity, matte)
@@ -101,7 +103,7 @@ def render_portrait(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte:
             background = blur_selfie(radiance, coc, background_weight, lens)
         else:
             background = blur_layers(radiance, disparity, coc, background_weight, segmentation, lens,
-                                     occlusion=occlusion, foreground=foreground)
+                                     occlusion=occlusion, foreground=foreground, energy=energy)
             if foreground:
                 background, near_layers = background
         behind, hidden_alpha = image, alpha
@@ -270,7 +272,7 @@ def blur_selfie(radiance: np.ndarray, coc: np.ndarray, background_weight: np.nda
 
 def blur_layers(radiance: np.ndarray, disparity: np.ndarray, coc: np.ndarray, background_weight: np.ndarray,
                 segmentation: np.ndarray, lens: Lens, layers: int = LAYERS, smoothness: float = SMOOTHNESS,
-                occlusion: bool = True, foreground: bool = False):
+                occlusion: bool = True, foreground: bool = False, energy: str = ENERGY):
     """Eq. 10 without the subject term: graph-cut depth layers of the background, each blurred with
     its own guided disk and feathered into the others with a Gaussian.
 
@@ -290,7 +292,7 @@ def blur_layers(radiance: np.ndarray, disparity: np.ndarray, coc: np.ndarray, ba
     of the near layers, farthest first).
     """
     height, width = disparity.shape
-    split = split_depth_layers(disparity, layers, smoothness, exclude=segmentation)
+    split = split_depth_layers(disparity, layers, smoothness, exclude=segmentation, energy=energy)
     small_size = split.labels.shape[::-1]
     reduce = (lambda a: cv2.resize(a, small_size, interpolation=cv2.INTER_AREA)) if split.scale > 1 else (lambda a: a)
     subject_small = reduce(segmentation.astype(np.float32)) >= 0.5

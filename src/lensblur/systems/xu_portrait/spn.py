@@ -8,8 +8,9 @@ three-way affinities p₋₁, p₀, p₊₁ of a linear propagation
     h[i, k] = (1 − Σ_m p_m[i, k])·x[i, k] + Σ_m p_m[i, k]·h[i − 1, k + m],   m ∈ {−1, 0, +1},
 
 scanned left→right, right→left, top→bottom and bottom→top (Σ|p| ≤ 1 keeps it stable). The four
-results are merged with per-pixel softmax weights that the guidance CNN also predicts (Liu et al.
-take the maximum; a learned mix keeps the disparity unbiased). The segmentation is propagated as
+results are merged (``merge``) with per-pixel softmax weights that the guidance CNN also predicts
+(``"softmax"``, the default and the shipped model's: a learned mix keeps the disparity unbiased)
+or, as Liu et al. and the paper do, by their per-pixel maximum (``"max"``). The segmentation is propagated as
 logits v and read as m = 1/(1 + exp(−v)); the disparity directly.
 
 Losses: :func:`segmentation_loss` (Eq. 1), :func:`ranking_loss` (Eq. 2),
@@ -109,14 +110,19 @@ class SpatialPropagationNet(nn.Module):
     """Refines (segmentation, disparity) under learned affinities.
 
     width: guidance CNN base width. guide_stride: its resolution divisor (affinities are
-    upsampled bilinearly to full resolution).
+    upsampled bilinearly to full resolution). merge: how the four directions' results combine,
+    "softmax" (learned per-pixel mix) or "max" (the paper's, after Liu et al. 2017).
     """
 
     PER_TASK = len(DIRECTIONS) * 3 + len(DIRECTIONS)
+    MERGES = ("softmax", "max")
 
-    def __init__(self, width: int = 12, guide_stride: int = 2):
+    def __init__(self, width: int = 12, guide_stride: int = 2, merge: str = "softmax"):
         super().__init__()
-        self.config = {"width": width, "guide_stride": guide_stride}
+        if merge not in self.MERGES:
+            raise ValueError(f"SPN merge must be one of {', '.join(self.MERGES)}, got {merge!r}")
+        self.config = {"width": width, "guide_stride": guide_stride, "merge": merge}
+        self.merge = merge
         self.guide_stride = guide_stride
         self.guidance = GuidanceNet(5, self.PER_TASK * len(TASKS), width)
 
@@ -142,11 +148,13 @@ class SpatialPropagationNet(nn.Module):
         refined = []
         for task, values in enumerate((logits, disparity)):
             block = guide[:, task * self.PER_TASK:(task + 1) * self.PER_TASK]
+            scans = [three_way_propagation(values, block[:, 3 * d:3 * d + 3], direction)
+                     for d, direction in enumerate(DIRECTIONS)]
+            if self.merge == "max":
+                refined.append(torch.stack(scans).amax(0))
+                continue
             mix = torch.softmax(block[:, 3 * len(DIRECTIONS):], 1)
-            merged = 0
-            for d, direction in enumerate(DIRECTIONS):
-                merged = merged + mix[:, d:d + 1] * three_way_propagation(values, block[:, 3 * d:3 * d + 3], direction)
-            refined.append(merged)
+            refined.append(sum(mix[:, d:d + 1] * scan for d, scan in enumerate(scans)))
         return refined[0], refined[1]
 
 

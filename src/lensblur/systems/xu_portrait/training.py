@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, default=128, help="SPN crop side in pixels (default 128)")
     parser.add_argument("--filter-crop", type=int, default=128, help="filter crop side in pixels (default 128)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    parser.add_argument("--spn-width", type=int, default=12, metavar="N",
+                        help="SPN guidance CNN base width (default 12; a new model only)")
+    parser.add_argument("--spn-merge", choices=["softmax", "max"], default="softmax",
+                        help="combine the SPN's four scan directions by a learned softmax mix (default) or by "
+                             "their maximum, as the paper (after Liu et al.) does; a new model only")
 
 
 def train(args: argparse.Namespace, progress) -> dict:
@@ -57,7 +62,7 @@ def train(args: argparse.Namespace, progress) -> dict:
     torch.manual_seed(args.seed)
     examples = load_or_make_examples(args.data, args.scenes, args.seed, height, width, args.target, progress,
                                      limit=args.limit)
-    model = PortraitRNN()
+    model = PortraitRNN(spn={"width": args.spn_width, "merge": args.spn_merge})
     history, step_spn, step_filter = [], 0, 0
     if args.resume:
         payload = load_checkpoint(args.out, SYSTEM)
