@@ -23,28 +23,9 @@ import skimage.data
 from lensblur.color import srgb_to_linear
 from lensblur.depth import people
 from lensblur.depth.auto import estimate_auto, layout_prior
+from lensblur.metrics import ordinal_error
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def ordinal_error(estimate: np.ndarray, truth: np.ndarray, pairs: int = 20000, min_gap: float = 0.1,
-                  seed: int = 0) -> float:
-    """Fraction of random pixel pairs with a clear true depth difference (> min_gap of the valid
-    range) whose order the estimate disagrees with; ties count 0.5. Invalid truth (non-finite or
-    ≤ 0) is skipped."""
-    rng = np.random.default_rng(seed)
-    valid = np.flatnonzero(np.isfinite(truth).ravel() & (truth.ravel() > 0))
-    t, e = truth.ravel(), estimate.ravel()
-    gap = min_gap * (t[valid].max() - t[valid].min())
-    a, b = [], []
-    while len(a) < pairs:
-        i, j = rng.choice(valid, 4 * pairs), rng.choice(valid, 4 * pairs)
-        keep = np.abs(t[i] - t[j]) > gap
-        a.extend(i[keep]); b.extend(j[keep])
-    a, b = np.array(a[:pairs]), np.array(b[:pairs])
-    truth_sign = np.sign(t[a] - t[b])
-    est_sign = np.sign(e[a] - e[b])
-    return float(np.mean(np.where(est_sign == 0, 0.5, (est_sign != truth_sign).astype(float))))
 
 
 def main() -> None:
