@@ -62,8 +62,11 @@ SAMPLES = [
 ]
 MIDDLEBURY = "middlebury/motorcycle"
 
-# estimator variants: label -> keyword options of estimate_auto
-VARIANTS = {"auto": {}}
+# estimator variants: label -> keyword options of estimate_auto (before = layout prior + subject only)
+VARIANTS = {"before": {"cues": False}, "after": {},
+            "no defocus": {"cues": ("occlusion", "contact")}, "no occlusion": {"cues": ("defocus", "contact")},
+            "no contact": {"cues": ("defocus", "occlusion")}}
+SHEET = ("before", "after")  # the variants the sheet shows
 
 
 def load_samples(side: int):
@@ -156,7 +159,7 @@ def evaluate(side: int, blur_fraction: float) -> tuple[list[dict], list[tuple]]:
 
 def write_sheet(sheet_rows: list[tuple], path: Path, height: int = 150) -> None:
     """One row per sample: photo | stored map | each variant's estimate; small thumbnails."""
-    labels = ["photo", "stored"] + list(VARIANTS)
+    labels = ["photo", "stored"] + list(SHEET)
     tiles = []
     for name, _, pixels, stored, estimates in sheet_rows:
         h, w = stored.shape
@@ -166,7 +169,7 @@ def write_sheet(sheet_rows: list[tuple], path: Path, height: int = 150) -> None:
             return cv2.cvtColor(cv2.resize((d * 255).astype(np.uint8), size, interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2RGB)
         photo = (np.full((height, size[0], 3), 64, np.uint8) if pixels is None
                  else cv2.resize(to_srgb8(pixels), size, interpolation=cv2.INTER_AREA))
-        row = [photo, grey(stored)] + [grey(estimates[k]) for k in VARIANTS]
+        row = [photo, grey(stored)] + [grey(estimates[k]) for k in SHEET]
         cell = max(t.shape[1] for t in row)
         row = [cv2.copyMakeBorder(t, 18, 2, 2, 2 + cell - t.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in row]
         for t, label in zip(row, labels):
@@ -186,21 +189,23 @@ def write_report(rows: list[dict], side: int, blur_fraction: float) -> str:
              f"blur K = {blur_fraction} × long side px per unit disparity. Spearman: higher is better; ordinal error "
              "(20,000 pairs): lower is better; render PSNR (dB, vs the render with the stored map): higher is "
              "better, and must beat the whole-image Gaussian floor (σ fitted to the reference).", ""]
-    header = "| sample | set | floor dB |" + "".join(f" {v} Spearman | {v} ordinal | {v} render dB |" for v in VARIANTS)
-    lines += [header, "|" + "---|" * (3 + 3 * len(VARIANTS))]
-    for row in rows:
-        cells = "".join(f" {row[v]['spearman']:.3f} | {row[v]['ordinal_error']:.3f} | {row[v]['render_psnr']:.2f} |"
-                        for v in VARIANTS)
-        lines.append(f"| {row['sample']} | {row['set']} | {row['gaussian_floor_psnr']:.2f} |{cells}")
-    for subset in ("all", "tune", "held out"):
-        chosen = [r for r in rows if subset == "all" or r["set"] == subset]
-        if not chosen:
-            continue
-        cells = "".join(f" {np.mean([r[v]['spearman'] for r in chosen]):.3f} | "
-                        f"{np.mean([r[v]['ordinal_error'] for r in chosen]):.3f} | "
-                        f"{np.mean([r[v]['render_psnr'] for r in chosen]):.2f} |" for v in VARIANTS)
-        lines.append(f"| **mean, {subset}** ({len(chosen)}) | | {np.mean([r['gaussian_floor_psnr'] for r in chosen]):.2f} |{cells}")
-    lines += ["", "| variant | min Spearman | samples where the render beats the floor | mean CPU s per estimate |", "|---|---|---|---|"]
+    groups = [("all", rows), ("tune", [r for r in rows if r["set"] == "tune"]),
+              ("held out", [r for r in rows if r["set"] == "held out"])]
+    for title, metric, floor in (("Spearman rank correlation (higher is better)", "spearman", False),
+                                 ("Ordinal error, 20,000 pairs (lower is better)", "ordinal_error", False),
+                                 ("Render PSNR in dB against the stored-map render (higher is better)", "render_psnr", True)):
+        lines += [f"## {title}", "", "| sample | set |" + (" Gaussian floor |" if floor else "")
+                  + "".join(f" {v} |" for v in VARIANTS), "|---|---|" + ("---|" if floor else "") + "---|" * len(VARIANTS)]
+        for row in rows:
+            lines.append(f"| {row['sample']} | {row['set']} |" + (f" {row['gaussian_floor_psnr']:.2f} |" if floor else "")
+                         + "".join(f" {row[v][metric]:.3f} |" if not floor else f" {row[v][metric]:.2f} |" for v in VARIANTS))
+        for label, chosen in groups:
+            if chosen:
+                cells = "".join(f" {np.mean([r[v][metric] for r in chosen]):.3f} |" for v in VARIANTS)
+                floor_cell = f" {np.mean([r['gaussian_floor_psnr'] for r in chosen]):.2f} |" if floor else ""
+                lines.append(f"| **mean, {label}** ({len(chosen)}) | |{floor_cell}{cells}")
+        lines.append("")
+    lines += ["## Summary", "", "| variant | min Spearman | samples where the render beats the floor | mean CPU s per estimate |", "|---|---|---|---|"]
     for v in VARIANTS:
         beats = sum(r[v]["render_psnr"] > r["gaussian_floor_psnr"] for r in rows)
         lines.append(f"| {v} | {min(r[v]['spearman'] for r in rows):.3f} | {beats} / {len(rows)} | "
