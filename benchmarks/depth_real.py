@@ -201,7 +201,8 @@ def write_report(rows: list[dict], side: int, blur_fraction: float) -> str:
                          + "".join(f" {row[v][metric]:.3f} |" if not floor else f" {row[v][metric]:.2f} |" for v in VARIANTS))
         for label, chosen in groups:
             if chosen:
-                cells = "".join(f" {np.mean([r[v][metric] for r in chosen]):.3f} |" for v in VARIANTS)
+                digits = 2 if floor else 3
+                cells = "".join(f" {np.mean([r[v][metric] for r in chosen]):.{digits}f} |" for v in VARIANTS)
                 floor_cell = f" {np.mean([r['gaussian_floor_psnr'] for r in chosen]):.2f} |" if floor else ""
                 lines.append(f"| **mean, {label}** ({len(chosen)}) | |{floor_cell}{cells}")
         lines.append("")

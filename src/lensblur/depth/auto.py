@@ -1,11 +1,13 @@
 """The "auto" depth estimator: a plausible disparity for a photo that has no depth.
 
 No depth network: the subject is found (a person with MediaPipe's selfie segmentation and face
-detector when the models are installed, else the most salient region), lifted to a near
-disparity, and put in front of a scene-layout background (lower rows nearer). The subject mask
-is refined to the image's edges with the guided filter and turned into a soft matte by alpha
-matting in a thin band around its edge. Runs in well under a second on a 12 MP photo: all
-analysis happens at ``work_side`` pixels, only compositing touches full resolution.
+detector when the models are installed, else the most salient region) and put in front of a
+scene background: the layout prior (lower rows nearer) plus weight-free cues from the photo, its
+own defocus (lensblur.depth.defocus) and its occlusion boundaries (lensblur.depth.occlusion),
+smoothed along the image's edges. The subject stands at its ground contact. Its mask is refined
+to the image's edges with the guided filter and turned into a soft matte by alpha matting in a
+thin band around its edge. All analysis happens at ``work_side`` pixels, only compositing touches
+full resolution (about 1 s of CPU for a 12 MP photo). See docs/depth-auto.md.
 """
 
 from __future__ import annotations
@@ -253,6 +255,9 @@ def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True
     [0, 1], as embedded maps are. Returns the disparity, the matte (None when no subject was
     found), and the focus point in full-resolution pixels (largest face, else subject centroid).
     """
+    use = frozenset(CUES if cues is True else cues or ())
+    if not use <= set(CUES):
+        raise InputError(f"unknown cues {sorted(use - set(CUES))}: choose from {CUES}")
     image = np.asarray(image, dtype=np.float32)[..., :3]
     height, width = image.shape[:2]
     scale = min(1.0, work_side / max(height, width))
@@ -285,13 +290,10 @@ def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True
             notes.append(f"focus on the subject's centroid at x={focus[0]:.0f}, y={focus[1]:.0f}")
     if focus is None:
         focus = (width / 2, height / 2)
-    use = frozenset(CUES if cues is True else cues or ())
-    if not use <= set(CUES):
-        raise InputError(f"unknown cues {sorted(use - set(CUES))}: choose from {CUES}")
     if cues is not False:
         small_background = cue_background(small, mask, notes, use)
-        gray_small = linear_to_srgb(small_linear @ _GRAY)
-        gray_full = gray_small if scale == 1 else linear_to_srgb(image @ _GRAY)
+        gray_small = small_linear @ _GRAY  # linear light: no 12 MP gamma curve, the guide only needs its edges
+        gray_full = gray_small if scale == 1 else image @ _GRAY
         background = np.clip(guided_upsample(gray_full, gray_small, small_background, radius=2, eps=1e-3), 0, 1)
         if mask.any() and "contact" in use:
             subject_disparity = contact_disparity(mask, small_background, nearest=subject_disparity)
