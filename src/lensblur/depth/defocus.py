@@ -26,7 +26,7 @@ def edge_blur(gray: np.ndarray, sigma0: float = 1.0, low: float = 0.02, high: fl
     """Sparse blur σ (px) at the edge pixels of a gray image.
 
     gray: H×W float in [0, 1]. sigma0: the re-blur σ in px. low, high: Canny hysteresis
-    thresholds as gradient magnitudes in gray units per px (after a light pre-smoothing). Returns
+    thresholds as gradient magnitudes in gray units per px. Returns
     (sigma, edges): float32 H×W σ in [0, max_sigma] (0 off the edges) and bool H×W edge pixels
     where the ratio was measurable (R > 1).
     """

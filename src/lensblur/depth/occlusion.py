@@ -23,7 +23,8 @@ from scipy.sparse.linalg import lsqr
 def segment(image_srgb: np.ndarray, min_fraction: float = 0.002) -> np.ndarray:
     """Region labels (int32 H×W, 0..n-1) of an sRGB image H×W×3 in [0, 1].
 
-    Felzenszwalb–Huttenlocher with scale 200 and regions of at least ``min_fraction`` of the frame.
+    Felzenszwalb–Huttenlocher with scale 200 and regions of at least ``min_fraction`` of the frame,
+    then :func:`merge_thin`.
     """
     from skimage.segmentation import felzenszwalb
 
