@@ -134,3 +134,11 @@ def test_ordinal_error_on_known_inputs():
     assert ordinal_error(np.zeros_like(truth), truth, pairs=2000) == 0.5
     with pytest.raises(InputError):
         ordinal_error(truth, np.ones_like(truth), pairs=100)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3, 3), (16, 17, 3), (40, 30, 3)])
+def test_estimate_with_cues_on_tiny_and_flat_images(shape):
+    for image in (np.full(shape, 0.4, np.float32), np.random.default_rng(0).random(shape).astype(np.float32)):
+        estimate = estimate_auto(image, people=False)
+        assert estimate.disparity.shape == shape[:2] and np.isfinite(estimate.disparity).all()
+        assert 0.0 <= estimate.disparity.min() and estimate.disparity.max() <= 1.0

@@ -27,6 +27,7 @@ DEFOCUS_WEIGHT, OCCLUSION_WEIGHT = 0.15, 0.05  # disparity units for the stronge
 MIN_BLUR_SPREAD = 0.5  # px at work size: edge blur varying less than this is an all-in-focus photo
 CUES = ("defocus", "occlusion", "contact")
 OCCLUSION_SIDE = 256  # px: long side of the segmentation the occlusion cue runs on
+MIN_CUE_SIDE = 16  # px: smaller images carry no measurable edge blur or regions
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -196,6 +197,9 @@ def cue_background(small_srgb: np.ndarray, mask: np.ndarray, notes: list[str],
     """
     height, width = small_srgb.shape[:2]
     fused = np.array(layout_prior(height, width))
+    if min(height, width) < MIN_CUE_SIDE:
+        notes.append(f"image under {MIN_CUE_SIDE} px on a side: no defocus or occlusion cues")
+        use = frozenset()
     if "defocus" in use:
         fused += DEFOCUS_WEIGHT * _defocus_term(small_srgb, mask, notes)
     if "occlusion" in use:
