@@ -138,3 +138,53 @@ def _alexnet_weights(state) -> list:
         else:
             raise InputError(f"LPIPS weights lack AlexNet layer features.{index}: need backbone and heads in one file")
     return out
+
+
+def depth_rank_correlation(estimate: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None,
+                           max_samples: int = 200_000, seed: int = 0) -> float:
+    """Spearman rank correlation in [-1, 1] between two H×W depth maps of the same size.
+
+    Both maps must order depth the same way (e.g. both disparity, bigger = nearer). valid: bool
+    H×W of pixels to compare (default: where both are finite). At most ``max_samples`` random
+    valid pixels are used (fixed ``seed``). NaN when either map is constant over them.
+    """
+    from scipy.stats import rankdata
+
+    estimate, truth = _as_pair(estimate, truth)
+    keep = np.isfinite(estimate) & np.isfinite(truth)
+    if valid is not None:
+        keep &= np.asarray(valid, bool)
+    index = np.flatnonzero(keep.ravel())
+    if index.size > max_samples:
+        index = np.random.default_rng(seed).choice(index, max_samples, replace=False)
+    a, b = rankdata(estimate.ravel()[index]), rankdata(truth.ravel()[index])
+    if index.size < 2 or a.std() == 0 or b.std() == 0:
+        return math.nan
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def ordinal_error(estimate: np.ndarray, truth: np.ndarray, pairs: int = 20000, min_gap: float = 0.1,
+                  seed: int = 0) -> float:
+    """WHDR-style ordinal error in [0, 1] of an H×W disparity estimate against the truth.
+
+    Over ``pairs`` random pixel pairs whose true disparities differ by more than ``min_gap`` of
+    the valid range, the fraction whose order the estimate gets wrong; ties in the estimate count
+    0.5. Invalid truth (non-finite or ≤ 0) is skipped. Both maps: bigger = nearer.
+    """
+    rng = np.random.default_rng(seed)
+    t, e = np.asarray(truth, np.float64).ravel(), np.asarray(estimate, np.float64).ravel()
+    valid = np.flatnonzero(np.isfinite(t) & (t > 0))
+    gap = min_gap * (t[valid].max() - t[valid].min())
+    a, b = [], []
+    for _ in range(100):
+        i, j = rng.choice(valid, 4 * pairs), rng.choice(valid, 4 * pairs)
+        keep = np.abs(t[i] - t[j]) > gap
+        a.extend(i[keep]); b.extend(j[keep])
+        if len(a) >= pairs:
+            break
+    if not a:
+        raise InputError("the true depth has no pairs that differ by more than the minimum gap")
+    a, b = np.array(a[:pairs]), np.array(b[:pairs])
+    truth_sign = np.sign(t[a] - t[b])
+    est_sign = np.sign(e[a] - e[b])
+    return float(np.mean(np.where(est_sign == 0, 0.5, (est_sign != truth_sign).astype(float))))

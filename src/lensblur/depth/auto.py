@@ -1,11 +1,13 @@
 """The "auto" depth estimator: a plausible disparity for a photo that has no depth.
 
 No depth network: the subject is found (a person with MediaPipe's selfie segmentation and face
-detector when the models are installed, else the most salient region), lifted to a near
-disparity, and put in front of a scene-layout background (lower rows nearer). The subject mask
-is refined to the image's edges with the guided filter and turned into a soft matte by alpha
-matting in a thin band around its edge. Runs in well under a second on a 12 MP photo: all
-analysis happens at ``work_side`` pixels, only compositing touches full resolution.
+detector when the models are installed, else the most salient region) and put in front of a
+scene background: the layout prior (lower rows nearer) plus weight-free cues from the photo, its
+own defocus (lensblur.depth.defocus) and its occlusion boundaries (lensblur.depth.occlusion),
+smoothed along the image's edges. The subject stands at its ground contact. Its mask is refined
+to the image's edges with the guided filter and turned into a soft matte by alpha matting in a
+thin band around its edge. All analysis happens at ``work_side`` pixels, only compositing touches
+full resolution (about 1 s of CPU for a 12 MP photo). See docs/depth-auto.md.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ from lensblur.color import linear_to_srgb
 from lensblur.depth import DepthEstimate, register
 from lensblur.depth.matting import matte_band
 from lensblur.depth.refine import guided_filter, guided_upsample
+from lensblur.errors import InputError
 
 FAR, NEAR_BACKGROUND, SUBJECT = 0.05, 0.5, 0.8
+CONTACT_LIFT = 0.05  # a standing subject is this much nearer than the ground where it stands
+DEFOCUS_WEIGHT, OCCLUSION_WEIGHT = 0.15, 0.05  # disparity units for the strongest cue signal
+MIN_BLUR_SPREAD = 0.5  # px at work size: edge blur varying less than this is an all-in-focus photo
+CUES = ("defocus", "occlusion", "contact")
+OCCLUSION_SIDE = 256  # px: long side of the segmentation the occlusion cue runs on
+MIN_CUE_SIDE = 16  # px: smaller images carry no measurable edge blur or regions
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -154,19 +163,105 @@ def _people(small: np.ndarray, notes: list[str]):
     return person, face
 
 
+def contact_disparity(mask: np.ndarray, background: np.ndarray, lift: float = CONTACT_LIFT,
+                      nearest: float = SUBJECT) -> float:
+    """Disparity of a subject standing on the ground: the background's disparity where it meets the
+    ground, plus ``lift``.
+
+    mask: bool H×W subject. background: H×W disparity of the scene behind (lower rows nearer).
+    The contact row is the subject's lowest row (its 99th percentile, so a stray pixel does not
+    count). A subject cut by the bottom of the frame has no visible contact: it gets ``nearest``.
+    Returns a disparity in [background there, nearest].
+    """
+    height = mask.shape[0]
+    rows = np.nonzero(mask)[0]
+    contact = int(np.percentile(rows, 99))
+    if contact >= height - 1 - max(1, height // 50):
+        return float(nearest)
+    columns = np.nonzero(mask[contact])[0]
+    ground = float(np.median(background[contact, columns])) if columns.size else float(np.median(background[contact]))
+    return float(min(nearest, ground + lift))
+
+
+def cue_background(small_srgb: np.ndarray, mask: np.ndarray, notes: list[str],
+                   use: frozenset[str] = frozenset(CUES)) -> np.ndarray:
+    """Scene disparity behind the subject from the layout prior, the photo's own defocus and its
+    occlusion boundaries; float32 h×w (the size of ``small_srgb``, sRGB in [0, 1]).
+
+    mask: bool h×w subject (may be empty). use: the cues to add ("defocus", "occlusion").
+    Defocus says how far a point is from the focal plane, not on which side: the subject's own
+    blur is the focal plane; blur means in front below the subject's ground contact and in
+    blurred regions that reach the bottom of the frame (foreground leaves, a ledge), behind
+    elsewhere. notes: gets one line per cue used. The sum is smoothed by the guided filter, so
+    it changes only where the image has edges.
+    """
+    height, width = small_srgb.shape[:2]
+    fused = np.array(layout_prior(height, width))
+    if min(height, width) < MIN_CUE_SIDE:
+        notes.append(f"image under {MIN_CUE_SIDE} px on a side: no defocus or occlusion cues")
+        use = frozenset()
+    if "defocus" in use:
+        fused += DEFOCUS_WEIGHT * _defocus_term(small_srgb, mask, notes)
+    if "occlusion" in use:
+        from lensblur.depth.occlusion import occlusion_depth, segment
+
+        step = max(1, -(-max(height, width) // OCCLUSION_SIDE))
+        labels = segment(small_srgb[::step, ::step])
+        order = occlusion_depth(labels)
+        scale = float(np.percentile(np.abs(order), 95))
+        if scale > 1e-6:
+            order = cv2.resize(np.clip(order / scale, -1, 1), (width, height), interpolation=cv2.INTER_NEAREST)
+            fused += OCCLUSION_WEIGHT * order
+            notes.append(f"occlusion: {int(labels.max()) + 1} regions ordered by the convexity of their boundaries")
+    gray = cv2.cvtColor(np.asarray(small_srgb, np.float32), cv2.COLOR_RGB2GRAY)
+    smooth = guided_filter(gray, fused, radius=max(2, max(height, width) // 32), eps=1e-2)
+    return np.clip(smooth, 0.0, 1.0).astype(np.float32)
+
+
+def _defocus_term(small_srgb: np.ndarray, mask: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Signed defocus depth in [-1, 1] (bigger = nearer), h×w; zeros for an all-in-focus photo."""
+    from lensblur.depth.defocus import defocus_map
+
+    height, width = small_srgb.shape[:2]
+    sigma, spread = defocus_map(small_srgb, side=max(height, width))
+    confidence = float(np.clip((spread - MIN_BLUR_SPREAD) / MIN_BLUR_SPREAD, 0.0, 1.0))
+    if confidence == 0:
+        notes.append(f"defocus: edge blur varies by {spread:.1f} px only: no depth from it")
+        return np.zeros((height, width), np.float32)
+    focal = float(np.median(sigma[mask])) if mask.any() else float(np.percentile(sigma, 10))
+    distance = np.clip((sigma - focal) / max(spread, 1e-6), 0.0, 1.0)
+    in_front = np.zeros((height, width), bool)
+    if mask.any():
+        in_front[int(np.percentile(np.nonzero(mask)[0], 99)):] = True
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((distance > 0.5).astype(np.uint8), connectivity=8)
+    for region in range(1, count):
+        if stats[region, cv2.CC_STAT_TOP] + stats[region, cv2.CC_STAT_HEIGHT] >= height:
+            in_front |= labels == region
+    notes.append(f"defocus: edge blur varies by {spread:.1f} px (weight {confidence:.2f}): blurrier = farther "
+                 "from the subject's plane, in front where the blur reaches the bottom of the frame")
+    return (confidence * np.where(in_front, distance, -distance)).astype(np.float32)
+
+
 @register("auto")
 def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True, people: bool = True,
-                  subject_disparity: float = SUBJECT, matte_side: int = 320, matte_method: str = "cf") -> DepthEstimate:
+                  subject_disparity: float = SUBJECT, matte_side: int = 320, matte_method: str = "cf",
+                  cues: bool | tuple[str, ...] = True) -> DepthEstimate:
     """Plausible disparity, subject matte and focus point for a photo without depth.
 
     image: linear RGB float32 H×W×3 in [0, 1]. work_side: long side in pixels at which the
     subject is found. matte: compute a soft matte along the subject edge (else a hard one).
     people: use the person/face models when installed. subject_disparity: disparity of the
     subject in (0.5, 1]. matte_side: long side in pixels of the band crop the matting solver sees.
-    matte_method: "cf" (closed-form) or "knn". Returns disparity in [0.05, subject_disparity]
-    (background 0.05 at the top to 0.5 at the bottom), the matte (None when no subject was found),
-    and the focus point in full-resolution pixels (largest face, else subject centroid).
+    matte_method: "cf" (closed-form) or "knn". cues: True for all of :data:`CUES` (the photo's
+    defocus and occlusion boundaries added to the layout prior, the subject at its ground
+    contact), a tuple of some of them, or False for the estimator before these cues (layout prior
+    0.05 → 0.5 and a subject at ``subject_disparity``). With cues the disparity is spread to
+    [0, 1], as embedded maps are. Returns the disparity, the matte (None when no subject was
+    found), and the focus point in full-resolution pixels (largest face, else subject centroid).
     """
+    use = frozenset(CUES if cues is True else cues or ())
+    if not use <= set(CUES):
+        raise InputError(f"unknown cues {sorted(use - set(CUES))}: choose from {CUES}")
     image = np.asarray(image, dtype=np.float32)[..., :3]
     height, width = image.shape[:2]
     scale = min(1.0, work_side / max(height, width))
@@ -199,9 +294,18 @@ def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True
             notes.append(f"focus on the subject's centroid at x={focus[0]:.0f}, y={focus[1]:.0f}")
     if focus is None:
         focus = (width / 2, height / 2)
-    background = layout_prior(height, width)
+    if cues is not False:
+        small_background = cue_background(small, mask, notes, use)
+        gray_small = small_linear @ _GRAY  # linear light: no 12 MP gamma curve, the guide only needs its edges
+        gray_full = gray_small if scale == 1 else image @ _GRAY
+        background = np.clip(guided_upsample(gray_full, gray_small, small_background, radius=2, eps=1e-3), 0, 1)
+        if mask.any() and "contact" in use:
+            subject_disparity = contact_disparity(mask, small_background, nearest=subject_disparity)
+            notes.append(f"subject at disparity {subject_disparity:.2f} (its ground contact)")
+    else:
+        background = layout_prior(height, width)
     if not mask.any():
-        return DepthEstimate(np.ascontiguousarray(background), None, focus, notes)
+        return DepthEstimate(_full_range(background, cues is not False), None, focus, notes)
     if matte:
         # nearest upsampling is enough: matte_band snaps the edge to the full-resolution image
         full_mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
@@ -211,4 +315,14 @@ def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True
         alpha = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
     alpha = alpha.astype(np.float32)
     disparity = background + (np.float32(subject_disparity) - background) * alpha
-    return DepthEstimate(disparity.astype(np.float32), alpha, focus, notes)
+    return DepthEstimate(_full_range(disparity, cues is not False), alpha, focus, notes)
+
+
+def _full_range(disparity: np.ndarray, stretch: bool) -> np.ndarray:
+    """float32 copy; with ``stretch``, spread to [0, 1] as embedded and file depth maps are
+    (lensblur.io.depth normalises by min and max), so one --blur means the same with either."""
+    disparity = np.asarray(disparity, np.float32)
+    if not stretch:
+        return np.ascontiguousarray(disparity)
+    low, high = float(disparity.min()), float(disparity.max())
+    return ((disparity - low) / (high - low)).astype(np.float32) if high - low > 1e-6 else np.ones_like(disparity)

@@ -8,6 +8,7 @@ the filtered input ``src`` is H×W. Radii are in pixels of the array they apply 
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
 
 
@@ -74,3 +75,71 @@ def guided_upsample(guide_full: np.ndarray, guide_small: np.ndarray, src_small: 
     a = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
     b = cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
     return a * np.asarray(guide_full, dtype=np.float32) + b
+
+
+def domain_transform(guide: np.ndarray, src: np.ndarray, sigma_s: float, sigma_r: float = 0.1,
+                     iterations: int = 3) -> np.ndarray:
+    """Edge-aware smoothing by the recursive domain-transform filter (Gastal & Oliveira,
+    SIGGRAPH 2011, Eq. 21 and Sec. 4.3): a first-order recursion whose feedback a^d weakens across
+    guide edges, d = 1 + σs/σr·|∇guide| (their Eq. 11), run left/right then up/down ``iterations``
+    times with σ_H,i = σs·√3·2^(N−i)/√(4^N − 1) (Eq. 14).
+
+    guide: H×W gray in [0, 1]; src: H×W float. sigma_s: spatial reach in px; sigma_r: guide
+    range scale in guide units (smaller = stops at fainter edges).
+    Returns float32 H×W; values never leave the range of ``src``.
+    """
+    guide = np.asarray(guide, np.float32)
+    ratio = np.float32(sigma_s / sigma_r)
+    dx = 1.0 + ratio * np.abs(np.diff(guide, axis=1))  # distance between x and x+1
+    dy = 1.0 + ratio * np.abs(np.diff(guide, axis=0))
+    out = np.array(src, dtype=np.float32, copy=True)
+    for i in range(iterations):
+        sigma_h = sigma_s * np.sqrt(3.0) * 2.0 ** (iterations - i - 1) / np.sqrt(4.0 ** iterations - 1)
+        a = np.float32(np.exp(-np.sqrt(2.0) / sigma_h))
+        _recursive_rows(out, np.power(a, dx).astype(np.float32))
+        _recursive_rows(out.T, np.ascontiguousarray(np.power(a, dy).T.astype(np.float32)))
+    return out
+
+
+@numba.njit(cache=True)
+def _recursive_rows(values, feedback):
+    """In place, per row: left→right then right→left, v[x] += w[x]·(v[x∓1] − v[x]) with w the
+    feedback between x and its neighbour (``feedback`` is H×(W−1))."""
+    height, width = values.shape
+    for y in range(height):
+        for x in range(1, width):
+            values[y, x] += feedback[y, x - 1] * (values[y, x - 1] - values[y, x])
+        for x in range(width - 2, -1, -1):
+            values[y, x] += feedback[y, x] * (values[y, x + 1] - values[y, x])
+
+
+def edge_aware_fill(guide: np.ndarray, values: np.ndarray, weights: np.ndarray, side: int = 256,
+                    spread: float = 0.1, sigma_r: float = 0.1) -> np.ndarray:
+    """Dense map from sparse, weighted samples, smooth inside regions and changing at the guide's edges.
+
+    guide: H×W gray in [0, 1]; values: H×W samples (any unit), read only where weights > 0;
+    weights: H×W confidences ≥ 0. side: long side in px at which the fill runs. spread: reach of
+    the fill as a fraction of that side. sigma_r: guide contrast (in guide units) at which the
+    fill stops spreading. Normalised convolution, Σ w·v / Σ w, with the edge-aware domain-transform
+    filter (:func:`domain_transform`) as the kernel: samples spread within regions, not across
+    the image's edges, and the map has no box edges where the image has none. Returns float32
+    H×W in the range of the sampled values.
+    """
+    guide = np.asarray(guide, np.float32)
+    height, width = guide.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    weights = np.asarray(weights, np.float32)
+    weighted = np.asarray(values, np.float32) * weights
+    small_guide, small_num, small_den = (cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+                                         for a in (guide, weighted, weights))
+    total = float(small_den.sum())
+    fallback = float(small_num.sum() / total) if total > 0 else 0.0
+    sigma_s = max(1.0, spread * max(size))
+    num = domain_transform(small_guide, small_num, sigma_s, sigma_r)
+    den = domain_transform(small_guide, small_den, sigma_s, sigma_r)
+    filled = np.where(den > 1e-6 * max(total, 1e-12) / small_den.size, num / np.maximum(den, 1e-12), fallback)
+    filled = filled.astype(np.float32)
+    if scale == 1.0:
+        return filled
+    return cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
