@@ -16,12 +16,13 @@ from lensblur.kernel_cache import kernel_stats
 
 def warm_up() -> dict:
     """Render tiny scenes through :func:`lensblur.render` that take every path of the default
-    renderer (layered and continuous depth, a matte, highlights, blades, rim, cat's eye, grain),
-    so that numba compiles (or loads) all its kernels. Returns :func:`kernel_stats` plus
-    ``seconds``, the wall time taken."""
+    renderer (layered and continuous depth, a matte, highlights, blades, rim, cat's eye, grain)
+    and encode one for writing, so that numba compiles (or loads) all those kernels. Returns
+    :func:`kernel_stats` plus ``seconds``, the wall time taken."""
     import numpy as np
 
     from lensblur.api import render
+    from lensblur.io.icc import encode
 
     start = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -39,6 +40,7 @@ def warm_up() -> dict:
         (planes, {"highlights": False}),
     ]:
         render(image, disparity, blur=6.0, focus_disparity=0.9, **settings)
+    encode(image, None)  # the tone-curve table of lensblur.io.icc, used by every write
     return {**kernel_stats(), "seconds": time.perf_counter() - start}
 
 
