@@ -18,6 +18,7 @@ import functools
 import struct
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from lensblur.color import linear_to_srgb, srgb_to_linear
@@ -53,7 +54,8 @@ class ToneCurve:
     def encode(self, linear: np.ndarray) -> np.ndarray:
         """Linear light (clipped to [0, 1]) to encoded values in [0, 1], float32: the inverse of decode,
         through a float32 table over √linear (:func:`_encode_table`)."""
-        return _interpolate(_encode_table(self), np.asarray(linear, dtype=np.float32))
+        linear = np.asarray(linear, dtype=np.float32)
+        return _lookup(linear[..., None], (self,))[..., 0]
 
     def encode_exact(self, linear: np.ndarray) -> np.ndarray:
         """:meth:`encode` evaluated in float64 on every value (slow; builds the tables)."""
@@ -86,15 +88,22 @@ def _encode_table(curve: ToneCurve) -> np.ndarray:
     return np.append(table, table[-1]).astype(np.float32)
 
 
-def _interpolate(table: np.ndarray, linear: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``table`` (from :func:`_encode_table`) at √clip(linear), float32, in
-    one numba pass (lensblur.io.tone_lookup; NaN counts as 0)."""
-    from lensblur.io.tone_lookup import interpolate_sqrt  # numba: only code that encodes pays for it
+def _lookup(linear: np.ndarray, curves, levels: int = 0) -> np.ndarray:
+    """``linear`` (…×C, C = len(curves)) through each channel's table in one numba pass
+    (lensblur.io.tone_lookup): float32 encoded values, or integers 0..levels (uint8 for 255,
+    uint16 for 65535) when ``levels`` is given. NaN counts as 0."""
+    from lensblur.io.tone_lookup import encode_channels, quantize_channels  # numba: only encoders pay
 
     linear = np.ascontiguousarray(linear, dtype=np.float32)
-    out = np.empty(linear.shape, dtype=np.float32)
-    interpolate_sqrt(linear.reshape(-1), table, out.reshape(-1))
-    return out
+    tables = np.stack([_encode_table(curve) for curve in curves])
+    flat = linear.reshape(-1, len(curves))
+    if levels:
+        out = np.empty(flat.shape, dtype=np.uint8 if levels <= 255 else np.uint16)
+        quantize_channels(flat, tables, levels, out)
+    else:
+        out = np.empty(flat.shape, dtype=np.float32)
+        encode_channels(flat, tables, out)
+    return out.reshape(linear.shape)
 
 
 def gamma_curve(gamma: float) -> ToneCurve:
@@ -144,6 +153,12 @@ def decode_integers(values: np.ndarray, icc_profile: bytes | None) -> np.ndarray
     levels = np.iinfo(values.dtype).max
     ramp = np.arange(levels + 1, dtype=np.float32) / np.float32(levels)
     curves = tone_curves(icc_profile)
+    channels = values.shape[-1]
+    if values.dtype == np.uint8 and channels in (1, 3) and values.ndim == 3:
+        # OpenCV's LUT: 8-bit in, one float32 table per channel, all channels in one threaded pass
+        table = np.stack([curves[c].decode(ramp) for c in range(channels)], axis=-1)[None]
+        out = cv2.LUT(np.ascontiguousarray(values), table)
+        return out.reshape(values.shape)
     out = np.empty(values.shape, dtype=np.float32)
     for channel in range(values.shape[-1]):
         out[..., channel] = curves[channel].decode(ramp)[values[..., channel]]
@@ -152,13 +167,13 @@ def decode_integers(values: np.ndarray, icc_profile: bytes | None) -> np.ndarray
 
 def encode(linear: np.ndarray, icc_profile: bytes | None) -> np.ndarray:
     """H×W×3 linear light (clipped to [0, 1]) to encoded values in [0, 1] through the profile's curves."""
-    curves = tone_curves(icc_profile)
-    if curves[0] == curves[1] == curves[2]:  # the usual case: one table for all three channels at once
-        return curves[0].encode(linear)
-    out = np.empty(linear.shape, dtype=np.float32)
-    for channel, curve in enumerate(curves):
-        out[..., channel] = curve.encode(linear[..., channel])
-    return out
+    return _lookup(linear, tone_curves(icc_profile))
+
+
+def encode_levels(linear: np.ndarray, icc_profile: bytes | None, levels: int = 255) -> np.ndarray:
+    """:func:`encode` rounded to integer levels in the same pass: uint8 for ``levels`` = 255,
+    uint16 for 65535. NaN becomes 0, +inf the top level."""
+    return _lookup(linear, tone_curves(icc_profile), levels)
 
 
 def _tag_table(profile: bytes) -> dict[bytes, tuple[int, int]]:

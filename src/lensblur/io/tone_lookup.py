@@ -1,22 +1,34 @@
-"""numba kernel of the tone-curve encoder: one pass of table interpolation over √linear."""
+"""numba kernels of the tone-curve encoder: table interpolation over √linear, one pass per image."""
 
 import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, parallel=True)
-def interpolate_sqrt(linear: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
-    """out[k] = table interpolated linearly at √clip(linear[k], 0, 1)·(table.size − 2).
+@njit(cache=True, inline="always")
+def _lookup(y, table):
+    # NaN and negatives count as 0, above 1 as 1; the table's last entry repeats the one before
+    if not y > 0.0:
+        y = 0.0
+    elif y > 1.0:
+        y = 1.0
+    position = np.sqrt(y) * (table.size - 2)
+    index = int(position)
+    return table[index] + (position - index) * (table[index + 1] - table[index])
 
-    linear, out: 1-D float32 of one length; table: float32, its last entry a repeat of the one
-    before (so that linear = 1 finds a right neighbour). NaN counts as 0."""
-    steps = table.size - 2
-    for k in prange(linear.size):
-        y = linear[k]
-        if not y > 0.0:
-            y = 0.0
-        elif y > 1.0:
-            y = 1.0
-        position = np.sqrt(y) * steps
-        index = int(position)
-        out[k] = table[index] + (position - index) * (table[index + 1] - table[index])
+
+@njit(cache=True, parallel=True)
+def encode_channels(linear: np.ndarray, tables: np.ndarray, out: np.ndarray) -> None:
+    """out[k, c] = tables[c] interpolated at √clip(linear[k, c], 0, 1)·(steps), float32.
+
+    linear, out: N×C float32; tables: C×(steps + 2) float32 (lensblur.io.icc._encode_table)."""
+    for k in prange(linear.shape[0]):
+        for c in range(linear.shape[1]):
+            out[k, c] = _lookup(linear[k, c], tables[c])
+
+
+@njit(cache=True, parallel=True)
+def quantize_channels(linear: np.ndarray, tables: np.ndarray, levels: int, out: np.ndarray) -> None:
+    """As :func:`encode_channels`, rounded to integers 0..levels into ``out`` (uint8 or uint16)."""
+    for k in prange(linear.shape[0]):
+        for c in range(linear.shape[1]):
+            out[k, c] = int(_lookup(linear[k, c], tables[c]) * levels + 0.5)
