@@ -107,7 +107,7 @@ def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | N
     matte = None if estimate.matte is None else np.clip(fit_to_image(estimate.matte, height, width), 0, 1)
     source = "automatic estimate" if model is None else f"estimated with {model}"
     return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point,
-                       scaling="the estimate's own, stretched to 0..1")
+                       scaling="relative, on the estimator's own scale")
 
 
 def _fraction(value) -> float | None:
