@@ -11,7 +11,8 @@ Each case is a photo and a depth (a ramp, a tilted plane with a subject, the pho
 - the whole command, ``lensblur render IN -o OUT.jpg [options]``, wall time of the process
   (median of 2); for the ramp also minus the command's own 16×16 run (the issue's definition).
 
-Plus: start-up (the command on a 16×16 image, median of 5; gegl's 16×16 run), the first render
+Plus: start-up (the command on a 16×16 image, median of 5; gegl's 16×16 run; the floor of any
+numba program: numpy + numba imported and one cached kernel loaded), the first render
 with a cold numba cache (NUMBA_CACHE_DIR = an empty folder) with and without
 ``python -m lensblur.compile`` first, and the web app's 1024 px preview of the iPhone photo
 (benchmarks/web_preview.py).
@@ -135,6 +136,33 @@ def cli_command(case: dict, output: Path) -> list[str]:
             *case["options"]]
 
 
+_FLOOR = """import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def total(values):
+    s = 0.0
+    for v in values:
+        s += v
+    return s
+
+
+total(np.ones(3))
+"""
+
+
+def numba_floor(folder: Path) -> float:
+    """Wall time of a Python process that only imports numpy and numba and loads one trivial
+    kernel from numba's cache (median of 5 after a first, compiling run): what any numba program
+    pays before doing anything, the floor under the command's start-up."""
+    script = folder / "floor.py"
+    script.write_text(_FLOOR)
+    env = _env(NUMBA_CACHE_DIR=str(folder / "floor-cache"))
+    _wall([sys.executable, str(script)], env, 1)
+    return _wall([sys.executable, str(script)], env, 5)
+
+
 def gegl_seconds(encoded: np.ndarray, mask: np.ndarray, radius: float, repeats: int = 1) -> tuple[float, float]:
     """(gegl's time minus its 16×16 run, that 16×16 run), medians."""
     from lensblur.renderers.gegl import run_gegl_lens_blur
@@ -161,7 +189,7 @@ def run_cases(gegl: bool = True, web: bool = True) -> dict:
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tiny)
         tiny_case = {"name": "16×16", "input": str(tiny), "options": ["--blur", "1"]}
         cli_tiny = _wall(cli_command(tiny_case, folder / "tiny.jpg"), _env(), 5)
-        result["startup"] = {"cli_16x16_s": cli_tiny}
+        result["startup"] = {"cli_16x16_s": cli_tiny, "numba_floor_s": numba_floor(folder)}
         synthetic = make_synthetic(folder)
         for case in synthetic + phone_cases():
             scratch = folder / "case"
@@ -242,7 +270,8 @@ def markdown(result: dict) -> list[str]:
     startup, cold, web = result.get("startup", {}), result.get("cold", {}), result.get("web", {})
     lines += ["", f"- start-up, `lensblur render tiny.png -o tiny.jpg --blur 1` on 16×16 (median of 5): "
               f"{startup.get('cli_16x16_s', float('nan')):.2f} s; gegl on 16×16: "
-              f"{startup.get('gegl_16x16_s', float('nan')):.2f} s",
+              f"{startup.get('gegl_16x16_s', float('nan')):.2f} s; a Python process that only imports numpy and "
+              f"numba and loads one cached kernel: {startup.get('numba_floor_s', float('nan')):.2f} s",
               f"- first render of the ramp with an empty numba cache: {cold.get('without compile step', float('nan')):.1f} s; "
               f"after `python -m lensblur.compile` ({cold.get('compile_step_s', float('nan')):.1f} s, in the README set-up): "
               f"{cold.get('after compile step', float('nan')):.1f} s"]
