@@ -50,3 +50,33 @@ def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
     assert kernel_cache._writable(tmp_path / "not" / "yet" / "made")
     (tmp_path / "file").write_text("x")
     assert not kernel_cache._writable(tmp_path / "file" / "below")
+
+
+class _Terminal:
+    """A stream that says it is a terminal and keeps what is written."""
+
+    def __init__(self, tty=True):
+        self.text, self.tty = "", tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return self.tty
+
+
+def test_a_compilation_is_announced_once_and_only_on_a_terminal(monkeypatch):
+    from numba import njit
+
+    monkeypatch.setattr(kernel_cache, "_announcing", False)
+    pipe, terminal = _Terminal(tty=False), _Terminal()
+    kernel_cache.announce_compilation(pipe)
+    assert not kernel_cache._announcing  # nothing registered for a pipe
+    kernel_cache.announce_compilation(terminal)
+    njit(lambda x: x + 1)(1)
+    njit(lambda x: x * 2)(2)
+    assert pipe.text == ""
+    assert terminal.text.count("\n") == 1 and "compiling the renderer's kernels" in terminal.text
