@@ -190,6 +190,7 @@ def run_cases(gegl: bool = True, web: bool = True) -> dict:
         tiny_case = {"name": "16×16", "input": str(tiny), "options": ["--blur", "1"]}
         cli_tiny = _wall(cli_command(tiny_case, folder / "tiny.jpg"), _env(), 5)
         result["startup"] = {"cli_16x16_s": cli_tiny, "numba_floor_s": numba_floor(folder)}
+        print(json.dumps({"startup": result["startup"]}), file=sys.stderr)
         synthetic = make_synthetic(folder)
         for case in synthetic + phone_cases():
             scratch = folder / "case"
@@ -213,9 +214,12 @@ def run_cases(gegl: bool = True, web: bool = True) -> dict:
                     result["notes"].append(f"gegl skipped on {case['name']}: {error}")
             result["rows"].append(row)
             print(json.dumps(row), file=sys.stderr)
-        result["cold"] = cold_cache(synthetic[0], folder)
-        if web:
-            result["web"] = web_preview()
+        for key, call in [("cold", lambda: cold_cache(synthetic[0], folder)), ("web", web_preview if web else dict)]:
+            try:
+                result[key] = call()
+            except Exception as error:  # noqa: BLE001 - one failed part must not lose the others
+                result["notes"].append(f"{key} failed: {error}")
+            print(json.dumps({key: result.get(key)}), file=sys.stderr)
     return result
 
 
@@ -241,7 +245,8 @@ def web_preview() -> dict:
 
     if not web.SAMPLE.exists():
         return {}
-    with tempfile.TemporaryDirectory() as scratch, TestClient(create_app(temp_root=scratch)) as client:
+    with tempfile.TemporaryDirectory() as scratch, \
+            TestClient(create_app(temp_root=scratch), base_url="http://127.0.0.1:8000") as client:  # the Host guard
         row = web.measure(client, web.SAMPLE, 1)
     return {"photo": row["photo"], "preview_median_s": statistics.median(row["previews"]),
             "server_median_s": statistics.median(row["renders"])}
