@@ -9,7 +9,11 @@ its run on a 16×16 image (process start-up, reported too). Writes benchmarks/re
 
     python benchmarks/speed.py                 # scatter
     python benchmarks/speed.py --sweep         # plus cost against blur radius and pixel count
-    python benchmarks/speed.py naive --skip-large
+    python benchmarks/speed.py naive --skip-large --skip-photos
+
+Then continuous depth and the whole command (benchmarks/speed_photos.py: a ramp, a tilted plane
+with a subject, the phone photos in ../shared/samples, each against gegl in the same run; start-up,
+a cold numba cache, the web app's preview), unless --skip-photos.
 """
 
 from __future__ import annotations
@@ -172,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--child", nargs=2, metavar=("NAME", "INPUTS"), help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true",
                         help="also time radii 8-120 px at 1024×1536 and sizes 0.4-6.3 MP at radius 30")
+    parser.add_argument("--skip-photos", action="store_true",
+                        help="leave out continuous depth, the whole command, start-up and the web preview")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     if args.child:
@@ -215,10 +221,17 @@ def main(argv=None) -> int:
                   "|---|---:|---:|---:|"]
         lines += [f"| {r['width']}×{r['height']} | {r['radius']:g} | {r['median_s']:.3f} | {r['ns_per_pixel']:.0f} |"
                   for r in sweep_rows]
+    continuous = {}
+    if not args.skip_photos:
+        import speed_photos
+
+        continuous = speed_photos.run_cases(gegl=not args.no_gegl)
+        lines += speed_photos.markdown(continuous)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.md").write_text("\n".join(lines) + "\n")
-    (out / "speed.json").write_text(json.dumps({"rows": rows, "sweep": sweep_rows, "notes": notes}, indent=2))
+    (out / "speed.json").write_text(json.dumps({"rows": rows, "sweep": sweep_rows, "notes": notes,
+                                                "continuous": continuous}, indent=2))
     print("\n".join(lines))
     return 0
 

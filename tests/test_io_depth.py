@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from lensblur.errors import InputError, OutputError
-from lensblur.io.depth import (fit_to_image, normalize_depth, read_depth, read_pfm, write_disparity_png,
-                               write_disparity_preview)
+from lensblur.io.depth import (fit_to_image, normalize_depth, read_depth, read_depth_explained, read_pfm,
+                               write_disparity_png, write_disparity_preview)
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "samples"
 
@@ -37,22 +37,26 @@ def write_pfm(path: Path, values: np.ndarray, little_endian: bool = True) -> Pat
 # ---------------------------------------------------------------- formats
 
 
-def test_16bit_png(tmp_path):
+def test_16bit_png_scales_by_65535_and_stretches_only_when_asked(tmp_path):
     raw = np.round(ramp() * 60000 + 1000).astype(np.uint16)
     Image.fromarray(raw).save(tmp_path / "d.png")
-    disparity = read_depth(tmp_path / "d.png")
+    disparity, note = read_depth_explained(tmp_path / "d.png")
     assert disparity.dtype == np.float32 and disparity.shape == (8, 12)
-    np.testing.assert_allclose(disparity, unit(raw), atol=1e-6)
-    assert disparity.min() == 0 and disparity.max() == 1
+    np.testing.assert_allclose(disparity, raw / 65535, atol=1e-6)
+    assert note == "16-bit PNG, scaled by 65535"
+    stretched, note = read_depth_explained(tmp_path / "d.png", normalize=True)
+    np.testing.assert_allclose(stretched, unit(raw), atol=1e-6)
+    assert note == "PNG stretched from 1000..6.1e+04 (--normalize)"
 
 
 def test_8bit_png_and_rgb_png_first_channel(tmp_path):
     raw = np.round(ramp() * 200 + 20).astype(np.uint8)
     Image.fromarray(raw).save(tmp_path / "grey.png")
-    np.testing.assert_allclose(read_depth(tmp_path / "grey.png"), unit(raw), atol=1e-6)
+    np.testing.assert_allclose(read_depth(tmp_path / "grey.png"), raw / 255, atol=1e-6)
     rgb = np.dstack([raw, 255 - raw, np.zeros_like(raw)])
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    np.testing.assert_allclose(read_depth(tmp_path / "rgb.png"), unit(raw), atol=1e-6)
+    np.testing.assert_allclose(read_depth(tmp_path / "rgb.png"), raw / 255, atol=1e-6)
+    np.testing.assert_allclose(read_depth(tmp_path / "rgb.png", normalize=True), unit(raw), atol=1e-6)
 
 
 def test_float_tiff(tmp_path):
@@ -65,13 +69,34 @@ def test_float_tiff(tmp_path):
 def test_jpeg(tmp_path):
     raw = np.round(ramp(32, 48) * 255).astype(np.uint8)
     Image.fromarray(raw).save(tmp_path / "d.jpg", quality=98)
-    assert np.abs(read_depth(tmp_path / "d.jpg") - unit(raw)).mean() < 0.02
+    assert np.abs(read_depth(tmp_path / "d.jpg") - raw / 255).mean() < 0.02
 
 
-def test_npy(tmp_path):
+def test_npy_outside_unit_range_is_stretched(tmp_path):
     values = ramp() * 5 - 2
     np.save(tmp_path / "d.npy", values)
-    np.testing.assert_allclose(read_depth(tmp_path / "d.npy"), unit(values), atol=1e-6)
+    disparity, note = read_depth_explained(tmp_path / "d.npy")
+    np.testing.assert_allclose(disparity, unit(values), atol=1e-6)
+    assert note == "NPY stretched from -2..3 (outside [0, 1])"
+
+
+def test_float_map_inside_unit_range_is_used_as_given(tmp_path):
+    values = (ramp() * 0.45 + 0.2).astype(np.float32)
+    np.save(tmp_path / "d.npy", values)
+    Image.fromarray(values).save(tmp_path / "d.tif")
+    for name in ("d.npy", "d.tif"):
+        disparity, note = read_depth_explained(tmp_path / name)
+        np.testing.assert_array_equal(disparity, values)
+        assert note.startswith("float ") and note.endswith("in [0, 1], used as given")
+
+
+def test_a_16bit_map_spanning_0_2_to_0_65_can_be_focused_at_0_2_by_value(tmp_path):
+    raw = np.round((ramp() * 0.45 + 0.2) * 65535).astype(np.uint16)
+    Image.fromarray(raw).save(tmp_path / "d.png")
+    disparity = read_depth(tmp_path / "d.png")
+    assert disparity.min() == pytest.approx(0.2, abs=1 / 65535) and disparity.max() == pytest.approx(0.65, abs=1e-4)
+    far_pixels = disparity <= 0.2 + 1 / 65535
+    assert far_pixels.sum() == 1  # the far corner sits at exactly the value 0.2, not at 0
 
 
 @pytest.mark.parametrize("little_endian", [True, False])
@@ -137,8 +162,22 @@ def test_disparity_bigger_is_nearer():
     np.testing.assert_allclose(normalize_depth(values), [[0, 1 / 3], [2 / 3, 1]], atol=1e-6)
 
 
-def test_constant_map_is_all_ones():
+def test_arrays_follow_the_file_rule():
+    raw = np.array([[0, 1000], [30000, 65535]], np.uint16)
+    np.testing.assert_allclose(normalize_depth(raw), raw / 65535, atol=1e-7)
+    small = np.array([[3, 40], [128, 250]], np.uint8)
+    np.testing.assert_allclose(normalize_depth(small), small / 255, atol=1e-7)
+    unit_floats = np.array([[0.2, 0.3], [0.5, 0.9]])
+    np.testing.assert_allclose(normalize_depth(unit_floats), unit_floats, atol=1e-7)
+    np.testing.assert_allclose(normalize_depth(unit_floats, normalize=True), unit(unit_floats), atol=1e-6)
+    signed = np.array([[-5, 0], [5, 10]], np.int16)
+    np.testing.assert_allclose(normalize_depth(signed), unit(signed), atol=1e-6)
+
+
+def test_constant_map_is_all_ones_only_when_stretched():
     assert np.all(normalize_depth(np.full((4, 5), 7.0)) == 1.0)
+    assert np.all(normalize_depth(np.full((4, 5), 0.4), normalize=True) == 1.0)
+    assert np.all(normalize_depth(np.full((4, 5), 0.4)) == np.float32(0.4))  # in [0, 1]: a real value
     assert np.all(normalize_depth(np.full((4, 5), 3.0), kind="depth") == 1.0)
 
 
@@ -150,7 +189,7 @@ def test_nan_inf_and_negative_filled_from_nearest_valid():
     assert np.all(np.isfinite(disparity))
     assert disparity[0, 2] in (disparity[0, 1], disparity[1, 2], disparity[0, 3])
     assert disparity[1, 3] in (disparity[0, 3], disparity[1, 2], disparity[2, 3])
-    column = normalize_depth(np.array([[1.0], [np.nan], [np.nan], [4.0], [5.0]]))
+    column = normalize_depth(np.array([[1.0], [np.nan], [np.nan], [4.0], [5.0]]))  # outside [0, 1]: stretched
     np.testing.assert_allclose(column[:, 0], [0, 0, 0.75, 0.75, 1], atol=1e-6)  # each hole takes its nearest
     depth = np.array([[2.0, -1.0], [2.0, 4.0]])
     np.testing.assert_allclose(normalize_depth(depth, kind="depth"), [[1, 1], [1, 0]], atol=1e-6)
@@ -217,8 +256,10 @@ def test_real_depth_maps(name):
     path = SAMPLES / name
     if not path.exists():
         pytest.skip(f"{path} not available")
-    disparity = read_depth(path)
+    disparity = read_depth(path, normalize=True)
     assert disparity.ndim == 2 and disparity.min() == 0 and disparity.max() == 1
+    as_stored = read_depth(path)  # 8/16-bit files: levels ÷ the type's maximum, no stretch
+    assert 0 <= as_stored.min() and as_stored.max() <= 1 and as_stored.std() <= disparity.std() + 1e-6
     image_path = path.with_name(path.name.replace("-depth", "-image")).with_suffix(".jpg")
     if name.startswith(("bokehme", "google")) and image_path.exists():
         width, height = Image.open(image_path).size

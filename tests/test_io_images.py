@@ -411,3 +411,37 @@ def test_real_phone_files(name):
     assert photo.format == ("HEIF" if name.endswith("heic") else "JPEG")
     assert photo.pixels.ndim == 3 and photo.pixels.shape[2] == 3
     assert 0.0 <= photo.pixels.min() and photo.pixels.max() <= 1.0 and photo.pixels.std() > 0.01
+
+
+# ---------------------------------------------------------------- the tone-curve tables
+
+
+@pytest.mark.parametrize("profile", [None, GAMMA_22, P3_LIKE, icc_profile(curv(*np.round(
+    np.linspace(0, 1, 256) ** 1.8 * 65535).astype(int)))], ids=["srgb", "gamma-2.2", "display-p3-like", "table"])
+def test_table_encoder_matches_the_exact_curve(profile):
+    rng = np.random.default_rng(5)
+    linear = np.concatenate([rng.random(50_000) ** 4, np.linspace(0, 1, 20_001)]).astype(np.float32)
+    curve = icc.tone_curves(profile)[0]
+    error = np.abs(curve.encode(linear) - curve.encode_exact(linear))
+    assert error[linear > 1e-4].max() < 1 / 65535  # under a 16-bit level
+    # at the very bottom a sampled table with flat first entries has no single inverse: one 8-bit level
+    assert error.max() <= 1 / 255 + 1e-6
+    levels = np.arange(256) / 255.0
+    np.testing.assert_array_equal(np.round(curve.encode(curve.decode(levels)) * 255), np.arange(256))
+    odd = np.array([np.nan, -1.0, 2.0, np.inf], np.float32)
+    assert np.isfinite(curve.encode(odd)).all()
+
+
+def test_iphone_display_p3_photo_round_trips_to_the_same_numbers(tmp_path):
+    path = SAMPLES / "apple" / "image-with-depth.jpg"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    photo = read_image(path)
+    assert b"Display P3" in photo.icc_profile
+    crop = photo.pixels[1000:1400, 1000:1500]
+    write_image(tmp_path / "out.png", crop, like=photo)
+    written = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
+    original = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))[1000:1400, 1000:1500].astype(int)
+    assert np.abs(written - original).max() <= 1
+    exact = np.stack([c.encode_exact(crop[..., i]) for i, c in enumerate(icc.tone_curves(photo.icc_profile))], -1)
+    assert np.abs(written - np.round(exact * 255)).max() <= 1  # the same numbers as the float64 curves

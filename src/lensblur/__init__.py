@@ -11,6 +11,10 @@ The few names most users need::
 
 __version__ = "0.1.0"
 
+from lensblur.kernel_cache import ensure_cache_dir as _ensure_cache_dir  # noqa: E402 - before numba is imported
+
+_ensure_cache_dir()
+
 _LAZY = {
     "render": "lensblur.api", "make_lens": "lensblur.api", "estimate_depth": "lensblur.api",
     "read_image": "lensblur.io.images", "write_image": "lensblur.io.images", "Photo": "lensblur.io.images",

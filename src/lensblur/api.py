@@ -46,13 +46,16 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
 
 def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | None = None,
            renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, renderer_options: dict | None = None,
-           **lens_settings) -> np.ndarray:
+           normalize: bool = False, **lens_settings) -> np.ndarray:
     """Render lens blur.
 
     image: a :class:`Photo`, a linear float32 H×W×3 array (values in [0, 1]), or a uint8/uint16
         array taken as sRGB-encoded (the result then has the same dtype and encoding).
-    disparity: H×W (or any size of the same aspect ratio) in [0, 1], 1 = nearest; it is resized
+    disparity: H×W (or any size of the same aspect ratio), 1 = nearest, read by the same rule as a
+        file (lensblur.io.depth): an integer array is divided by its type's maximum, a float array
+        in [0, 1] is used as given, one outside [0, 1] is stretched to its min..max; it is resized
         to the image.
+    normalize: stretch every disparity array to its own min..max (``--normalize``).
     lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
         focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
     renderer: a registered renderer name (``lensblur.renderers.available_renderers()``).
@@ -73,9 +76,7 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     if not np.isfinite(pixels).all():
         raise InputError("image holds NaN or infinite values")
     height, width = pixels.shape[:2]
-    disparity = fit_to_image(normalize_depth(np.asarray(disparity, dtype=np.float32), "disparity")
-                             if not _is_unit_range(disparity) else np.asarray(disparity, np.float32),
-                             height, width)
+    disparity = fit_to_image(normalize_depth(disparity, "disparity", normalize=normalize), height, width)
     if matte is not None:
         matte = np.asarray(matte, dtype=np.float32)
         if not np.isfinite(matte).all():
@@ -91,11 +92,6 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
         scale = np.iinfo(integer_dtype).max
         return np.round(linear_to_srgb(result) * scale).astype(integer_dtype)
     return result
-
-
-def _is_unit_range(values) -> bool:
-    values = np.asarray(values)
-    return bool(np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1)
 
 
 def estimate_depth(image: np.ndarray | Photo, model: str | None = None, preset: str | None = None):

@@ -29,8 +29,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subparser per command module."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command module.
+
+    only: build just this command's subparser (its module is the only one imported, which keeps
+    start-up short: ``render`` must not import torch, the web app or the trainers)."""
     parser = _Parser(
         prog="lensblur",
         description="Realistic lens blur (bokeh, shallow depth of field) for any photo.",
@@ -38,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lensblur {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else [only]:
         module = importlib.import_module(f"lensblur.commands.{name}")
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP,
                                   epilog=module.EXAMPLES,
@@ -52,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (also used by ``python -m lensblur``)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    parser = build_parser(command if command in COMMAND_MODULES else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

@@ -14,7 +14,7 @@ import numpy as np
 
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError
-from lensblur.io.depth import fit_to_image, read_depth
+from lensblur.io.depth import fit_to_image, read_depth_explained
 from lensblur.io.embedded import find_embedded_depth
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, map_limit
 
@@ -34,6 +34,8 @@ class DepthChoice:
     focus_point: (x, y) in pixels where the phone focused (Google GFocus), or None.
     blur_at_infinity: the phone's blur radius at infinity as a fraction of the image width
         (GFocus:BlurAtInfinity), or None.
+    scaling: how the stored values became disparity in [0, 1] ("16-bit PNG, scaled by 65535",
+        "PNG stretched from 0.2..0.65 (--normalize)", …), shown by -v and ``lensblur info``.
     """
 
     disparity: np.ndarray
@@ -43,24 +45,28 @@ class DepthChoice:
     notes: list[str] = field(default_factory=list)
     focus_point: tuple[float, float] | None = None
     blur_at_infinity: float | None = None
+    scaling: str = ""
 
 
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
                  near: float | None = None, far: float | None = None, model: str | None = None,
-                 preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DepthChoice:
+                 preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 normalize: bool = False) -> DepthChoice:
     """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
     depth-map file (see lensblur.io.depth.read_depth); model/preset choose the estimator (see the
     module docstring). max_pixels: the photo's pixel limit; a depth file or embedded map may have
     at most lensblur.io.limits.map_limit(photo pixels, max_pixels) pixels (LimitError, checked
-    before decoding). Raises InputError when no depth can be had.
+    before decoding). normalize: stretch a disparity file to its own min..max (``--normalize``);
+    embedded maps follow their format's own convention and estimates their model's. Raises
+    InputError when no depth can be had.
     """
     height, width = pixels.shape[:2]
     if spec not in (AUTO, EMBEDDED, ESTIMATE):
         limit = map_limit(height * width, max_pixels)
-        disparity = fit_to_image(read_depth(spec, kind=kind, near=near, far=far, max_pixels=limit), height, width)
-        return DepthChoice(disparity, pixels, None, f"file {spec}")
+        disparity, scaling = read_depth_explained(spec, kind, near, far, limit, normalize)
+        return DepthChoice(fit_to_image(disparity, height, width), pixels, None, f"file {spec}", scaling=scaling)
     found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")
@@ -78,7 +84,9 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     if _fraction(focus.get("FocalPointX")) is not None and _fraction(focus.get("FocalPointY")) is not None:
         point = (_fraction(focus["FocalPointX"]) * (width - 1), _fraction(focus["FocalPointY"]) * (height - 1))
     blur = _fraction(focus.get("BlurAtInfinity"))
-    return DepthChoice(disparity, pixels, matte, source, list(found.notes), point, blur if blur else None)
+    return DepthChoice(disparity, pixels, matte, source, list(found.notes), point, blur if blur else None,
+                       f"{found.source} as the file defines it (levels ÷ their type's maximum, or through "
+                       "its own near/far)")
 
 
 def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
@@ -98,7 +106,8 @@ def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | N
     disparity = fit_to_image(estimate.disparity, height, width)
     matte = None if estimate.matte is None else np.clip(fit_to_image(estimate.matte, height, width), 0, 1)
     source = "automatic estimate" if model is None else f"estimated with {model}"
-    return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point)
+    return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point,
+                       scaling="relative, on the estimator's own scale")
 
 
 def _fraction(value) -> float | None:

@@ -29,12 +29,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``lensblur info``."""
     parser.add_argument("input", help="photo to describe")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--depth", metavar="FILE",
+                        help="describe how this depth/disparity map file would be read (default: the depth the "
+                             "photo holds, else the estimate)")
+    parser.add_argument("--normalize", action="store_true",
+                        help="as render --normalize: stretch the map file to its own min..max")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
 
 
-def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
-    """A dict describing the photo at ``path``; raises InputError when it cannot be read."""
+def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, depth: str | None = None,
+             normalize: bool = False) -> dict:
+    """A dict describing the photo at ``path``; raises InputError when it cannot be read.
+
+    depth, normalize: a depth-map file and ``--normalize``, as ``lensblur render`` takes them;
+    ``disparity`` then says how that file's values become disparity."""
     photo = read_image(path, max_pixels=max_pixels)
     height, width = photo.pixels.shape[:2]
     camera = camera_from_exif(photo.exif)
@@ -50,12 +59,16 @@ def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
         "focal_length_mm": camera.focal_length_mm,
         "f_number": camera.f_number,
         "embedded": list_embedded(path),
-        **_depth_and_focus(path, photo.pixels, max_pixels),
+        **_depth_and_focus(path, photo.pixels, max_pixels, depth, normalize),
     }
 
 
-def _depth_and_focus(path: str, pixels, max_pixels: int) -> dict:
-    """What ``lensblur render`` would use by default: the depth source and the focus point, why."""
+def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, normalize: bool) -> dict:
+    """What ``lensblur render`` would use: the depth source, how its values became disparity, and
+    the focus point, why."""
+    if depth is not None:
+        choice = choose_depth(path, pixels, depth, max_pixels=max_pixels, normalize=normalize)
+        return {"depth_used": choice.source, "disparity": choice.scaling, "focus": "image centre"}
     try:
         choice = choose_depth(path, pixels, max_pixels=max_pixels)
     except LimitError:
@@ -68,12 +81,12 @@ def _depth_and_focus(path: str, pixels, max_pixels: int) -> dict:
     else:
         focus = "image centre (no subject suggested)"
     why = choice.notes or (["where the phone focused"] if choice.focus_point is not None else [])
-    return {"depth_used": choice.source, "focus": focus, "why": why}
+    return {"depth_used": choice.source, "disparity": choice.scaling, "focus": focus, "why": why}
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the description."""
-    info = describe(args.input, args.max_pixels)
+    info = describe(args.input, args.max_pixels, args.depth, args.normalize)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -15,6 +15,7 @@ from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE, DepthChoice, choose_
 from lensblur.io.depth import fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
 from lensblur.io.limits import map_limit
+from lensblur.kernel_cache import announce_compilation
 from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
                           focus_disparity_at, largest_radius)
 from lensblur.progress import progress_bar
@@ -90,6 +91,10 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
+    parser.add_argument("--normalize", action="store_true",
+                        help="stretch a disparity map file to its own min..max (default: integer maps are "
+                             "divided by their type's maximum, float maps in [0, 1] used as they are, only "
+                             "maps outside [0, 1] stretched)")
     parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
     parser.add_argument("--far", type=positive_float, metavar="Z", help="metric depth of the farthest point (metres)")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -99,9 +104,10 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset, args.max_pixels)
+                          args.depth_model, args.depth_preset, args.max_pixels, args.normalize)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
+        print(f"disparity: {choice.scaling}", file=sys.stderr)
         if choice.focus_point is not None:
             print(f"suggested focus: ({choice.focus_point[0]:.0f}, {choice.focus_point[1]:.0f})", file=sys.stderr)
         for note in choice.notes:
@@ -122,6 +128,8 @@ class Rendered:
 def run(args: argparse.Namespace) -> int:
     """Read, render, write; raises LensblurError on bad input."""
     _check_quality(args.quality)
+    if not args.quiet:
+        announce_compilation()
     with progress_bar(4, "render", args.quiet) as bar:
         render_photo(args, step=bar.update)
     return 0

@@ -72,7 +72,7 @@ def log_depth_to_disparity(log_depth: np.ndarray) -> np.ndarray:
     finite = np.isfinite(log_depth)
     low = float(log_depth[finite].min()) if finite.any() else 0.0
     inverse = np.exp(-(log_depth - low))  # in (0, 1]; NaN/inf are filled by normalize_depth
-    return normalize_depth(inverse.astype(np.float32), kind="disparity")
+    return normalize_depth(inverse.astype(np.float32), kind="disparity", normalize=True)
 
 
 @register("megadepth")

@@ -112,7 +112,7 @@ def estimate_onnx(image: np.ndarray, model_path: str | os.PathLike | None = None
             notes.append(f"metric depth {low:.3g}–{high:.3g} m mapped with near={near if near else low:.3g} m, "
                          f"far={far if far else high:.3g} m")
     else:
-        disparity = normalize_depth(raw, "disparity")
+        disparity = normalize_depth(raw, "disparity", normalize=True)
     return DepthEstimate(disparity=disparity.astype(np.float32), notes=notes)
 
 

@@ -1,7 +1,10 @@
 """Depth-map files: reading them as disparity, fitting them to the photo, writing them.
 
-Disparity D is H×W float32 in [0, 1], 1 = nearest (docs/conventions.md). A metric or relative
-depth Z with range [Zn, Zf] becomes D = (1/Z − 1/Zf) / (1/Zn − 1/Zf). See docs/io.md.
+Disparity D is H×W float32 in [0, 1], 1 = nearest (docs/conventions.md). One rule for files and
+arrays alike: integer maps are divided by their type's maximum (a 16-bit PNG by 65535), float maps
+inside [0, 1] are used as given, and only a map outside [0, 1] (or any map with ``normalize=True``,
+``--normalize``) is stretched to its own min..max. A metric or relative depth Z with range
+[Zn, Zf] becomes D = (1/Z − 1/Zf) / (1/Zn − 1/Zf). See docs/io.md.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from lensblur.errors import InputError, OutputError
 from lensblur.io.atomic import atomic_output, check_output
@@ -27,13 +29,16 @@ _PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(\S+)\s")
 
 
 def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
-               far: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+               far: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+               normalize: bool = False) -> np.ndarray:
     """Read a depth or disparity map and return disparity, float32 H×W in [0, 1], 1 = nearest.
 
     path: PNG (8/16-bit grey; for RGB the first channel is used), TIFF (integer or float32),
         JPEG, .npy (2-D array) or .pfm (grey "Pf" or colour "PF", first channel).
-    kind: "disparity" (bigger = nearer, normalised by its min and max) or "depth" (distance Z,
-        bigger = farther, any unit).
+    kind: "disparity" (bigger = nearer; integers ÷ their type's maximum, floats in [0, 1] as
+        given, anything else stretched to its min..max) or "depth" (distance Z, bigger = farther,
+        any unit).
+    normalize: for disparity, stretch every map to its own min..max (``--normalize``).
     near, far: for kind="depth", the distances Zn < Zf (same unit as the map) that map to
         disparity 1 and 0; by default the map's own minimum and maximum. Ignored for disparity
         (the command line also uses them for the camera's blur scale).
@@ -42,19 +47,30 @@ def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | N
     NaN, inf and (for depth) values <= 0 are filled from the nearest valid pixel; more than half
     invalid raises InputError. Every failure raises InputError naming the file.
     """
+    return read_depth_explained(path, kind, near, far, max_pixels, normalize)[0]
+
+
+def read_depth_explained(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
+                         far: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                         normalize: bool = False) -> tuple[np.ndarray, str]:
+    """:func:`read_depth` and one line saying how the values became disparity, e.g. "16-bit PNG,
+    scaled by 65535" or "float TIFF stretched from 0.2..0.65 (--normalize)"."""
     path = Path(path)
     values = _load(path, max_pixels)
-    return _normalize(values, kind, near, far, f"depth map {path}")
+    suffix = path.suffix.lower().lstrip(".")
+    what = {"tif": "TIFF", "jpg": "JPEG"}.get(suffix, suffix.upper() or "file")
+    return _normalize(values, kind, near, far, f"depth map {path}", normalize, what)
 
 
 def normalize_depth(values: np.ndarray, kind: str = "disparity", near: float | None = None,
-                    far: float | None = None) -> np.ndarray:
-    """Convert an H×W depth or disparity array to disparity in [0, 1] exactly as :func:`read_depth`.
+                    far: float | None = None, normalize: bool = False) -> np.ndarray:
+    """Convert an H×W depth or disparity array to disparity in [0, 1] exactly as :func:`read_depth`
+    (the same array saved as a file and read back gives the same disparity).
 
-    A constant map (max − min < 1e-6) holds no depth: it is returned as all 1.0 (everything at one
-    distance, sharp when focused on).
+    A constant map that has to be stretched (max − min < 1e-6) holds no depth: it is returned as
+    all 1.0 (everything at one distance, sharp when focused on).
     """
-    return _normalize(np.asarray(values), kind, near, far, "depth map")
+    return _normalize(np.asarray(values), kind, near, far, "depth map", normalize, "array")[0]
 
 
 def fit_to_image(disparity: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -160,7 +176,7 @@ def _load(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise InputError(f"depth map {path}: expected a 2-D map, got shape {values.shape}")
     if not (np.issubdtype(values.dtype, np.number) and not np.iscomplexobj(values)):
         raise InputError(f"depth map {path}: values are not real numbers ({values.dtype})")
-    return values.astype(np.float32)
+    return values  # integer maps keep their type: it says what full scale is
 
 
 _GREY_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "F")
@@ -185,34 +201,49 @@ def _load_image(path: Path, max_pixels: int) -> np.ndarray:
     return values[..., 2] if values.shape[2] >= 3 else values[..., 0]  # BGR → red
 
 
-def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | None,
-               label: str) -> np.ndarray:
+def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | None, label: str,
+               normalize: bool = False, what: str = "array") -> tuple[np.ndarray, str]:
+    """Disparity in [0, 1] and a note on how it was made (see the module docstring for the rule)."""
     if kind not in KINDS:
         raise InputError(f"depth kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    values = np.asarray(values, dtype=np.float32)
+    values = np.asarray(values)
     if values.ndim != 2 or values.size == 0:
         raise InputError(f"{label}: expected a 2-D map, got shape {values.shape}")
-    invalid = ~np.isfinite(values)
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise InputError(f"{label}: values are not real numbers ({values.dtype})")
+    full_scale = np.iinfo(values.dtype).max if np.issubdtype(values.dtype, np.integer) else None
+    bits = values.dtype.itemsize * 8
+    values = values.astype(np.float32) if full_scale is None else values
+    invalid = ~np.isfinite(values) if full_scale is None else np.zeros(values.shape, bool)
     if kind == "depth":
         invalid |= ~(values > 0)  # a distance of zero or less is a sensor's "no data"
     values = fill_invalid(values, invalid, label)
 
     if kind == "disparity":
         low, high = float(values.min()), float(values.max())
+        if not normalize and full_scale is not None and low >= 0:
+            return (values.astype(np.float64) / full_scale).astype(np.float32), \
+                f"{bits}-bit {what}, scaled by {full_scale}"
+        if not normalize and full_scale is None and 0.0 <= low and high <= 1.0:
+            return values.astype(np.float32), f"float {what} in [0, 1], used as given"
+        reason = "--normalize" if normalize else "outside [0, 1]"
+        note = f"{what} stretched from {low:.4g}..{high:.4g} ({reason})"
         if high - low < 1e-6:
-            return np.ones_like(values)
+            return np.ones(values.shape, np.float32), f"{what} constant at {low:.4g}: all at the focus ({reason})"
         # float64: the range of a float32 map spanning ±3e38 overflows float32
-        return ((values.astype(np.float64) - low) / (high - low)).astype(np.float32)
+        return ((values.astype(np.float64) - low) / (high - low)).astype(np.float32), note
 
     z_near = float(values.min()) if near is None else float(near)
     z_far = float(values.max()) if far is None else float(far)
     if not (np.isfinite(z_near) and np.isfinite(z_far) and 0 < z_near <= z_far):
         raise InputError(f"near and far must satisfy 0 < near < far, got near={z_near:g}, far={z_far:g}")
+    note = (f"depth {what}, 1/Z between near {z_near:.4g} and far {z_far:.4g}"
+            f"{' (the map’s own min and max)' if near is None and far is None else ''}")
     if z_far - z_near < 1e-6 * z_far:
-        return np.ones_like(values)
+        return np.ones(values.shape, np.float32), note
     inverse = 1.0 / values.astype(np.float64)
     disparity = (inverse - 1.0 / z_far) / (1.0 / z_near - 1.0 / z_far)
-    return np.clip(disparity, 0.0, 1.0).astype(np.float32)
+    return np.clip(disparity, 0.0, 1.0).astype(np.float32), note
 
 
 def fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndarray:
@@ -224,6 +255,8 @@ def fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndar
     if fraction >= MAX_INVALID_FRACTION:
         raise InputError(f"{label}: {fraction:.0%} of its pixels hold no valid depth "
                          "(NaN, inf or <= 0); at most half may")
+    from scipy import ndimage  # only maps with holes pay for importing scipy (≈0.4 s)
+
     _, (rows, cols) = ndimage.distance_transform_edt(invalid, return_indices=True)
     return values[rows, cols]
 

@@ -130,12 +130,17 @@ def write_image(path: str | os.PathLike, pixels_or_photo: np.ndarray | Photo, li
     if fmt not in _ALPHA_FORMATS:
         alpha = None
 
-    encoded = _encode(pixels, profile, grey)
+    scale = 65535 if deep else 255
+    if grey:
+        values = np.round(icc.tone_curves(profile)[0].encode(luminance(np.nan_to_num(
+            pixels, nan=0.0, posinf=1.0, neginf=0.0))) * scale).astype(np.uint16 if deep else np.uint8)[..., None]
+    else:
+        values = icc.encode_levels(pixels, profile, scale)  # one pass: tone curve, NaN → 0, rounding
     if alpha is not None:
         a = np.clip(np.nan_to_num(alpha.astype(np.float32)), 0.0, 1.0)
-        encoded = np.concatenate([encoded.reshape(*a.shape, -1), a[..., None]], axis=2)
-    scale = 65535 if deep else 255
-    values = np.round(encoded * scale).astype(np.uint16 if deep else np.uint8)
+        values = np.concatenate([values, np.round(a * scale).astype(values.dtype)[..., None]], axis=2)
+    if values.shape[2] == 1:
+        values = values[..., 0]
 
     with atomic_output(path, overwrite) as temp:
         try:
@@ -362,13 +367,7 @@ def _checked_pixels(pixels) -> np.ndarray:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.size == 0:
         raise InputError(f"image to write must be H×W×3 linear values, got shape {pixels.shape}")
-    return np.nan_to_num(pixels.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
-
-
-def _encode(pixels: np.ndarray, profile: bytes | None, grey: bool) -> np.ndarray:
-    if grey:
-        return icc.tone_curves(profile)[0].encode(luminance(pixels))
-    return icc.encode(pixels, profile)
+    return pixels.astype(np.float32, copy=False)  # NaN → 0 and ±inf → 1/0 happen in the encoder
 
 
 def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes | None,

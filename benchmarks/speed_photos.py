@@ -1,0 +1,293 @@
+"""Continuous depth and the whole command: the cases of issue 14, used by benchmarks/speed.py.
+
+Each case is a photo and a depth (a ramp, a tilted plane with a subject, the phone maps in
+../shared/samples) rendered three ways, all in the same run:
+
+- the renderer alone (``render_with``, in a fresh process, median of 2 calls after the first) and
+  the other stages of ``lensblur render`` in that process: decode, depth (read, upsample), lens,
+  first render, encode + save;
+- GIMP's ``gegl:lens-blur`` on the same encoded image and the same radius map (|CoC| of the
+  lensblur lens, normalised, with the largest radius), minus gegl's own 16×16 run;
+- the whole command, ``lensblur render IN -o OUT.jpg [options]``, wall time of the process
+  (median of 2); for the ramp also minus the command's own 16×16 run (the issue's definition).
+
+Plus: start-up (the command on a 16×16 image, median of 5; gegl's 16×16 run; the floor of any
+numba program: numpy + numba imported and one cached kernel loaded), the first render
+with a cold numba cache (NUMBA_CACHE_DIR = an empty folder) with and without
+``python -m lensblur.compile`` first, and the web app's 1024 px preview of the iPhone photo
+(benchmarks/web_preview.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SAMPLES = ROOT.parent / "shared" / "samples"
+RAMP = "ramp 1536×1024"
+
+
+def _env(**extra) -> dict:
+    # LENSBLUR_BENCH_SRC: measure other sources (e.g. an older commit's src/) with this script
+    return dict(os.environ, PYTHONPATH=os.environ.get("LENSBLUR_BENCH_SRC", str(ROOT / "src")), **extra)
+
+
+def make_synthetic(folder: Path) -> list[dict]:
+    """The ramp and the tilted plane with a subject: a 1536×1024 scene image with two 16-bit maps."""
+    from PIL import Image
+
+    from lensblur.io.images import write_image
+    from speed import _inputs  # the layered scene's all-in-focus image, as texture
+
+    image = _inputs(1024, 1536, 30.0)[0]
+    photo = folder / "scene.png"
+    write_image(photo, image)
+    height, width = image.shape[:2]
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    ramp = 0.2 + 0.8 * rows / (height - 1)                      # 0.2 at the top → 1.0 at the bottom
+    tilted = 0.1 + 0.3 * rows / (height - 1) + 0.3 * cols / (width - 1)
+    subject = ((cols - 0.5 * width) / (0.15 * width)) ** 2 + ((rows - 0.6 * height) / (0.3 * height)) ** 2 <= 1
+    tilted[subject] = 0.85
+    cases = []
+    for name, values, focus, blur in [(RAMP, ramp, 0.6, 75.0), ("tilted plane + subject 1536×1024", tilted, 0.85, 40.0)]:
+        depth = folder / f"{name.split()[0]}.png"
+        Image.fromarray(np.round(values * 65535).astype(np.uint16)).save(depth)
+        cases.append({"name": name, "input": str(photo),
+                      "options": ["--depth", str(depth), "--focus-disparity", str(focus), "--blur", str(blur)]})
+    return cases
+
+
+def phone_cases() -> list[dict]:
+    """The real photos with depth that are present in ../shared/samples."""
+    cases = [{"name": "iPhone portrait 12 MP (embedded disparity)", "input": SAMPLES / "apple" / "image-with-depth.jpg",
+              "options": []},
+             {"name": "iPhone pug.heic (embedded disparity)", "input": SAMPLES / "apple" / "pug.heic", "options": []}]
+    for number in ("13", "21"):
+        cases.append({"name": f"BokehMe {number} (depth file)", "input": SAMPLES / "bokehme" / f"{number}.jpg",
+                      "options": ["--depth", str(SAMPLES / "bokehme" / f"{number}.png")]})
+    return [{**case, "input": str(case["input"])} for case in cases if Path(case["input"]).exists()]
+
+
+def stage_child(case: dict, scratch: str) -> dict:
+    """In a fresh process: the stages of ``lensblur render`` timed one by one, then the renderer
+    alone twice more; saves the gegl inputs (encoded image, radius mask) to ``scratch``."""
+    started = time.perf_counter()
+    from lensblur.cli import build_parser
+    from lensblur.color import linear_to_srgb
+    from lensblur.commands.render import lens_from_args, load_depth
+    from lensblur.io.images import read_image, write_image
+    from lensblur.lens import signed_coc
+    from lensblur.renderers import render_with
+
+    times = {"imports": time.perf_counter() - started}
+    args = build_parser().parse_args(["render", case["input"], "-o", str(Path(scratch) / "out.jpg"), "-q",
+                                      "--overwrite", *case["options"]])
+
+    def stage(name, call):
+        start = time.perf_counter()
+        value = call()
+        times[name] = time.perf_counter() - start
+        return value
+
+    photo = stage("decode", lambda: read_image(args.input, max_pixels=args.max_pixels))
+    depth = stage("depth", lambda: load_depth(args, photo))
+    lens = stage("lens", lambda: lens_from_args(args, photo, depth.disparity, depth))
+    result = stage("render", lambda: render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=depth.matte))
+    stage("encode+save", lambda: write_image(args.output, result, like=photo, quality=args.quality, overwrite=True))
+    again = []
+    for _ in range(2):
+        start = time.perf_counter()
+        render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=depth.matte)
+        again.append(time.perf_counter() - start)
+    radius = np.abs(signed_coc(depth.disparity, lens.blur, lens.focus_disparity, lens.focus_range))
+    largest = float(radius.max())
+    np.save(Path(scratch) / "encoded.npy", np.round(linear_to_srgb(depth.pixels) * 65535).astype(np.uint16))
+    np.save(Path(scratch) / "mask.npy", np.round(radius / max(largest, 1e-6) * 65535).astype(np.uint16))
+    height, width = depth.disparity.shape
+    return {"size": f"{width}×{height}", "largest_radius": largest, "blur": lens.blur,
+            "focus": lens.focus_disparity, "stages_s": times, "renderer_s": statistics.median(again),
+            "source": depth.source}
+
+
+def _wall(command: list[str], env: dict, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[2:5])}…: {done.stderr.strip()[-300:]}")
+    return statistics.median(times)
+
+
+def cli_command(case: dict, output: Path) -> list[str]:
+    """``python -m lensblur render IN -o OUT.jpg [options]``."""
+    return [sys.executable, "-m", "lensblur", "render", case["input"], "-o", str(output), "-q", "--overwrite",
+            *case["options"]]
+
+
+_FLOOR = """import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def total(values):
+    s = 0.0
+    for v in values:
+        s += v
+    return s
+
+
+total(np.ones(3))
+"""
+
+
+def numba_floor(folder: Path) -> float:
+    """Wall time of a Python process that only imports numpy and numba and loads one trivial
+    kernel from numba's cache (median of 5 after a first, compiling run): what any numba program
+    pays before doing anything, the floor under the command's start-up."""
+    script = folder / "floor.py"
+    script.write_text(_FLOOR)
+    env = _env(NUMBA_CACHE_DIR=str(folder / "floor-cache"))
+    _wall([sys.executable, str(script)], env, 1)
+    return _wall([sys.executable, str(script)], env, 5)
+
+
+def gegl_seconds(encoded: np.ndarray, mask: np.ndarray, radius: float, repeats: int = 1) -> tuple[float, float]:
+    """(gegl's time minus its 16×16 run, that 16×16 run), medians."""
+    from lensblur.renderers.gegl import run_gegl_lens_blur
+
+    def timed(image, weights):
+        start = time.perf_counter()
+        run_gegl_lens_blur(image, weights, radius)
+        return time.perf_counter() - start
+
+    startup = statistics.median(timed(encoded[:16, :16], mask[:16, :16]) for _ in range(3))
+    total = statistics.median(timed(encoded, mask) for _ in range(repeats))
+    return total - startup, startup
+
+
+def run_cases(gegl: bool = True, web: bool = True) -> dict:
+    """Every measurement above; returns {"rows": [...], "startup": {...}, "cold": {...}, "web": {...}}."""
+    sys.path.insert(0, str(HERE))
+    result = {"rows": [], "notes": []}
+    with tempfile.TemporaryDirectory(prefix="lensblur-speed-photos-") as folder:
+        folder = Path(folder)
+        tiny = folder / "tiny.png"
+        from PIL import Image
+
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tiny)
+        tiny_case = {"name": "16×16", "input": str(tiny), "options": ["--blur", "1"]}
+        cli_tiny = _wall(cli_command(tiny_case, folder / "tiny.jpg"), _env(), 5)
+        result["startup"] = {"cli_16x16_s": cli_tiny, "numba_floor_s": numba_floor(folder)}
+        print(json.dumps({"startup": result["startup"]}), file=sys.stderr)
+        synthetic = make_synthetic(folder)
+        for case in synthetic + phone_cases():
+            scratch = folder / "case"
+            scratch.mkdir(exist_ok=True)
+            done = subprocess.run([sys.executable, __file__, json.dumps(case), str(scratch)], capture_output=True,
+                                  text=True, env=_env())
+            if done.returncode != 0:
+                result["notes"].append(f"{case['name']}: {done.stderr.strip()[-300:]}")
+                continue
+            row = {"case": case["name"], "command": "lensblur render " + " ".join(
+                [Path(case["input"]).name, "-o", "OUT.jpg", *[Path(o).name if "/" in o else o for o in case["options"]]]),
+                **json.loads(done.stdout.strip().splitlines()[-1])}
+            row["cli_s"] = _wall(cli_command(case, folder / "out.jpg"), _env(), 2)
+            if case["name"] == RAMP:
+                row["cli_minus_16x16_s"] = row["cli_s"] - cli_tiny
+            if gegl:
+                try:
+                    row["gegl_s"], result["startup"]["gegl_16x16_s"] = gegl_seconds(
+                        np.load(scratch / "encoded.npy"), np.load(scratch / "mask.npy"), row["largest_radius"])
+                except Exception as error:  # noqa: BLE001 - gegl is optional; say why it is missing
+                    result["notes"].append(f"gegl skipped on {case['name']}: {error}")
+            result["rows"].append(row)
+            print(json.dumps(row), file=sys.stderr)
+        for key, call in [("cold", lambda: cold_cache(synthetic[0], folder)), ("web", web_preview if web else dict)]:
+            try:
+                result[key] = call()
+            except Exception as error:  # noqa: BLE001 - one failed part must not lose the others
+                result["notes"].append(f"{key} failed: {error}")
+            print(json.dumps({key: result.get(key)}), file=sys.stderr)
+    return result
+
+
+def cold_cache(case: dict, folder: Path) -> dict:
+    """The first render of the ramp with an empty numba cache, without and with the set-up's
+    ``python -m lensblur.compile`` (timed too), each in its own empty NUMBA_CACHE_DIR."""
+    cold = {}
+    for label in ("without compile step", "after compile step"):
+        cache = Path(tempfile.mkdtemp(dir=folder, prefix="numba-"))
+        env = _env(NUMBA_CACHE_DIR=str(cache))
+        if label == "after compile step":
+            cold["compile_step_s"] = _wall([sys.executable, "-m", "lensblur.compile", "-q"], env, 1)
+        cold[label] = _wall(cli_command(case, folder / "cold.jpg"), env, 1)
+    return cold
+
+
+def web_preview() -> dict:
+    """Median whole-request time of the web app's 1024 px preview of the 12 MP iPhone photo."""
+    from starlette.testclient import TestClient
+
+    import web_preview as web
+    from lensblur.web.app import create_app
+
+    if not web.SAMPLE.exists():
+        return {}
+    with tempfile.TemporaryDirectory() as scratch, \
+            TestClient(create_app(temp_root=scratch), base_url="http://127.0.0.1:8000") as client:  # the Host guard
+        row = web.measure(client, web.SAMPLE, 1)
+    return {"photo": row["photo"], "preview_median_s": statistics.median(row["previews"]),
+            "server_median_s": statistics.median(row["renders"])}
+
+
+def markdown(result: dict) -> list[str]:
+    """The section of benchmarks/results/speed.md for these cases."""
+    lines = ["", "## Continuous depth and the whole command (issue 14)", "",
+             "| case | size | largest radius px | renderer s | gegl s | gegl ÷ renderer | whole command s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        gegl = row.get("gegl_s")
+        ratio = "n/a" if gegl is None else f"{gegl / row['renderer_s']:.1f}×"
+        command = f"{row['cli_s']:.2f}"
+        if "cli_minus_16x16_s" in row:
+            command += f" ({row['cli_minus_16x16_s']:.2f} minus the 16×16 run)"
+        lines.append(f"| {row['case']} | {row['size']} | {row['largest_radius']:.1f} | {row['renderer_s']:.2f} | "
+                     f"{'n/a' if gegl is None else f'{gegl:.2f}'} | "
+                     f"{ratio} | {command} |")
+    lines += ["", "Stages of `lensblur render` in one process (seconds; render = the first call):", "",
+              "| case | imports | decode | depth | lens | render | encode + save |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        s = row["stages_s"]
+        lines.append(f"| {row['case']} | {s['imports']:.2f} | {s['decode']:.2f} | {s['depth']:.2f} | {s['lens']:.2f} | "
+                     f"{s['render']:.2f} | {s['encode+save']:.2f} |")
+    startup, cold, web = result.get("startup", {}), result.get("cold", {}), result.get("web", {})
+    lines += ["", f"- start-up, `lensblur render tiny.png -o tiny.jpg --blur 1` on 16×16 (median of 5): "
+              f"{startup.get('cli_16x16_s', float('nan')):.2f} s; gegl on 16×16: "
+              f"{startup.get('gegl_16x16_s', float('nan')):.2f} s; a Python process that only imports numpy and "
+              f"numba and loads one cached kernel: {startup.get('numba_floor_s', float('nan')):.2f} s",
+              f"- first render of the ramp with an empty numba cache: {cold.get('without compile step', float('nan')):.1f} s; "
+              f"after `python -m lensblur.compile` ({cold.get('compile_step_s', float('nan')):.1f} s, in the README set-up): "
+              f"{cold.get('after compile step', float('nan')):.1f} s"]
+    if web:
+        lines.append(f"- web app, 1024 px preview of {web['photo']}: median whole request "
+                     f"{web['preview_median_s'] * 1000:.0f} ms (server {web['server_median_s'] * 1000:.0f} ms), "
+                     "benchmarks/web_preview.py's edits replayed once")
+    lines += [f"- commands: {row['case']}: `{row['command']}`" for row in result["rows"]]
+    lines += [f"- note: {note}" for note in result["notes"]]
+    return lines
+
+
+if __name__ == "__main__":
+    print(json.dumps(stage_child(json.loads(sys.argv[1]), sys.argv[2])))

@@ -1,0 +1,34 @@
+"""numba kernels of the tone-curve encoder: table interpolation over √linear, one pass per image."""
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _lookup(y, table):
+    # NaN and negatives count as 0, above 1 as 1; the table's last entry repeats the one before
+    if not y > 0.0:
+        y = 0.0
+    elif y > 1.0:
+        y = 1.0
+    position = np.sqrt(y) * (table.size - 2)
+    index = int(position)
+    return table[index] + (position - index) * (table[index + 1] - table[index])
+
+
+@njit(cache=True, parallel=True)
+def encode_channels(linear: np.ndarray, tables: np.ndarray, out: np.ndarray) -> None:
+    """out[k, c] = tables[c] interpolated at √clip(linear[k, c], 0, 1)·(steps), float32.
+
+    linear, out: N×C float32; tables: C×(steps + 2) float32 (lensblur.io.icc._encode_table)."""
+    for k in prange(linear.shape[0]):
+        for c in range(linear.shape[1]):
+            out[k, c] = _lookup(linear[k, c], tables[c])
+
+
+@njit(cache=True, parallel=True)
+def quantize_channels(linear: np.ndarray, tables: np.ndarray, levels: int, out: np.ndarray) -> None:
+    """As :func:`encode_channels`, rounded to integers 0..levels into ``out`` (uint8 or uint16)."""
+    for k in prange(linear.shape[0]):
+        for c in range(linear.shape[1]):
+            out[k, c] = int(_lookup(linear[k, c], tables[c]) * levels + 0.5)
