@@ -2,8 +2,9 @@
 
 ``--depth auto`` (the default) uses depth embedded in the photo, else an estimate; ``--depth
 embedded`` insists on embedded depth; ``--depth estimate`` always estimates; anything else is a
-depth-map file. The estimate is the offline automatic one (lensblur.depth.auto) unless a model is
-given: ``--depth-model PATH.onnx`` (with ``--depth-preset``) or ``--depth-model megadepth:PATH``.
+depth-map file. The estimate comes from a depth model when one is given or set (``--depth-model``,
+``LENSBLUR_DEPTH_MODEL``, ``lensblur config set depth-model``; lensblur.depth.model_choice), else
+from the weight-free automatic estimate (lensblur.depth.auto).
 """
 
 from __future__ import annotations
@@ -82,22 +83,23 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
 
 
 def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
-    """Estimate disparity for linear ``pixels`` with the automatic estimator or ``model``."""
-    from lensblur.depth import get_estimator
+    """Estimate disparity for linear ``pixels``.
 
-    if model is None:
-        name, options = "auto", {}
-    elif model.startswith("megadepth:"):
-        name, options = "megadepth", {"model_path": model.split(":", 1)[1]}
+    model: a model (PATH.onnx, deeplens:PATH, megadepth:PATH), ``"none"`` for the weight-free
+    automatic estimate, or None for the default: LENSBLUR_DEPTH_MODEL, else the settings file's
+    depth-model, else the automatic estimate (lensblur.depth.model_choice). preset: the ONNX preset.
+    """
+    from lensblur.depth import get_estimator
+    from lensblur.depth.model_choice import resolve_model, run_model
+
+    chosen = resolve_model(model, preset)
+    if chosen is None:
+        estimate, source = get_estimator("auto")(pixels), "automatic estimate"
     else:
-        name, options = "onnx", {"model_path": model}
-        if preset:
-            options["preset"] = preset
-    estimate = get_estimator(name)(pixels, **options)
+        estimate, source = run_model(chosen, pixels), chosen.describe()
     height, width = pixels.shape[:2]
     disparity = fit_to_image(estimate.disparity, height, width)
     matte = None if estimate.matte is None else np.clip(fit_to_image(estimate.matte, height, width), 0, 1)
-    source = "automatic estimate" if model is None else f"estimated with {model}"
     return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point)
 
 

@@ -84,10 +84,13 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Google GDepth / Dynamic Depth, Apple MPF / HEIC), else estimates it; embedded "
                              "or estimate force one of them; or a depth/disparity map file (PNG, TIFF, NPY, "
                              "PFM, JPEG)")
-    parser.add_argument("--depth-model", metavar="PATH.onnx|megadepth:PATH",
-                        help="estimate depth with this model instead of the built-in automatic estimate")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens:PATH|megadepth:PATH|none",
+                        help="estimate depth with this model (default: $LENSBLUR_DEPTH_MODEL, else the "
+                             "model set with 'lensblur config set depth-model', else the weight-free "
+                             "automatic estimate; none forces the latter)")
     parser.add_argument("--depth-preset", metavar="NAME",
-                        help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
+                        help="input/output convention of an ONNX depth model: depth-anything-v2 (default), "
+                             "midas, midas-small, metric-depth")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
     parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
@@ -162,8 +165,21 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
 def input_files(args: argparse.Namespace) -> list[str | None]:
     """The files a render or depth command reads (None where an option is unset): never outputs."""
     depth_file = args.depth if args.depth not in (AUTO, EMBEDDED, ESTIMATE) else None
-    model = args.depth_model.split(":", 1)[-1] if args.depth_model else None
-    return [args.input, depth_file, model]
+    return [args.input, depth_file, _model_file(args.depth_model)]
+
+
+def _model_file(option) -> str | None:
+    """The file of a --depth-model value (PATH.onnx, KIND:PATH or a resolved DepthModel), if any."""
+    from lensblur.depth.model_choice import NONE, DepthModel, parse_model
+
+    if isinstance(option, DepthModel):
+        return option.path
+    if not option or option.strip().lower() == NONE:
+        return None
+    try:
+        return parse_model(option).path
+    except InputError:  # reported when the depth is chosen
+        return None
 
 
 def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoice | None = None) -> Lens:
