@@ -31,10 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens:PATH|megadepth:PATH|none",
+                        help="as for render: the model whose estimate to describe (default: the one set "
+                             "with LENSBLUR_DEPTH_MODEL or 'lensblur config', else the automatic estimate)")
+    parser.add_argument("--depth-preset", metavar="NAME", help="as for render: the ONNX model's preset")
 
 
-def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
-    """A dict describing the photo at ``path``; raises InputError when it cannot be read."""
+def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, model: str | None = None,
+             preset: str | None = None) -> dict:
+    """A dict describing the photo at ``path``; raises InputError when it cannot be read.
+    model, preset: the depth model as render's --depth-model/--depth-preset (None: the default)."""
     photo = read_image(path, max_pixels=max_pixels)
     height, width = photo.pixels.shape[:2]
     camera = camera_from_exif(photo.exif)
@@ -50,14 +56,14 @@ def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
         "focal_length_mm": camera.focal_length_mm,
         "f_number": camera.f_number,
         "embedded": list_embedded(path),
-        **_depth_and_focus(path, photo.pixels, max_pixels),
+        **_depth_and_focus(path, photo.pixels, max_pixels, model, preset),
     }
 
 
-def _depth_and_focus(path: str, pixels, max_pixels: int) -> dict:
+def _depth_and_focus(path: str, pixels, max_pixels: int, model: str | None, preset: str | None) -> dict:
     """What ``lensblur render`` would use by default: the depth source and the focus point, why."""
     try:
-        choice = choose_depth(path, pixels, max_pixels=max_pixels)
+        choice = choose_depth(path, pixels, model=model, preset=preset, max_pixels=max_pixels)
     except LimitError:
         raise  # a map over the limit is refused like a photo over it
     except LensblurError as error:
@@ -73,7 +79,7 @@ def _depth_and_focus(path: str, pixels, max_pixels: int) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description."""
-    info = describe(args.input, args.max_pixels)
+    info = describe(args.input, args.max_pixels, args.depth_model, args.depth_preset)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
