@@ -48,20 +48,23 @@ class DepthChoice:
 
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
                  near: float | None = None, far: float | None = None, model: str | None = None,
-                 preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DepthChoice:
+                 preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 colormap: str | None = None) -> DepthChoice:
     """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
     depth-map file (see lensblur.io.depth.read_depth); model/preset choose the estimator (see the
-    module docstring). max_pixels: the photo's pixel limit; a depth file or embedded map may have
+    module docstring). colormap: the colormap of a colour-mapped depth-map file (read_depth).
+    max_pixels: the photo's pixel limit; a depth file or embedded map may have
     at most lensblur.io.limits.map_limit(photo pixels, max_pixels) pixels (LimitError, checked
     before decoding). Raises InputError when no depth can be had.
     """
     height, width = pixels.shape[:2]
     if spec not in (AUTO, EMBEDDED, ESTIMATE):
         limit = map_limit(height * width, max_pixels)
-        disparity = fit_to_image(read_depth(spec, kind=kind, near=near, far=far, max_pixels=limit), height, width)
-        return DepthChoice(disparity, pixels, None, f"file {spec}")
+        disparity = read_depth(spec, kind=kind, near=near, far=far, max_pixels=limit, colormap=colormap)
+        source = f"file {spec}" + (f" (colour-mapped with {colormap}, read back)" if colormap else "")
+        return DepthChoice(fit_to_image(disparity, height, width), pixels, None, source)
     found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")

@@ -91,6 +91,10 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-preset", metavar="NAME",
                         help="input/output convention of an ONNX depth model: depth-anything-v2 (default), "
                              "midas, midas-small, metric-depth")
+    parser.add_argument("--depth-colormap", metavar="NAME", type=_colormap,
+                        help="the --depth FILE is a colour picture drawn with this colormap (Spectral_r, "
+                             "magma, inferno, viridis, plasma, cividis, turbo, jet; NAME_r reversed): read "
+                             "each pixel back as its position on the map")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
     parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
@@ -102,7 +106,7 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset, args.max_pixels)
+                          args.depth_model, args.depth_preset, args.max_pixels, args.depth_colormap)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         if choice.focus_point is not None:
@@ -247,6 +251,15 @@ def _point(text: str) -> tuple[float, float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise argparse.ArgumentTypeError(f"X and Y must be finite numbers, got {text!r}")
     return x, y
+
+
+def _colormap(text: str) -> str:
+    from lensblur.io.colormaps import check_name
+
+    try:
+        return check_name(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _aperture(text: str) -> Aperture:
