@@ -32,7 +32,8 @@ class DepthChoice:
     matte: float32 H×W subject alpha from the file (Apple portrait matte), or None.
     source: one line saying where the depth came from.
     notes: warnings worth showing with --verbose.
-    focus_point: (x, y) in pixels where the phone focused (Google GFocus), or None.
+    focus_point: (x, y) in pixels where the phone focused (Google GFocus), else inside the subject
+        of the portrait matte it stored (Apple), else what the estimate suggests, or None.
     blur_at_infinity: the phone's blur radius at infinity as a fraction of the image width
         (GFocus:BlurAtInfinity), or None.
     """
@@ -78,11 +79,34 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     else:
         source = f"{found.source} embedded in the photo"
     focus = found.focus or {}
-    point = None
+    point, notes = None, list(found.notes)
     if _fraction(focus.get("FocalPointX")) is not None and _fraction(focus.get("FocalPointY")) is not None:
         point = (_fraction(focus["FocalPointX"]) * (width - 1), _fraction(focus["FocalPointY"]) * (height - 1))
+    elif matte is not None and (point := subject_point(matte, disparity)) is not None:
+        notes.append(f"focus on the subject of the portrait matte the phone stored, at ({point[0]:.0f}, "
+                     f"{point[1]:.0f}): the phone kept that subject sharp")
     blur = _fraction(focus.get("BlurAtInfinity"))
-    return DepthChoice(disparity, pixels, matte, source, list(found.notes), point, blur if blur else None)
+    return DepthChoice(disparity, pixels, matte, source, notes, point, blur if blur else None)
+
+
+def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
+                  step: int = 4) -> tuple[float, float] | None:
+    """(x, y) in pixels of a subject pixel (matte > 0.5) to focus on, or None when the subject
+    covers under 1 % of the frame. With ``disparity`` (H×W in [0, 1], the matte's size) only
+    pixels within 0.01 of the subject's median disparity qualify, so the focus lands on the
+    subject's typical depth, not on a hand held out; of those, the one nearest the subject's
+    centroid. step: sampling stride in pixels."""
+    inside = np.asarray(matte)[::step, ::step] > 0.5
+    if inside.mean() < 0.01:
+        return None
+    if disparity is not None:
+        sampled = np.asarray(disparity)[::step, ::step]
+        typical = np.abs(sampled - np.median(sampled[inside])) <= 0.01
+        if (inside & typical).any():
+            inside &= typical
+    ys, xs = np.nonzero(inside)
+    nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return float(xs[nearest] * step), float(ys[nearest] * step)
 
 
 def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:

@@ -47,7 +47,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     focus = parser.add_mutually_exclusive_group()
     focus.add_argument("--focus", type=_focus_point, metavar="X,Y|auto",
                        help="pixel to focus on, or auto: the detected face, else the main subject (default: "
-                            "where the phone focused, else auto when depth is estimated, else the image centre)")
+                            "where the phone focused, else the subject of the portrait matte it stored, else auto "
+                            "when depth is estimated, else the image centre)")
     focus.add_argument("--focus-disparity", type=finite_float, metavar="V", help="disparity in [0,1] to focus on")
     parser.add_argument("--focus-range", type=non_negative_float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
