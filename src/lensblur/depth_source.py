@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from lensblur.color import srgb_to_linear
@@ -92,18 +93,26 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
 def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
                   step: int = 4) -> tuple[float, float] | None:
     """(x, y) in pixels of a subject pixel (matte > 0.5) to focus on, or None when the subject
-    covers under 1 % of the frame. With ``disparity`` (H×W in [0, 1], the matte's size) only
-    pixels within 0.01 of the subject's median disparity qualify, so the focus lands on the
-    subject's typical depth, not on a hand held out; of those, the one nearest the subject's
-    centroid. step: sampling stride in pixels."""
+    covers under 1 % of the frame.
+
+    With ``disparity`` (H×W in [0, 1], the matte's size) the point is one whose neighbourhood (the
+    focus window of lensblur.lens.focus_disparity_at, 2 % of the diagonal, inside the subject where
+    the subject is wide enough) has the subject's median disparity within 0.01, so the focus lands
+    on the subject's typical depth, not on a hand held out; of those, the one nearest the
+    subject's centroid. step: sampling stride in pixels.
+    """
     inside = np.asarray(matte)[::step, ::step] > 0.5
     if inside.mean() < 0.01:
         return None
     if disparity is not None:
-        sampled = np.asarray(disparity)[::step, ::step]
-        typical = np.abs(sampled - np.median(sampled[inside])) <= 0.01
-        if (inside & typical).any():
-            inside &= typical
+        sampled = np.ascontiguousarray(np.asarray(disparity, np.float32)[::step, ::step])
+        side = 2 * max(1, int(0.02 * np.hypot(*np.asarray(matte).shape) / step)) + 1
+        typical = np.abs(cv2.blur(sampled, (side, side)) - np.median(sampled[inside])) <= 0.01
+        core = cv2.erode(inside.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+        for candidates in (core & typical, inside & typical):
+            if candidates.any():
+                inside = candidates
+                break
     ys, xs = np.nonzero(inside)
     nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
     return float(xs[nearest] * step), float(ys[nearest] * step)
