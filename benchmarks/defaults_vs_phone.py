@@ -167,9 +167,10 @@ def main() -> None:
     if dynamic:
         pairs = ", ".join(f"{distance} → {radius} px" for distance, radius in dynamic["focal_table"])
         lines += ["", f"Dynamic Depth sample (`google/dynamic_depth_portrait_xmp.xml`, metadata only, no pixels): "
-                  f"FocalTable {pairs} (distance in the depth map's units, Near {dynamic['near']}, Far "
-                  f"{dynamic['far']}; blur radius on a {dynamic['image_width']:.0f} px wide image): the phone "
-                  "focused at the near end and blurs to "
+                  f"FocalTable {pairs} (pairs as stored: distance in the depth map's units, Near {dynamic['near']}, "
+                  f"Far {dynamic['far']}; the second value read as the blur radius in pixels of the "
+                  f"{dynamic['image_width']:.0f} px wide image, a reading not checked against a rendering): the "
+                  "phone focused at the near end and blurs to "
                   f"{dynamic['focal_table'][-1][1] / dynamic['image_width'] * 100:.2f} % of the width at the far end."]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / stem}.md")

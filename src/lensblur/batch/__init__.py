@@ -119,9 +119,8 @@ def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
 def _absolute_paths(options):
     """A copy of ``options`` whose file options are absolute, as workers may run in other folders,
     and whose depth model is resolved (lensblur.depth.model_choice.resolve_for_workers)."""
-    from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE
-
     from lensblur.depth.model_choice import resolve_for_workers
+    from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE
 
     options = copy.copy(options)
     for key in ("matte", "checkpoint", "depth"):
