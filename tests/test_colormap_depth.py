@@ -125,6 +125,10 @@ def test_cli_refuses_a_colour_mapped_map_in_one_line_and_reads_it_with_the_name(
     back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535
     expected = (disparity - disparity.min()) / (disparity.max() - disparity.min())
     assert np.abs(back - expected).max() <= 3 / 255
+    # the same picture as JPEG: its edge artefacts must not stretch the range (median 3×3)
+    save_rgb(tmp_path / "astronaut_Spectral_r.jpg", draw(disparity, "Spectral_r"), quality=90)
+    jpeg = read_depth(tmp_path / "astronaut_Spectral_r.jpg", colormap="Spectral_r")
+    assert np.median(np.abs(jpeg - expected)) < 4 / 255
     result = run_cli("depth", EXAMPLE, "--depth", path, "--depth-colormap", "rainbow", "-o", tmp_path / "x.png")
     assert result.returncode == 2 and "unknown colormap" in result.stderr
 

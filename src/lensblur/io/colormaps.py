@@ -128,7 +128,8 @@ def guess_colormap(rgb8: np.ndarray) -> str | None:
 
 def invert_colormap(rgb8: np.ndarray, name: str, label: str = "depth map") -> np.ndarray:
     """The value (float32 H×W in [0, 1]) each pixel of a picture drawn with colormap ``name``
-    encodes: the position of its nearest table colour, i/255. InputError when the picture does not
+    encodes: the position of its nearest table colour, i/255 (the 3×3 median where the colour is
+    not exactly on the table). InputError when the picture does not
     look drawn with that map (median distance to it above 15 8-bit levels)."""
     name = check_name(name)
     index, distance = _nearest(np.asarray(rgb8, np.uint8), name)
@@ -138,4 +139,9 @@ def invert_colormap(rgb8: np.ndarray, name: str, label: str = "depth map") -> np
         hint = f" (it looks like {guess})" if guess and guess.removesuffix("_r") != name.removesuffix("_r") else ""
         raise InputError(f"{label}: its colours are not those of the {name} colormap (typical distance "
                          f"{typical:.0f} of 255){hint}")
-    return (index / 255.0).astype(np.float32)
+    # JPEG leaves isolated wrong colours at sharp colour edges (ringing, chroma subsampling) that
+    # land anywhere on the map and would stretch the map's range: a pixel whose colour is not
+    # exactly a table colour takes the 3×3 median instead (exact pixels, e.g. of a PNG, are kept).
+    values = (index / 255.0).astype(np.float32)
+    inexact = distance > 0.5
+    return np.where(inexact, cv2.medianBlur(values, 3), values) if inexact.any() else values
