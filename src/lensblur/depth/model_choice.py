@@ -118,10 +118,13 @@ def run_model(model: DepthModel, pixels: np.ndarray) -> DepthEstimate:
     try:
         return get_estimator(model.kind)(pixels, **options)
     except InputError as error:
-        if model.origin != ENV_MODEL and not model.origin.startswith("settings file"):
+        if model.origin == ENV_MODEL:
+            fix = f"change or unset {ENV_MODEL}"
+        elif model.origin.startswith("settings file"):
+            fix = "change it with 'lensblur config set depth-model PATH'"
+        else:
             raise
-        raise InputError(f"{error} (depth model set by {model.origin}; change it with 'lensblur config set "
-                         f"depth-model PATH', or give --depth-model none)") from None
+        raise InputError(f"{error} (depth model set by {model.origin}; {fix}, or give --depth-model none)") from None
 
 
 def check_model(model: DepthModel) -> DepthEstimate:
