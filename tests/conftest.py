@@ -13,3 +13,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path_factory, monkeypatch):
+    """Every test gets an empty settings folder and no depth-model environment, so the real
+    user's ~/.config/lensblur/config.toml and LENSBLUR_DEPTH_MODEL are never read or written
+    (subprocesses inherit the patched environment)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg_config")))
+    monkeypatch.delenv("LENSBLUR_DEPTH_MODEL", raising=False)
+    monkeypatch.delenv("LENSBLUR_DEPTH_PRESET", raising=False)

@@ -49,14 +49,17 @@ def test_16bit_png_scales_by_65535_and_stretches_only_when_asked(tmp_path):
     assert note == "PNG stretched from 1000..6.1e+04 (--normalize)"
 
 
-def test_8bit_png_and_rgb_png_first_channel(tmp_path):
+def test_8bit_png_grey_as_rgb_read_and_colour_refused(tmp_path):
     raw = np.round(ramp() * 200 + 20).astype(np.uint8)
     Image.fromarray(raw).save(tmp_path / "grey.png")
     np.testing.assert_allclose(read_depth(tmp_path / "grey.png"), raw / 255, atol=1e-6)
-    rgb = np.dstack([raw, 255 - raw, np.zeros_like(raw)])
+    Image.fromarray(np.dstack([raw] * 3)).save(tmp_path / "grey_rgb.png")
+    np.testing.assert_allclose(read_depth(tmp_path / "grey_rgb.png"), raw / 255, atol=1e-6)
+    np.testing.assert_allclose(read_depth(tmp_path / "grey_rgb.png", normalize=True), unit(raw), atol=1e-6)
+    rgb = np.dstack([raw, 255 - raw, np.zeros_like(raw)])  # colour: no longer read from its red channel
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    np.testing.assert_allclose(read_depth(tmp_path / "rgb.png"), raw / 255, atol=1e-6)
-    np.testing.assert_allclose(read_depth(tmp_path / "rgb.png", normalize=True), unit(raw), atol=1e-6)
+    with pytest.raises(InputError, match="colour"):
+        read_depth(tmp_path / "rgb.png")
 
 
 def test_float_tiff(tmp_path):

@@ -2,14 +2,16 @@
 
 ``--depth auto`` (the default) uses depth embedded in the photo, else an estimate; ``--depth
 embedded`` insists on embedded depth; ``--depth estimate`` always estimates; anything else is a
-depth-map file. The estimate is the offline automatic one (lensblur.depth.auto) unless a model is
-given: ``--depth-model PATH.onnx`` (with ``--depth-preset``) or ``--depth-model megadepth:PATH``.
+depth-map file. The estimate comes from a depth model when one is given or set (``--depth-model``,
+``LENSBLUR_DEPTH_MODEL``, ``lensblur config set depth-model``; lensblur.depth.model_choice), else
+from the weight-free automatic estimate (lensblur.depth.auto).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from lensblur.color import srgb_to_linear
@@ -31,7 +33,8 @@ class DepthChoice:
     matte: float32 H×W subject alpha from the file (Apple portrait matte), or None.
     source: one line saying where the depth came from.
     notes: warnings worth showing with --verbose.
-    focus_point: (x, y) in pixels where the phone focused (Google GFocus), or None.
+    focus_point: (x, y) in pixels where the phone focused (Google GFocus), else inside the subject
+        of the portrait matte it stored (Apple), else what the estimate suggests, or None.
     blur_at_infinity: the phone's blur radius at infinity as a fraction of the image width
         (GFocus:BlurAtInfinity), or None.
     scaling: how the stored values became disparity in [0, 1] ("16-bit PNG, scaled by 65535",
@@ -51,12 +54,13 @@ class DepthChoice:
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
                  near: float | None = None, far: float | None = None, model: str | None = None,
                  preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 normalize: bool = False) -> DepthChoice:
+                 normalize: bool = False, colormap: str | None = None) -> DepthChoice:
     """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
     depth-map file (see lensblur.io.depth.read_depth); model/preset choose the estimator (see the
-    module docstring). max_pixels: the photo's pixel limit; a depth file or embedded map may have
+    module docstring). colormap: the colormap of a colour-mapped depth-map file (read_depth).
+    max_pixels: the photo's pixel limit; a depth file or embedded map may have
     at most lensblur.io.limits.map_limit(photo pixels, max_pixels) pixels (LimitError, checked
     before decoding). normalize: stretch a disparity file to its own min..max (``--normalize``);
     embedded maps follow their format's own convention and estimates their model's. Raises
@@ -65,8 +69,9 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     height, width = pixels.shape[:2]
     if spec not in (AUTO, EMBEDDED, ESTIMATE):
         limit = map_limit(height * width, max_pixels)
-        disparity, scaling = read_depth_explained(spec, kind, near, far, limit, normalize)
-        return DepthChoice(fit_to_image(disparity, height, width), pixels, None, f"file {spec}", scaling=scaling)
+        disparity, scaling = read_depth_explained(spec, kind, near, far, limit, normalize, colormap)
+        source = f"file {spec}" + (f" (colour-mapped with {colormap}, read back)" if colormap else "")
+        return DepthChoice(fit_to_image(disparity, height, width), pixels, None, source, scaling=scaling)
     found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")
@@ -80,32 +85,64 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     else:
         source = f"{found.source} embedded in the photo"
     focus = found.focus or {}
-    point = None
+    point, notes = None, list(found.notes)
     if _fraction(focus.get("FocalPointX")) is not None and _fraction(focus.get("FocalPointY")) is not None:
         point = (_fraction(focus["FocalPointX"]) * (width - 1), _fraction(focus["FocalPointY"]) * (height - 1))
+    elif matte is not None and (point := subject_point(matte, disparity)) is not None:
+        notes.append(f"focus on the subject of the portrait matte the phone stored, at ({point[0]:.0f}, "
+                     f"{point[1]:.0f}): the phone kept that subject sharp")
     blur = _fraction(focus.get("BlurAtInfinity"))
-    return DepthChoice(disparity, pixels, matte, source, list(found.notes), point, blur if blur else None,
+    return DepthChoice(disparity, pixels, matte, source, notes, point, blur if blur else None,
                        f"{found.source} as the file defines it (levels ÷ their type's maximum, or through "
                        "its own near/far)")
 
 
-def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
-    """Estimate disparity for linear ``pixels`` with the automatic estimator or ``model``."""
-    from lensblur.depth import get_estimator
+def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
+                  step: int = 4) -> tuple[float, float] | None:
+    """(x, y) in pixels of a subject pixel (matte > 0.5) to focus on, or None when the subject
+    covers under 1 % of the frame.
 
-    if model is None:
-        name, options = "auto", {}
-    elif model.startswith("megadepth:"):
-        name, options = "megadepth", {"model_path": model.split(":", 1)[1]}
+    With ``disparity`` (H×W in [0, 1], the matte's size) the point is one whose neighbourhood (the
+    focus window of lensblur.lens.focus_disparity_at, 2 % of the diagonal, inside the subject where
+    the subject is wide enough) has the subject's median disparity within 0.01, so the focus lands
+    on the subject's typical depth, not on a hand held out; of those, the one nearest the
+    subject's centroid. step: sampling stride in pixels.
+    """
+    inside = np.asarray(matte)[::step, ::step] > 0.5
+    if inside.mean() < 0.01:
+        return None
+    if disparity is not None:
+        sampled = np.ascontiguousarray(np.asarray(disparity, np.float32)[::step, ::step])
+        side = 2 * max(1, int(0.02 * np.hypot(*np.asarray(matte).shape) / step)) + 1
+        typical = np.abs(cv2.blur(sampled, (side, side)) - np.median(sampled[inside])) <= 0.01
+        core = cv2.erode(inside.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+        for candidates in (core & typical, inside & typical):
+            if candidates.any():
+                inside = candidates
+                break
+    ys, xs = np.nonzero(inside)
+    nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return float(xs[nearest] * step), float(ys[nearest] * step)
+
+
+def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
+    """Estimate disparity for linear ``pixels``.
+
+    model: a model (PATH.onnx, deeplens:PATH, megadepth:PATH), ``"none"`` for the weight-free
+    automatic estimate, or None for the default: LENSBLUR_DEPTH_MODEL, else the settings file's
+    depth-model, else the automatic estimate (lensblur.depth.model_choice). preset: the ONNX preset.
+    """
+    from lensblur.depth import get_estimator
+    from lensblur.depth.model_choice import resolve_model, run_model
+
+    chosen = resolve_model(model, preset)
+    if chosen is None:
+        estimate, source = get_estimator("auto")(pixels), "automatic estimate"
     else:
-        name, options = "onnx", {"model_path": model}
-        if preset:
-            options["preset"] = preset
-    estimate = get_estimator(name)(pixels, **options)
+        estimate, source = run_model(chosen, pixels), chosen.describe()
     height, width = pixels.shape[:2]
     disparity = fit_to_image(estimate.disparity, height, width)
     matte = None if estimate.matte is None else np.clip(fit_to_image(estimate.matte, height, width), 0, 1)
-    source = "automatic estimate" if model is None else f"estimated with {model}"
     return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point,
                        scaling="relative, on the estimator's own scale")
 

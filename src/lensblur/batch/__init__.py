@@ -117,16 +117,20 @@ def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
 
 
 def _absolute_paths(options):
-    """A copy of ``options`` whose file options are absolute, as workers may run in other folders."""
+    """A copy of ``options`` whose file options are absolute, as workers may run in other folders,
+    and whose depth model is resolved (lensblur.depth.model_choice.resolve_for_workers)."""
+    from lensblur.depth.model_choice import resolve_for_workers
     from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE
 
     options = copy.copy(options)
-    for key in ("matte", "checkpoint", "depth", "depth_model"):
+    for key in ("matte", "checkpoint", "depth"):
         value = getattr(options, key, None)
         if not value or key == "depth" and value in (AUTO, EMBEDDED, ESTIMATE):
             continue
-        prefix = "megadepth:" if key == "depth_model" and value.startswith("megadepth:") else ""
-        setattr(options, key, prefix + str(Path(value[len(prefix):]).expanduser().resolve()))
+        setattr(options, key, str(Path(value).expanduser().resolve()))
+    # the depth model (option, environment or settings file) is resolved once, here
+    options.depth_model = resolve_for_workers(getattr(options, "depth_model", None),
+                                              getattr(options, "depth_preset", None))
     return options
 
 

@@ -7,4 +7,4 @@ its message on one line and exits with its code. ``args.quiet`` is True when pro
 stay silent.
 """
 
-COMMAND_MODULES = ["render", "batch", "info", "depth", "synth", "eval", "train", "export", "serve"]
+COMMAND_MODULES = ["render", "batch", "info", "depth", "synth", "eval", "train", "export", "serve", "config"]

@@ -36,14 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="as render --normalize: stretch the map file to its own min..max")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels than this (default 200 MP)")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens:PATH|megadepth:PATH|none",
+                        help="as for render: the model whose estimate to describe (default: the one set "
+                             "with LENSBLUR_DEPTH_MODEL or 'lensblur config', else the automatic estimate)")
+    parser.add_argument("--depth-preset", metavar="NAME", help="as for render: the ONNX model's preset")
 
 
 def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, depth: str | None = None,
-             normalize: bool = False) -> dict:
+             normalize: bool = False, model: str | None = None, preset: str | None = None) -> dict:
     """A dict describing the photo at ``path``; raises InputError when it cannot be read.
 
     depth, normalize: a depth-map file and ``--normalize``, as ``lensblur render`` takes them;
-    ``disparity`` then says how that file's values become disparity."""
+    ``disparity`` then says how that file's values become disparity. model, preset: the depth
+    model as render's --depth-model/--depth-preset (None: the default)."""
     photo = read_image(path, max_pixels=max_pixels)
     height, width = photo.pixels.shape[:2]
     camera = camera_from_exif(photo.exif)
@@ -59,18 +64,19 @@ def describe(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, depth: str | None 
         "focal_length_mm": camera.focal_length_mm,
         "f_number": camera.f_number,
         "embedded": list_embedded(path),
-        **_depth_and_focus(path, photo.pixels, max_pixels, depth, normalize),
+        **_depth_and_focus(path, photo.pixels, max_pixels, depth, normalize, model, preset),
     }
 
 
-def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, normalize: bool) -> dict:
+def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, normalize: bool,
+                     model: str | None, preset: str | None) -> dict:
     """What ``lensblur render`` would use: the depth source, how its values became disparity, and
     the focus point, why."""
     if depth is not None:
         choice = choose_depth(path, pixels, depth, max_pixels=max_pixels, normalize=normalize)
         return {"depth_used": choice.source, "disparity": choice.scaling, "focus": "image centre"}
     try:
-        choice = choose_depth(path, pixels, max_pixels=max_pixels)
+        choice = choose_depth(path, pixels, model=model, preset=preset, max_pixels=max_pixels)
     except LimitError:
         raise  # a map over the limit is refused like a photo over it
     except LensblurError as error:
@@ -86,7 +92,7 @@ def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, norm
 
 def run(args: argparse.Namespace) -> int:
     """Print the description."""
-    info = describe(args.input, args.max_pixels, args.depth, args.normalize)
+    info = describe(args.input, args.max_pixels, args.depth, args.normalize, args.depth_model, args.depth_preset)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -48,7 +48,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     focus = parser.add_mutually_exclusive_group()
     focus.add_argument("--focus", type=_focus_point, metavar="X,Y|auto",
                        help="pixel to focus on, or auto: the detected face, else the main subject (default: "
-                            "where the phone focused, else auto when depth is estimated, else the image centre)")
+                            "where the phone focused, else the subject of the portrait matte it stored, else auto "
+                            "when depth is estimated, else the image centre)")
     focus.add_argument("--focus-disparity", type=finite_float, metavar="V", help="disparity in [0,1] to focus on")
     parser.add_argument("--focus-range", type=non_negative_float, default=0.0, metavar="R",
                         help="half-width in disparity of a band kept fully sharp (default 0)")
@@ -85,10 +86,17 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Google GDepth / Dynamic Depth, Apple MPF / HEIC), else estimates it; embedded "
                              "or estimate force one of them; or a depth/disparity map file (PNG, TIFF, NPY, "
                              "PFM, JPEG)")
-    parser.add_argument("--depth-model", metavar="PATH.onnx|megadepth:PATH",
-                        help="estimate depth with this model instead of the built-in automatic estimate")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens:PATH|megadepth:PATH|none",
+                        help="estimate depth with this model (default: $LENSBLUR_DEPTH_MODEL, else the "
+                             "model set with 'lensblur config set depth-model', else the weight-free "
+                             "automatic estimate; none forces the latter)")
     parser.add_argument("--depth-preset", metavar="NAME",
-                        help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
+                        help="input/output convention of an ONNX depth model: depth-anything-v2 (default), "
+                             "midas, midas-small, metric-depth")
+    parser.add_argument("--depth-colormap", metavar="NAME", type=_colormap,
+                        help="the --depth FILE is a colour picture drawn with this colormap (Spectral_r, "
+                             "magma, inferno, viridis, plasma, cividis, turbo, jet; NAME_r reversed): read "
+                             "each pixel back as its position on the map")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
                         help="what the map holds: disparity (bigger = nearer, default) or depth")
     parser.add_argument("--normalize", action="store_true",
@@ -104,7 +112,8 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset, args.max_pixels, args.normalize)
+                          args.depth_model, args.depth_preset, args.max_pixels, args.normalize,
+                          args.depth_colormap)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         print(f"disparity: {choice.scaling}", file=sys.stderr)
@@ -170,8 +179,21 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
 def input_files(args: argparse.Namespace) -> list[str | None]:
     """The files a render or depth command reads (None where an option is unset): never outputs."""
     depth_file = args.depth if args.depth not in (AUTO, EMBEDDED, ESTIMATE) else None
-    model = args.depth_model.split(":", 1)[-1] if args.depth_model else None
-    return [args.input, depth_file, model]
+    return [args.input, depth_file, _model_file(args.depth_model)]
+
+
+def _model_file(option) -> str | None:
+    """The file of a --depth-model value (PATH.onnx, KIND:PATH or a resolved DepthModel), if any."""
+    from lensblur.depth.model_choice import NONE, DepthModel, parse_model
+
+    if isinstance(option, DepthModel):
+        return option.path
+    if not option or option.strip().lower() == NONE:
+        return None
+    try:
+        return parse_model(option).path
+    except InputError:  # reported when the depth is chosen
+        return None
 
 
 def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoice | None = None) -> Lens:
@@ -239,6 +261,15 @@ def _point(text: str) -> tuple[float, float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise argparse.ArgumentTypeError(f"X and Y must be finite numbers, got {text!r}")
     return x, y
+
+
+def _colormap(text: str) -> str:
+    from lensblur.io.colormaps import check_name
+
+    try:
+        return check_name(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _aperture(text: str) -> Aperture:

@@ -30,11 +30,13 @@ _PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(\S+)\s")
 
 def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
                far: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-               normalize: bool = False) -> np.ndarray:
+               normalize: bool = False, colormap: str | None = None) -> np.ndarray:
     """Read a depth or disparity map and return disparity, float32 H×W in [0, 1], 1 = nearest.
 
-    path: PNG (8/16-bit grey; for RGB the first channel is used), TIFF (integer or float32),
-        JPEG, .npy (2-D array) or .pfm (grey "Pf" or colour "PF", first channel).
+    path: PNG (8/16-bit grey, or grey stored as RGB), TIFF (integer or float32), JPEG, .npy (2-D
+        array) or .pfm (grey "Pf" or colour "PF", first channel). A colour image (channels that
+        differ) is refused, naming the colormap it looks drawn with, unless ``colormap`` names it
+        (it is then read back as the position on that colormap, in [0, 1]).
     kind: "disparity" (bigger = nearer; integers ÷ their type's maximum, floats in [0, 1] as
         given, anything else stretched to its min..max) or "depth" (distance Z, bigger = farther,
         any unit).
@@ -44,19 +46,21 @@ def read_depth(path: str | os.PathLike, kind: str = "disparity", near: float | N
         (the command line also uses them for the camera's blur scale).
     max_pixels: refuse maps with more pixels than this, checked from the file's header before
         decoding (lensblur.io.limits).
+    colormap: the colormap a colour-mapped depth picture was drawn with (lensblur.io.colormaps.NAMES,
+        e.g. "Spectral_r", "magma"); each pixel becomes the position of its nearest colormap colour.
     NaN, inf and (for depth) values <= 0 are filled from the nearest valid pixel; more than half
     invalid raises InputError. Every failure raises InputError naming the file.
     """
-    return read_depth_explained(path, kind, near, far, max_pixels, normalize)[0]
+    return read_depth_explained(path, kind, near, far, max_pixels, normalize, colormap)[0]
 
 
 def read_depth_explained(path: str | os.PathLike, kind: str = "disparity", near: float | None = None,
                          far: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                         normalize: bool = False) -> tuple[np.ndarray, str]:
+                         normalize: bool = False, colormap: str | None = None) -> tuple[np.ndarray, str]:
     """:func:`read_depth` and one line saying how the values became disparity, e.g. "16-bit PNG,
     scaled by 65535" or "float TIFF stretched from 0.2..0.65 (--normalize)"."""
     path = Path(path)
-    values = _load(path, max_pixels)
+    values = _load(path, max_pixels, colormap)
     suffix = path.suffix.lower().lstrip(".")
     what = {"tif": "TIFF", "jpg": "JPEG"}.get(suffix, suffix.upper() or "file")
     return _normalize(values, kind, near, far, f"depth map {path}", normalize, what)
@@ -146,7 +150,7 @@ def read_pfm(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     return values[..., 0] if channels == 1 else values
 
 
-def _load(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def _load(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, colormap: str | None = None) -> np.ndarray:
     if not path.exists():
         raise InputError(f"depth map {path}: no such file")
     if path.is_dir():
@@ -163,7 +167,7 @@ def _load(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         elif suffix == ".pfm":
             values = read_pfm(path, max_pixels)
         else:
-            values = _load_image(path, max_pixels)
+            values = _grey(_load_image(path, max_pixels), path, colormap)
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - numpy/cv2/PIL raise many types; one line for the user
@@ -183,22 +187,47 @@ _GREY_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "F")
 
 
 def _load_image(path: Path, max_pixels: int) -> np.ndarray:
-    """Grey levels (or the red channel) of an image file; PIL checks the size from the header
-    and decodes (a damaged file raises here, not as libpng noise on stderr); colour files are
-    then read again by OpenCV, which keeps 16-bit colour PNG and TIFF channels at full depth."""
+    """The samples of an image file: H×W for grey, H×W×3 RGB (alpha dropped) for colour. PIL
+    checks the size from the header and decodes (a damaged file raises here, not as libpng noise
+    on stderr); colour files are then read again by OpenCV, which keeps 16-bit colour PNG and TIFF
+    channels at full depth."""
     try:
         with pil_strict(), Image.open(path) as image:
             check_pixels(*image.size, max_pixels, f"depth map {path}")
             image.load()
             if image.mode in _GREY_MODES:
                 return np.asarray(image)
-            fallback = np.asarray(image.convert("RGB"))[..., 0]
+            fallback = np.asarray(image.convert("RGB"))
     except Image.UnidentifiedImageError:
         raise InputError(f"depth map {path}: cannot read it (not a PNG, TIFF, JPEG, NPY or PFM file)") from None
     values = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if values is None or values.ndim != 3 or values.shape[:2] != fallback.shape:
+    if values is None or values.ndim != 3 or values.shape[:2] != fallback.shape[:2] or values.shape[2] < 3:
         return fallback
-    return values[..., 2] if values.shape[2] >= 3 else values[..., 0]  # BGR → red
+    return values[..., 2::-1]  # BGR(A) → RGB
+
+
+def _grey(values: np.ndarray, path: Path, colormap: str | None) -> np.ndarray:
+    """One channel from an image's samples: grey as it is, grey stored as RGB from its first
+    channel, a colour-mapped picture through ``colormap``; any other colour picture is refused
+    in one line, naming the colormap it looks drawn with."""
+    from lensblur.io import colormaps
+
+    if values.ndim != 3:
+        return values
+    rgb8 = colormaps.to_rgb8(values)
+    if colormap is not None:
+        if colormaps.is_colour(rgb8):
+            return colormaps.invert_colormap(rgb8, colormap, f"depth map {path}")
+        colormaps.check_name(colormap)
+        return values[..., 0]
+    if not colormaps.is_colour(rgb8):
+        return values[..., 0]
+    guess = colormaps.guess_colormap(rgb8)
+    if guess:
+        raise InputError(f"depth map {path} is a colour picture drawn with a colormap (it looks like {guess}): "
+                         f"give --depth-colormap {guess} to read it back, or a grey depth map")
+    raise InputError(f"depth map {path} is a colour image, not a depth map (its colour channels differ): "
+                     "give a grey depth or disparity map, or --depth-colormap NAME for a colour-mapped one")
 
 
 def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | None, label: str,
