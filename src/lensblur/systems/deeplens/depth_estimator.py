@@ -99,6 +99,6 @@ def estimate_deeplens(image: np.ndarray, model_path: str | os.PathLike | None = 
     with torch.inference_mode():
         disparity, _ = model(torch.from_numpy(small.transpose(2, 0, 1).copy())[None])
     disparity = cv2.resize(disparity[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
-    disparity = normalize_depth(disparity, "disparity")
+    disparity = normalize_depth(disparity, "disparity", normalize=True)
     note = f"DeepLens depth module ({Path(model_path).name}) at {cols}×{rows}, resized to {width}×{height}"
     return DepthEstimate(disparity=disparity.astype(np.float32), notes=[note])
