@@ -44,7 +44,7 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
                 aperture=aperture, highlights=highlights, grain=grain, rim=rim, cat_eye=cat_eye)
 
 
-def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | None = None,
+def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, lens: Lens | None = None,
            renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, renderer_options: dict | None = None,
            **lens_settings) -> np.ndarray:
     """Render lens blur.
@@ -52,7 +52,9 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     image: a :class:`Photo`, a linear float32 H×W×3 array (values in [0, 1]), or a uint8/uint16
         array taken as sRGB-encoded (the result then has the same dtype and encoding).
     disparity: H×W (or any size of the same aspect ratio) in [0, 1], 1 = nearest; it is resized
-        to the image.
+        to the image. None only with ``renderer="deeplens"``: DeepLens' shipped depth module then
+        predicts it from the image (the paper's single-image path), and without a focus setting
+        the lens focuses on the subject it segments.
     lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
         focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
     renderer: a registered renderer name (``lensblur.renderers.available_renderers()``).
@@ -73,6 +75,8 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     if not np.isfinite(pixels).all():
         raise InputError("image holds NaN or infinite values")
     height, width = pixels.shape[:2]
+    if disparity is None:
+        disparity, lens_settings = _predicted_disparity(pixels, renderer, lens, lens_settings)
     disparity = fit_to_image(normalize_depth(np.asarray(disparity, dtype=np.float32), "disparity")
                              if not _is_unit_range(disparity) else np.asarray(disparity, np.float32),
                              height, width)
@@ -91,6 +95,18 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
         scale = np.iinfo(integer_dtype).max
         return np.round(linear_to_srgb(result) * scale).astype(integer_dtype)
     return result
+
+
+def _predicted_disparity(pixels: np.ndarray, renderer: str, lens: Lens | None, lens_settings: dict):
+    """(disparity, lens settings) when ``render`` got no disparity: only DeepLens predicts its own."""
+    if renderer != "deeplens":
+        raise InputError(f"renderer {renderer!r} needs a disparity map (only deeplens predicts its own)")
+    from lensblur.depth import get_estimator
+
+    estimate = get_estimator("deeplens")(pixels)
+    if lens is None and "focus" not in lens_settings and "focus_disparity" not in lens_settings:
+        lens_settings = {**lens_settings, "focus": estimate.focus_point}
+    return estimate.disparity, lens_settings
 
 
 def _is_unit_range(values) -> bool:

@@ -3,7 +3,8 @@
 ``--depth auto`` (the default) uses depth embedded in the photo, else an estimate; ``--depth
 embedded`` insists on embedded depth; ``--depth estimate`` always estimates; anything else is a
 depth-map file. The estimate is the offline automatic one (lensblur.depth.auto) unless a model is
-given: ``--depth-model PATH.onnx`` (with ``--depth-preset``) or ``--depth-model megadepth:PATH``.
+given: ``--depth-model PATH.onnx`` (with ``--depth-preset``), ``--depth-model megadepth:PATH`` or
+``--depth-model deeplens`` (DeepLens' shipped depth module; the default of ``--renderer deeplens``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | N
 
     if model is None:
         name, options = "auto", {}
+    elif model == "deeplens":
+        name, options = "deeplens", {}
     elif model.startswith("megadepth:"):
         name, options = "megadepth", {"model_path": model.split(":", 1)[1]}
     else:

@@ -84,8 +84,9 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Google GDepth / Dynamic Depth, Apple MPF / HEIC), else estimates it; embedded "
                              "or estimate force one of them; or a depth/disparity map file (PNG, TIFF, NPY, "
                              "PFM, JPEG)")
-    parser.add_argument("--depth-model", metavar="PATH.onnx|megadepth:PATH",
-                        help="estimate depth with this model instead of the built-in automatic estimate")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|megadepth:PATH|deeplens",
+                        help="estimate depth with this model instead of the built-in automatic estimate "
+                             "(deeplens: DeepLens' shipped depth module, the default with --renderer deeplens)")
     parser.add_argument("--depth-preset", metavar="NAME",
                         help="input/output convention of an ONNX depth model (e.g. depth-anything-v2, midas)")
     parser.add_argument("--depth-kind", choices=["disparity", "depth"], default="disparity",
@@ -97,9 +98,14 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
-    """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
+    """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``.
+    With ``--renderer deeplens`` a missing depth is predicted by DeepLens' own depth module (the
+    paper's single-image path) unless ``--depth-model`` names another estimator."""
+    model = args.depth_model
+    if model is None and getattr(args, "renderer", None) == "deeplens":
+        model = "deeplens"
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset, args.max_pixels)
+                          model, args.depth_preset, args.max_pixels)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         if choice.focus_point is not None:
@@ -162,7 +168,7 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
 def input_files(args: argparse.Namespace) -> list[str | None]:
     """The files a render or depth command reads (None where an option is unset): never outputs."""
     depth_file = args.depth if args.depth not in (AUTO, EMBEDDED, ESTIMATE) else None
-    model = args.depth_model.split(":", 1)[-1] if args.depth_model else None
+    model = args.depth_model.split(":", 1)[-1] if args.depth_model not in (None, "deeplens") else None
     return [args.input, depth_file, model]
 
 

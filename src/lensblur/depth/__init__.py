@@ -40,6 +40,7 @@ _MODULES: dict[str, str] = {
     "auto": "lensblur.depth.auto",
     "onnx": "lensblur.depth.onnx_model",
     "megadepth": "lensblur.depth.megadepth",
+    "deeplens": "lensblur.systems.deeplens.estimate",
 }
 
 

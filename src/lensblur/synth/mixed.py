@@ -207,7 +207,7 @@ def _surface(rng, height: int, width: int, kind: str, far: float, near: float) -
         disparity = np.zeros((height, width), np.float32)
         rows = np.arange(height, dtype=np.float32)
         start = edge / _SUPERSAMPLE
-        disparity[:] = (far + (near - far) * np.clip((rows - start) / max(height - start, 1), 0, 1))[:, None]
+        disparity[:] = (far + (near - far) * np.clip((rows - start) / max(height - 1 - start, 1), 0, 1))[:, None]
     else:
         edge = int(rng.uniform(0.2, 0.45) * width * _SUPERSAMPLE)
         left = rng.uniform() < 0.5
