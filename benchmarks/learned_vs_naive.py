@@ -44,6 +44,8 @@ WHAT = {
     "dbsi-image": "DBSI, the paper's image-only network",
     "deeplens": "DeepLens rendering network, true depth",
     "deeplens-image": "DeepLens from the image alone (shipped depth module)",
+    "dbsi-candidate": "DBSI depth-conditioned retrained on 247 engine scenes (250 steps, kernels 25,75,151,251); not shipped",
+    "deeplens-candidate": "DeepLens fine-tuned 250 steps on 247 engine scenes; not shipped",
     "bggan": "BGGAN, image only (focus learned from EBB!-like data)",
     "d2f": "D2F, true depth",
     "portrait": "Xu et al., classical pipeline, true depth",
@@ -51,9 +53,11 @@ WHAT = {
 }
 
 
-def register_variants(dbsi: str | None, deeplens: str | None, depth: str | None) -> None:
+def register_variants(dbsi: str | None, deeplens: str | None, depth: str | None, candidates: str | None = None) -> None:
     """Register the benchmark's renderer names that are not plain registry entries, and point
-    ``dbsi``/``deeplens`` at candidate checkpoints when given."""
+    ``dbsi``/``deeplens`` at other checkpoints when given. candidates: a folder holding other
+    ``dbsi-depth.pt`` and ``deeplens.pt``, scored as extra rows ``dbsi-candidate`` and
+    ``deeplens-candidate`` next to the shipped ones."""
     from lensblur.lens import Lens
     from lensblur.systems.dbsi.renderer import render_dbsi
     from lensblur.systems.deeplens.estimate import predict
@@ -69,6 +73,12 @@ def register_variants(dbsi: str | None, deeplens: str | None, depth: str | None)
     if deeplens:
         register("deeplens")(lambda image, disparity, lens, matte=None: render_deeplens(image, disparity, lens,
                                                                                         checkpoint=deeplens))
+
+    if candidates:
+        register("dbsi-candidate")(lambda image, disparity, lens, matte=None: render_dbsi(
+            image, disparity, lens, checkpoint=str(Path(candidates) / "dbsi-depth.pt")))
+        register("deeplens-candidate")(lambda image, disparity, lens, matte=None: render_deeplens(
+            image, disparity, lens, checkpoint=str(Path(candidates) / "deeplens.pt")))
 
     @register("deeplens-image")
     def _deeplens_image(image, disparity, lens, matte=None):
@@ -104,10 +114,16 @@ def main(argv=None) -> int:
     parser.add_argument("--dbsi", help="a DBSI checkpoint to score as 'dbsi' instead of the shipped default")
     parser.add_argument("--deeplens", help="a DeepLens render checkpoint instead of the shipped one")
     parser.add_argument("--depth", help="a DeepLens depth checkpoint instead of the shipped one")
+    parser.add_argument("--candidates", metavar="DIR",
+                        help="also score dbsi-depth.pt and deeplens.pt from DIR (e.g. a retraining not shipped) as "
+                             "dbsi-candidate and deeplens-candidate")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
-    register_variants(args.dbsi, args.deeplens, args.depth)
+    register_variants(args.dbsi, args.deeplens, args.depth, args.candidates)
+    if args.candidates:
+        extra = [n for n in ("dbsi-candidate", "deeplens-candidate") if n not in args.renderers]
+        args.renderers = args.renderers + extra
     for name in args.renderers:
         get_renderer(name)
     out = Path(args.out)
@@ -116,7 +132,8 @@ def main(argv=None) -> int:
               f"`python benchmarks/learned_vs_naive.py` ({args.count} scenes per set, {height}×{width}; "
               "see the script's docstring for the protocol). Timings are upper bounds on a shared 2-core machine.", ""]
     record, sheets = {"settings": {"count": args.count, "size": args.size, "python": platform.python_version(),
-                                   "checkpoints": {"dbsi": args.dbsi, "deeplens": args.deeplens, "depth": args.depth}},
+                                   "checkpoints": {"dbsi": args.dbsi, "deeplens": args.deeplens, "depth": args.depth,
+                                                   "candidates": args.candidates}},
                       "sets": {}}, []
     for kind, seed in SETS:
         start = time.perf_counter()
