@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                       "sets": {}}, []
     for kind, seed in SETS:
         start = time.perf_counter()
-        results, sheet = run_set(kind, seed, args.count, height, width, args.renderers, 3)
+        results, sheet = run_set(kind, seed, args.count, height, width, args.renderers, 2)
         naive = next((r["psnr"] for r in results.summary if r["renderer"] == "naive"), float("nan"))
         report += [f"## {kind} scenes (seed {seed})", ""] + table(results.summary, naive) + [""]
         report += [f"- note: {note}" for note in results.notes]
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
         sheets += sheet
     (out / "learned_vs_naive.md").write_text("\n".join(report) + "\n")
     (out / "learned_vs_naive.json").write_text(json.dumps(record, indent=1, default=float))
-    evaluate.write_sheet(out / "learned_vs_naive.png", sheets, tile_height=128)
+    evaluate.write_sheet(out / "learned_vs_naive.png", sheets, tile_height=96)
     print("\n".join(report))
     return 0
 
