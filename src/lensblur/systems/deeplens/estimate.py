@@ -4,9 +4,9 @@ run from the photo alone, so ``--renderer deeplens`` works without a depth map.
 The shipped checkpoint ``weights/deeplens-depth.pt`` (or ``checkpoint=PATH``, a ``lensblur train
 deeplens --module depth`` file) predicts a normalised disparity (1 = nearest) and a foreground
 segmentation at its training size; both are resized back to the photo. The suggested focus point
-is the segmentation's most confident pixel among the nearest ones (the paper focuses on the
-segmented subject); the segmentation is not returned as a matte, since the renderer does not use
-one.
+is the nearest pixel of the segmented subject (the paper focuses on the segmented subject), or
+of the central third of the frame when nothing is segmented; the segmentation is not returned as
+a matte, since the renderer does not use one.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def estimate_deeplens(image: np.ndarray, checkpoint: str | os.PathLike | None = 
         y, x = np.unravel_index(int(np.argmax(cv2.blur(score, (9, 9)))), score.shape)
         notes.append(f"subject covers {subject.mean():.0%} of the image")
     else:
-        y, x = np.unravel_index(int(np.argmax(disparity)), disparity.shape)
-        notes.append("no subject segmented: focusing on the nearest point")
+        # the nearest point of the central third: the frame's bottom edge is often nearest but
+        # rarely the subject
+        height, width = disparity.shape
+        centre = np.full_like(disparity, -1.0)
+        centre[height // 3:2 * height // 3, width // 3:2 * width // 3] = \
+            disparity[height // 3:2 * height // 3, width // 3:2 * width // 3]
+        y, x = np.unravel_index(int(np.argmax(cv2.blur(centre, (9, 9)))), disparity.shape)
+        notes.append("no subject segmented: focusing on the nearest point of the central third")
     return DepthEstimate(disparity, None, (float(x), float(y)), notes)
