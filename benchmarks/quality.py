@@ -23,17 +23,18 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_RENDERERS = ["identity", "naive", "gegl", "scatter"]
 
 
-def dataset(count: int, seed: int, height: int, width: int, refresh: bool = False, focus: str = "any") -> Path:
+def dataset(count: int, seed: int, height: int, width: int, refresh: bool = False, focus: str = "any",
+            kind: str = "layered") -> Path:
     """The cached scene folder for these settings, generated when missing or incomplete.
     focus: "any" (the project's benchmark) or "nearest" (the same scenes focused on the
-    nearest subject, for image-only models trained that way)."""
-    prefix = "synth" if focus == "any" else f"synth-{focus}"
+    nearest subject, for image-only models trained that way). kind: a ``lensblur synth --kind``."""
+    prefix = ("synth" if focus == "any" else f"synth-{focus}") + ("" if kind == "layered" else f"-{kind}")
     folder = HERE / "data" / f"{prefix}-{seed}-{count}-{height}x{width}"
     complete = folder.is_dir() and len(list(folder.glob("*_gt.png"))) == count
     if refresh or not complete:
         shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
-        generate(folder, count, seed, height, width, workers=2, focus=focus)
+        generate(folder, count, seed, height, width, workers=2, focus=focus, kind=kind)
         print(f"generated {count} scenes in {time.perf_counter() - start:.1f} s -> {folder}", file=sys.stderr)
     return folder
 

@@ -44,7 +44,7 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
                 aperture=aperture, highlights=highlights, grain=grain, rim=rim, cat_eye=cat_eye)
 
 
-def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | None = None,
+def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, lens: Lens | None = None,
            renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, renderer_options: dict | None = None,
            normalize: bool = False, **lens_settings) -> np.ndarray:
     """Render lens blur.
@@ -54,7 +54,9 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     disparity: H×W (or any size of the same aspect ratio), 1 = nearest, read by the same rule as a
         file (lensblur.io.depth): an integer array is divided by its type's maximum, a float array
         in [0, 1] is used as given, one outside [0, 1] is stretched to its min..max; it is resized
-        to the image.
+        to the image. None only with ``renderer="deeplens"``: DeepLens' shipped depth module then
+        predicts it from the image (the paper's single-image path), and without a focus setting
+        the lens focuses on the subject it finds.
     normalize: stretch every disparity array to its own min..max (``--normalize``).
     lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
         focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
@@ -76,6 +78,8 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
     if not np.isfinite(pixels).all():
         raise InputError("image holds NaN or infinite values")
     height, width = pixels.shape[:2]
+    if disparity is None:
+        disparity, lens_settings = _predicted_disparity(pixels, renderer, lens, lens_settings)
     disparity = fit_to_image(normalize_depth(disparity, "disparity", normalize=normalize), height, width)
     if matte is not None:
         matte = np.asarray(matte, dtype=np.float32)
@@ -92,6 +96,18 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray, *, lens: Lens | Non
         scale = np.iinfo(integer_dtype).max
         return np.round(linear_to_srgb(result) * scale).astype(integer_dtype)
     return result
+
+
+def _predicted_disparity(pixels: np.ndarray, renderer: str, lens: Lens | None, lens_settings: dict):
+    """(disparity, lens settings) when ``render`` got no disparity: only DeepLens predicts its own."""
+    if renderer != "deeplens":
+        raise InputError(f"renderer {renderer!r} needs a disparity map (only deeplens predicts its own)")
+    from lensblur.depth import get_estimator
+
+    estimate = get_estimator("deeplens")(pixels)
+    if lens is None and "focus" not in lens_settings and "focus_disparity" not in lens_settings:
+        lens_settings = {**lens_settings, "focus": estimate.focus_point}
+    return estimate.disparity, lens_settings
 
 
 def estimate_depth(image: np.ndarray | Photo, model: str | None = None, preset: str | None = None):

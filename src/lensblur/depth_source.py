@@ -3,8 +3,9 @@
 ``--depth auto`` (the default) uses depth embedded in the photo, else an estimate; ``--depth
 embedded`` insists on embedded depth; ``--depth estimate`` always estimates; anything else is a
 depth-map file. The estimate comes from a depth model when one is given or set (``--depth-model``,
-``LENSBLUR_DEPTH_MODEL``, ``lensblur config set depth-model``; lensblur.depth.model_choice), else
-from the weight-free automatic estimate (lensblur.depth.auto).
+``LENSBLUR_DEPTH_MODEL``, ``lensblur config set depth-model``; lensblur.depth.model_choice; ``--depth-model
+deeplens`` is DeepLens' shipped depth module, the default of ``--renderer deeplens``), else from the
+weight-free automatic estimate (lensblur.depth.auto).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
 def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
     """Estimate disparity for linear ``pixels``.
 
-    model: a model (PATH.onnx, deeplens:PATH, megadepth:PATH), ``"none"`` for the weight-free
+    model: a model (PATH.onnx, deeplens[:PATH], megadepth:PATH), ``"none"`` for the weight-free
     automatic estimate, or None for the default: LENSBLUR_DEPTH_MODEL, else the settings file's
     depth-model, else the automatic estimate (lensblur.depth.model_choice). preset: the ONNX preset.
     """

@@ -86,10 +86,11 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Google GDepth / Dynamic Depth, Apple MPF / HEIC), else estimates it; embedded "
                              "or estimate force one of them; or a depth/disparity map file (PNG, TIFF, NPY, "
                              "PFM, JPEG)")
-    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens:PATH|megadepth:PATH|none",
+    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens[:PATH]|megadepth:PATH|none",
                         help="estimate depth with this model (default: $LENSBLUR_DEPTH_MODEL, else the "
                              "model set with 'lensblur config set depth-model', else the weight-free "
-                             "automatic estimate; none forces the latter)")
+                             "automatic estimate; none forces the latter; deeplens: DeepLens' shipped depth "
+                             "module, the default with --renderer deeplens)")
     parser.add_argument("--depth-preset", metavar="NAME",
                         help="input/output convention of an ONNX depth model: depth-anything-v2 (default), "
                              "midas, midas-small, metric-depth")
@@ -110,10 +111,17 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
-    """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``."""
+    """The disparity (and the pixels and matte that go with it) the pipeline uses for ``photo``.
+    With ``--renderer deeplens`` a missing depth is predicted by DeepLens' own depth module (the
+    paper's single-image path) unless a depth model is given or set (--depth-model,
+    LENSBLUR_DEPTH_MODEL, the settings file)."""
+    model = args.depth_model
+    if model is None and getattr(args, "renderer", None) == "deeplens":
+        from lensblur.depth.model_choice import resolve_model
+
+        model = resolve_model(None, args.depth_preset) or "deeplens"
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          args.depth_model, args.depth_preset, args.max_pixels, args.normalize,
-                          args.depth_colormap)
+                          model, args.depth_preset, args.max_pixels, args.normalize, args.depth_colormap)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         print(f"disparity: {choice.scaling}", file=sys.stderr)

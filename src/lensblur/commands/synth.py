@@ -15,12 +15,15 @@ EXAMPLES = """examples:
   lensblur synth scenes --count 10 --photos ~/Pictures/textures
   lensblur synth nearest-scenes --count 200 --size 256x384 --focus nearest
   lensblur synth night --kind night --count 12 --seed 2026 --size 320x480
+  lensblur synth train --kind mixed --count 5000 --seed 101 --size 256x384 --workers 2
 
 Per scene NNNN: _image.png (8-bit sRGB, all in focus, highlights clipped), _disparity.png
 (16-bit, 1 = nearest), _gt.png (8-bit sRGB ground truth), _meta.json (focus, blur K, aperture,
 seed) and with --layers _layers.npz. The same seed gives the same files on any machine.
 --kind night: street lamps and their reflections at night; _image.png is then what a stopped-down
 camera records (glare and starbursts added, clipped), _meta.json also lists the lamps and glare.
+--kind mixed: the training-data engine (many backgrounds, people, fur, plants, thin structures,
+floors and walls, lamps); also _mask.png, the nearest object's alpha (docs/training.md).
 """
 
 
@@ -49,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", action="store_true", help="also save the layers and linear ground truth (.npz)")
     parser.add_argument("--photos", metavar="DIR", help="folder of photos to use as textures "
                         "(default: scikit-image's bundled photos and procedural noise)")
-    parser.add_argument("--kind", choices=("layered", "night"), default="layered",
-                        help="layered (default): random layers with point lights; night: lamps with glare")
+    parser.add_argument("--kind", choices=("layered", "night", "mixed"), default="layered",
+                        help="layered (default): random layers with point lights; night: lamps with glare; "
+                             "mixed: the training-data engine (docs/training.md)")
     parser.add_argument("--focus", default="any", choices=["any", "nearest"],
                         help="focus plane: any (random: a subject, the background or between; default) or "
                              "nearest (always the nearest subject, as EBB! is; for image-only models)")

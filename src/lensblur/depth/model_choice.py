@@ -7,7 +7,8 @@ from the same place (``--depth-preset``, ``LENSBLUR_DEPTH_PRESET``, ``depth-pres
 ``--depth-preset`` applies to any of them.
 
 A model is written ``PATH.onnx`` (or ``onnx:PATH``), ``deeplens:PATH`` (a depth checkpoint from
-``lensblur train deeplens --module depth``; a bare ``PATH.pt`` means the same) or
+``lensblur train deeplens --module depth``; a bare ``PATH.pt`` means the same), ``deeplens`` (the
+depth module shipped with lensblur) or
 ``megadepth:PATH``. A model that is set but broken is an error naming where it was set, never a
 silent fall back to the estimate. See docs/depth-models.md.
 """
@@ -68,8 +69,13 @@ def parse_model(text: str, preset: str | None = None, origin: str = OPTION) -> D
         kind, path = "onnx", text
     elif text.lower().endswith(".pt"):
         kind, path = "deeplens", text
+    elif text.lower() == "deeplens":  # the depth module shipped with lensblur
+        from lensblur.training.checkpoint import shipped_checkpoint
+
+        kind, path = "deeplens", str(shipped_checkpoint("deeplens-depth"))
     else:
-        raise InputError(f"depth model {text!r} (set by {origin}): write PATH.onnx, deeplens:PATH or megadepth:PATH")
+        raise InputError(f"depth model {text!r} (set by {origin}): write PATH.onnx, deeplens, deeplens:PATH "
+                         "or megadepth:PATH")
     if preset and kind != "onnx":
         raise InputError(f"depth preset {preset!r} (set by {origin}) is for ONNX models, not {kind}")
     return DepthModel(kind, str(Path(path).expanduser()), preset or None, origin)

@@ -25,10 +25,11 @@ import numpy as np
 from lensblur.aperture import Aperture
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError, OutputError
-from lensblur.synth import night, thinlens
+from lensblur.synth import mixed, night, thinlens
 from lensblur.synth.scene import make_scene
 
 META_VERSION = 1
+KINDS = ("layered", "night", "mixed")
 
 
 def scene_rng(seed: int, index: int) -> np.random.Generator:
@@ -42,8 +43,10 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
     """Make scene ``index`` of the set seeded with ``seed``, render it and write its files.
     focus: "any" or "nearest" (see :func:`lensblur.synth.scene.make_scene`).
 
-    kind: "layered" (make_scene) or "night" (lensblur.synth.night: the image is the stopped-down
-    photo with glare and starbursts; the metadata also lists the lamps and the glare).
+    kind: "layered" (make_scene), "night" (lensblur.synth.night: the image is the stopped-down
+    photo with glare and starbursts; the metadata also lists the lamps and the glare) or "mixed"
+    (lensblur.synth.mixed, the training-data engine: also writes ``NNNN_mask.png``, the nearest
+    object's alpha as 8-bit, and describes the scene in the metadata).
     focus: "any" or "nearest" (layered scenes; see :func:`lensblur.synth.scene.make_scene`).
     Returns the metadata written to ``NNNN_meta.json``.
     """
@@ -55,16 +58,22 @@ def write_scene(folder: str | Path, index: int, seed: int, height: int, width: i
         glare = night.random_glare(rng, min(height, width) / 384.0)
         image = night.small_aperture_photo(scene, glare)
         extra = {"kind": kind, "glare": asdict(glare), "lamps": [asdict(lamp) for lamp in lamps]}
+    elif kind == "mixed":
+        scene, subject, info = mixed.make_mixed_scene(rng, height, width)
+        image = thinlens.camera_image(scene)
+        extra = {"kind": kind, **info}
     elif kind == "layered":
         scene = make_scene(rng, height, width, photo_dir=photo_dir, focus=focus)
         image = thinlens.camera_image(scene)
     else:
-        raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
+        raise InputError(f"unknown scene kind {kind!r}: choose {', '.join(KINDS)}")
     gt = thinlens.render_ground_truth(scene, view_step)
     stem = folder / f"{index:04d}"
     _write_png(f"{stem}_image.png", image)
     _write_png(f"{stem}_disparity.png", encode_disparity16(thinlens.visible_disparity(scene)))
     _write_png(f"{stem}_gt.png", thinlens.encode_srgb8(gt))
+    if kind == "mixed":
+        _write_png(f"{stem}_mask.png", np.round(subject * 255.0).astype(np.uint8))
     meta = {
         "version": META_VERSION,
         "index": index,
@@ -112,8 +121,8 @@ def generate(folder: str | Path, count: int, seed: int, height: int, width: int,
     folder.mkdir(parents=True, exist_ok=True)
     if not overwrite and any(folder.glob("*_meta.json")):
         raise OutputError(f"{folder} already holds scenes: choose an empty folder or pass --overwrite")
-    if kind not in ("layered", "night"):
-        raise InputError(f"unknown scene kind {kind!r}: choose layered or night")
+    if kind not in KINDS:
+        raise InputError(f"unknown scene kind {kind!r}: choose {', '.join(KINDS)}")
     jobs = [partial(write_scene, folder.resolve(), i, seed, height, width, layers=layers, photo_dir=photo_dir,
                     kind=kind, focus=focus)
             for i in range(count)]

@@ -63,3 +63,13 @@ def half_state(state: dict) -> dict:
     import torch
 
     return {k: (v.half() if torch.is_floating_point(v) else v) for k, v in state.items()}
+
+
+def ship_checkpoint(source: str | os.PathLike, target: str | os.PathLike, *, half: bool = True) -> Path:
+    """Copy a training checkpoint for shipping: the same system, config, weights, step and loss
+    history, without the optimiser state, floating-point weights as float16 when ``half`` (the
+    loaders convert back). Returns the target path."""
+    payload = load_checkpoint(source)
+    state = half_state(payload["model"]) if half else payload["model"]
+    return save_checkpoint(target, payload["system"], payload["config"], state, step=payload["step"],
+                           history=payload["history"])

@@ -1,10 +1,15 @@
-"""Depth estimator "deeplens": the DeepLens depth prediction module (section 3.1) from a checkpoint
-written by ``lensblur train deeplens --module depth``; registered as ``"deeplens"``.
+"""Depth estimator "deeplens": the DeepLens depth prediction module (section 3.1), registered as
+``"deeplens"``: the shipped checkpoint ``weights/deeplens-depth.pt`` (``--depth-model deeplens``,
+and the default of ``--renderer deeplens`` when the photo carries no depth: the paper's
+single-image path) or a checkpoint written by ``lensblur train deeplens --module depth``
+(``deeplens:PATH``).
 
 The photo is sRGB-encoded, resized (area when shrinking) to about the checkpoint's training size
 with the photo's aspect (sides multiples of 8, the encoder's stride), run through
 :class:`lensblur.systems.deeplens.depth.DepthPredictor`, and its disparity head (1 = nearest) is
-resized back and stretched to [0, 1]. See docs/depth-models.md.
+resized back and stretched to [0, 1]. The suggested focus point is the nearest pixel of the
+subject its segmentation head marks (the paper focuses on the segmented subject), else of the
+central third of the frame. See docs/depth-models.md.
 """
 
 from __future__ import annotations
@@ -24,14 +29,20 @@ from lensblur.io.depth import normalize_depth
 
 SYSTEM = "deeplens"
 STRIDE = 8  # the encoder's output stride: input sides are multiples of it
+SHIPPED = "deeplens-depth"
 
 
-def load_depth_module(path: str | os.PathLike):
-    """The DepthPredictor of a DeepLens depth checkpoint and its training size (height, width).
+def load_depth_module(path: str | os.PathLike | None = None):
+    """The DepthPredictor of a DeepLens depth checkpoint (None: the shipped deeplens-depth.pt) and
+    its training size (height, width).
 
     One-line InputError for a missing file, a foreign or rendering checkpoint, or weights that do
     not fit the network. Cached per (path, modification time).
     """
+    if path is None:
+        from lensblur.training.checkpoint import shipped_checkpoint
+
+        path = shipped_checkpoint(SHIPPED)
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"DeepLens depth checkpoint {path}: no such file")
@@ -74,16 +85,10 @@ def network_size(height: int, width: int, trained: tuple[int, int]) -> tuple[int
     return rows, cols
 
 
-@register("deeplens")
-def estimate_deeplens(image: np.ndarray, model_path: str | os.PathLike | None = None, **_options) -> DepthEstimate:
-    """Disparity of a photo from a trained DeepLens depth module.
-
-    image: linear RGB float32 H×W×3 in [0, 1]. model_path: the checkpoint (.pt) written by
-    ``lensblur train deeplens --module depth``.
-    Returns DepthEstimate with float32 H×W disparity in [0, 1], 1 = nearest, at the image's size.
-    """
-    if model_path is None:
-        raise InputError("the deeplens depth estimator needs a checkpoint: --depth-model deeplens:PATH")
+def predict(image: np.ndarray, model_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(disparity, segmentation), float32 H×W in [0, 1] at the size of ``image`` (linear RGB
+    float32 H×W×3), as the depth module's two heads give them (disparity not yet stretched).
+    model_path: a depth checkpoint, None for the shipped one."""
     pixels = np.asarray(image, dtype=np.float32)
     if pixels.ndim != 3 or pixels.shape[2] < 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise InputError(f"image must be H×W×3, got shape {pixels.shape}")
@@ -97,8 +102,35 @@ def estimate_deeplens(image: np.ndarray, model_path: str | os.PathLike | None = 
     small = cv2.resize(np.ascontiguousarray(srgb), (cols, rows),
                        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     with torch.inference_mode():
-        disparity, _ = model(torch.from_numpy(small.transpose(2, 0, 1).copy())[None])
-    disparity = cv2.resize(disparity[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+        heads = model(torch.from_numpy(small.transpose(2, 0, 1).copy())[None])
+    maps = [cv2.resize(head[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR) for head in heads]
+    return tuple(np.clip(m, 0, 1).astype(np.float32) for m in maps)
+
+
+@register("deeplens")
+def estimate_deeplens(image: np.ndarray, model_path: str | os.PathLike | None = None, **_options) -> DepthEstimate:
+    """Disparity of a photo from a trained DeepLens depth module, and a focus point on its subject.
+
+    image: linear RGB float32 H×W×3 in [0, 1]. model_path: the checkpoint (.pt) written by
+    ``lensblur train deeplens --module depth``; None: the shipped deeplens-depth.pt.
+    Returns DepthEstimate with float32 H×W disparity in [0, 1] (stretched), 1 = nearest, at the
+    image's size, and the suggested focus point (x, y) in pixels.
+    """
+    disparity, segmentation = predict(image, model_path)
     disparity = normalize_depth(disparity, "disparity", normalize=True)
-    note = f"DeepLens depth module ({Path(model_path).name}) at {cols}×{rows}, resized to {width}×{height}"
-    return DepthEstimate(disparity=disparity.astype(np.float32), notes=[note])
+    height, width = disparity.shape
+    name = Path(model_path).name if model_path is not None else f"{SHIPPED}.pt, shipped"
+    notes = [f"DeepLens depth module ({name}), resized to {width}×{height}"]
+    subject = segmentation > 0.5
+    if subject.any():
+        score = np.where(subject, disparity, -1.0)
+        notes.append(f"subject segmented by the depth module covers {subject.mean():.0%} of the image")
+    else:
+        # the nearest point of the central third: the frame's bottom edge is often nearest but
+        # rarely the subject
+        score = np.full_like(disparity, -1.0)
+        centre = (slice(height // 3, 2 * height // 3), slice(width // 3, 2 * width // 3))
+        score[centre] = disparity[centre]
+        notes.append("no subject segmented: focusing on the nearest point of the central third")
+    y, x = np.unravel_index(int(np.argmax(cv2.blur(score.astype(np.float32), (9, 9)))), score.shape)
+    return DepthEstimate(disparity=disparity.astype(np.float32), focus_point=(float(x), float(y)), notes=notes)

@@ -1,8 +1,9 @@
 """``deeplens``: the learned DeepLens renderer (Wang et al. 2018), lens blur + guided upsampling.
 
 Runs the shipped checkpoint (``lensblur/systems/deeplens/weights/deeplens.pt``) or ``checkpoint=PATH``
-on the given disparity; the paper's depth prediction module is not used here (the project's
-depth sources provide the disparity). See docs/deeplens.md.
+on the given disparity. Without one (CLI: no depth map and none embedded; API: ``disparity=None``)
+the paper's depth prediction module (``estimate.py``, shipped ``weights/deeplens-depth.pt``)
+predicts it from the image first. See docs/deeplens.md.
 """
 
 from __future__ import annotations
