@@ -24,7 +24,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
 
 from lensblur.errors import InputError
 
@@ -97,9 +96,11 @@ def is_colour(rgb8: np.ndarray) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _tree(name: str) -> tuple[cKDTree, np.ndarray]:
+def _tree(name: str):
     """A search tree over the table's distinct colours and the position (0–255) each stands for:
     a colour the table repeats (jet's saturated blue, entries 28–32) stands for the mean of them."""
+    from scipy.spatial import cKDTree  # only for colour pictures: keeps scipy out of start-up
+
     colours, inverse = np.unique(colormap_table(name), axis=0, return_inverse=True)
     positions = np.bincount(inverse.ravel(), weights=np.arange(256)) / np.bincount(inverse.ravel())
     return cKDTree(colours.astype(np.float32)), positions
