@@ -21,7 +21,10 @@ Each photo is brought to ``--side`` pixels on the long side, then per estimator 
 Samples marked "tune" (Apple, BokehMe) were looked at while developing the cues; the others are
 held out. The sheet shows photo | stored map | one column per variant (disparity, white = near).
 
-    python benchmarks/depth_real.py [--side 768] [--blur 0.04]
+    python benchmarks/depth_real.py [--side 768] [--blur 0.04] [--depth-model PATH.onnx [--depth-preset NAME]]
+
+With --depth-model a column "model" scores that model (a monocular network you have, or
+``deeplens`` for the depth module shipped with lensblur) beside the weight-free variants.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from lensblur.api import render
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.depth import people
 from lensblur.depth.auto import estimate_auto
-from lensblur.depth_source import EMBEDDED, choose_depth
+from lensblur.depth_source import EMBEDDED, choose_depth, estimate_depth
 from lensblur.io.depth import fit_to_image, normalize_depth
 from lensblur.io.images import read_image
 from lensblur.metrics import depth_rank_correlation, ordinal_error, psnr
@@ -66,7 +69,7 @@ MIDDLEBURY = "middlebury/motorcycle"
 VARIANTS = {"before": {"cues": False}, "after": {},
             "no defocus": {"cues": ("occlusion", "contact")}, "no occlusion": {"cues": ("defocus", "contact")},
             "no contact": {"cues": ("defocus", "occlusion")}}
-SHEET = ("before", "after")  # the variants the sheet shows
+SHEET = ["before", "after"]  # the variants the sheet shows
 
 
 def load_samples(side: int):
@@ -142,7 +145,8 @@ def evaluate(side: int, blur_fraction: float) -> tuple[list[dict], list[tuple]]:
         estimates = {}
         for label, options in VARIANTS.items():
             start = time.process_time()
-            estimate = estimate_auto(pixels, **options)
+            # a depth model (--depth-model) runs through the same code as `lensblur render --depth-model`
+            estimate = estimate_depth(pixels, options["model"], options["preset"]) if "model" in options else estimate_auto(pixels, **options)
             seconds = time.process_time() - start
             disparity = fit_to_image(estimate.disparity, h, w)
             rendered8 = to_srgb8(render(pixels, disparity, blur=blur, focus=point, matte=estimate.matte))
@@ -219,7 +223,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=768, help="long side in pixels the photos are brought to")
     parser.add_argument("--blur", type=float, default=0.04, help="blur K as a fraction of the long side")
+    parser.add_argument("--depth-model", metavar="PATH.onnx|deeplens[:PATH]|megadepth:PATH",
+                        help="also score this depth model (as render's --depth-model; with --depth-preset)")
+    parser.add_argument("--depth-preset", metavar="NAME", help="the ONNX model's preset")
     args = parser.parse_args()
+    if args.depth_model:
+        VARIANTS["model"] = {"model": args.depth_model, "preset": args.depth_preset}
+        SHEET.append("model")
     rows, sheet_rows = evaluate(args.side, args.blur)
     OUT.mkdir(parents=True, exist_ok=True)
     report = write_report(rows, args.side, args.blur)
