@@ -187,7 +187,8 @@ def write_sheet(sheet_rows: list[tuple], path: Path, height: int = 150) -> None:
 
 def write_report(rows: list[dict], side: int, blur_fraction: float) -> str:
     lines = ["# Depth on real photos: the automatic estimate against stored depth", "",
-             f"`python benchmarks/depth_real.py --side {side} --blur {blur_fraction}`; machine "
+             f"`python benchmarks/depth_real.py --side {side} --blur {blur_fraction}"
+             + (f" --depth-model {VARIANTS['model']['model']}" if "model" in VARIANTS else "") + "`; machine "
              f"{platform.processor() or platform.machine()}, people models "
              f"{'installed' if people.models_available() else 'absent'}. Photos at {side} px on the long side; "
              f"blur K = {blur_fraction} × long side px per unit disparity. Spearman: higher is better; ordinal error "
