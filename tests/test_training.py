@@ -111,3 +111,31 @@ def test_renderer_options_are_checked_against_the_signature():
     with pytest.raises(InputError, match="takes no checkpoint option"):
         render_with("naive", image, np.zeros((8, 8), np.float32), Lens(blur=2.0, focus_disparity=0.5),
                     checkpoint="x.pt")
+
+
+class _Bar:
+    def __init__(self):
+        self.updates, self.postfix = 0, None
+
+    def update(self, n):
+        self.updates += n
+
+    def set_postfix(self, **values):
+        self.postfix = values
+
+
+def test_descend_steps_on_a_finite_loss_and_refuses_a_diverged_one():
+    import torch
+
+    from lensblur.training import descend
+
+    weight = torch.nn.Parameter(torch.tensor([2.0]))
+    optimizer = torch.optim.SGD([weight], lr=0.25)
+    recent, bar = [], _Bar()
+    value = descend(optimizer, (weight ** 2).sum(), recent, bar, "phase 1 step 0")
+    assert value == pytest.approx(4.0) and recent == [value]
+    assert weight.item() == pytest.approx(1.0)  # 2 − 0.25 · 2·2
+    assert bar.updates == 1 and bar.postfix == {"loss": "4.0000"}
+    with pytest.raises(InputError, match=r"^training diverged at phase 1 step 1 \(loss nan\)$"):
+        descend(optimizer, (weight * float("nan")).sum(), recent, bar, "phase 1 step 1")
+    assert weight.item() == pytest.approx(1.0) and recent == [value] and bar.updates == 1

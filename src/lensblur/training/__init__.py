@@ -8,7 +8,8 @@ tqdm-like bar factory ``progress(total, description)``. The returned dict is a s
 as ``key: value`` lines.
 
 Shared pieces: :mod:`lensblur.training.data` (datasets as arrays, crops and flips),
-:mod:`lensblur.training.checkpoint` (atomic save, resume, loading with ``weights_only=True``).
+:mod:`lensblur.training.checkpoint` (atomic save, resume, loading with ``weights_only=True``),
+:func:`descend` (one optimiser step with the divergence check and the progress bar).
 """
 
 TRAINERS = {
@@ -37,3 +38,28 @@ def size_argument(multiple: int = 1, minimum: int = 1):
         return height, width
 
     return parse
+
+
+def descend(optimizer, loss, recent: list, bar, where: str) -> float:
+    """One optimiser step on ``loss`` (a scalar torch tensor) and its bookkeeping.
+
+    Raises InputError "training diverged at WHERE (loss nan)" when the loss is not finite (where:
+    e.g. "phase 1 step 30"), before any update; otherwise appends the loss to ``recent`` and shows
+    the mean of its last 20 values on the tqdm-like ``bar``. Returns the loss as a float.
+    """
+    import math
+
+    import numpy as np
+
+    from lensblur.errors import InputError
+
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise InputError(f"training diverged at {where} (loss {value})")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    recent.append(value)
+    bar.update(1)
+    bar.set_postfix(loss=f"{np.mean(recent[-20:]):.4f}")
+    return value

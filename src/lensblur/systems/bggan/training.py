@@ -19,14 +19,13 @@ interrupted run exactly on the same machine.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from lensblur.errors import InputError
-from lensblur.training import size_argument
+from lensblur.training import descend, size_argument
 
 HELP = "BGGAN: Glass-Net with a multi-receptive-field WGAN-GP critic, image only (Qian et al.)"
 SYSTEM = "bggan"
@@ -223,16 +222,9 @@ def train(args: argparse.Namespace, progress) -> dict:
                 loss, more = losses.hybrid_loss(model(images), targets, features, critic)
                 if critic is not None:
                     critic.requires_grad_(True)
-            if not math.isfinite(float(loss.detach())):
-                raise InputError(f"training diverged at step {step} (loss {float(loss)})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            descend(optimizer, loss, recent, bar, f"step {step}")
             step += 1
             parts.update(more)
-            recent.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(recent[-20:]):.4f}")
             if step % 25 == 0 or step == args.steps:
                 history.append({"step": step, "loss": round(float(np.mean(recent[-25:])), 6),
                                 **{k: round(float(v.detach()), 6) for k, v in parts.items()}})

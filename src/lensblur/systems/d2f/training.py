@@ -28,14 +28,13 @@ checkpoint with ``--resume``.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from lensblur.errors import InputError
-from lensblur.training import size_argument
+from lensblur.training import descend, size_argument
 
 HELP = "D2F: defocus hallucination, radiance-weighted layered soft-disk rendering and fusion (Luo et al.)"
 SYSTEM = "d2f"
@@ -266,16 +265,9 @@ def train(args: argparse.Namespace, progress) -> dict:
             model.window_sharpness = window_sharpness(settings, args.stage, progress_fraction)
             terms = stage_losses(model, images, targets, radii, args.stage, settings)
             loss = terms["total"]
-            if not math.isfinite(float(loss.detach())):
-                raise InputError(f"training diverged at stage {args.stage} step {step} (loss {float(loss)})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            recent.append(float(loss.detach()))
+            descend(optimizer, loss, recent, bar, f"stage {args.stage} step {step}")
             history.append({"stage": args.stage, "step": step,
                             **{k: round(float(v.detach()), 6) for k, v in terms.items()}})
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(recent[-20:]):.4f}")
             if (step + 1) % SAVE_EVERY == 0 and step + 1 < steps:
                 save(step + 1)
     save(steps)

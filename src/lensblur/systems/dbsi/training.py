@@ -14,14 +14,13 @@ every step depends only on the seed, the phase and the step).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from lensblur.errors import InputError
-from lensblur.training import size_argument
+from lensblur.training import descend, size_argument
 from lensblur.training.checkpoint import half_state
 from lensblur.training.losses import negative_ssim_loss
 
@@ -236,15 +235,8 @@ def train(args: argparse.Namespace, progress) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step)
             loss = loss_fn(model(images, conditioning), targets)
-            if not math.isfinite(float(loss.detach())):
-                raise InputError(f"training diverged at phase {args.phase} step {step} (loss {float(loss)})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            recent.append(float(loss.detach()))
-            history.append({"phase": args.phase, "step": step, "loss": round(recent[-1], 6)})
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(recent[-20:]):.4f}")
+            value = descend(optimizer, loss, recent, bar, f"phase {args.phase} step {step}")
+            history.append({"phase": args.phase, "step": step, "loss": round(value, 6)})
             if (step + 1) % SAVE_EVERY == 0 and step + 1 < steps:
                 save(step + 1)
     save(steps)
