@@ -236,22 +236,6 @@ def _write_png(path, linear):
     cv2.imwrite(str(path), cv2.cvtColor((linear_to_srgb(linear) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
 
 
-@pytest.mark.parametrize("content", [b"not a checkpoint", None])
-def test_bad_checkpoint_is_a_one_line_error(tmp_path, capsys, content):
-    bad = tmp_path / "bad.pt"
-    if content is None:  # a valid lensblur checkpoint of another system
-        save_checkpoint(bad, "deeplens", {}, {"w": torch.zeros(1)})
-    else:
-        bad.write_bytes(content)
-    _write_png(tmp_path / "in.png", np.full((32, 32, 3), 0.5, np.float32))
-    np.save(tmp_path / "d.npy", np.full((32, 32), 0.5, np.float32))
-    code = main(["render", str(tmp_path / "in.png"), "--depth", str(tmp_path / "d.npy"), "--renderer", "dbsi",
-                 "--checkpoint", str(bad), "-o", str(tmp_path / "out.png")])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1 and "checkpoint" in err
-    assert not (tmp_path / "out.png").exists()
-
-
 def test_mismatched_state_is_a_one_line_error(tmp_path):
     path = tmp_path / "wrong.pt"
     config = {"model": {"kernels": [25, 45, 75], "width": TINY_WIDTH, "depth_input": False, "kernel_width": 1024}}

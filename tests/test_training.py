@@ -139,3 +139,27 @@ def test_descend_steps_on_a_finite_loss_and_refuses_a_diverged_one():
     with pytest.raises(InputError, match=r"^training diverged at phase 1 step 1 \(loss nan\)$"):
         descend(optimizer, (weight * float("nan")).sum(), recent, bar, "phase 1 step 1")
     assert weight.item() == pytest.approx(1.0) and recent == [value] and bar.updates == 1
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+@pytest.mark.parametrize("renderer, other_system", [("dbsi", "deeplens"), ("d2f", "dbsi"), ("bggan", "dbsi"),
+                                                    ("deeplens", "dbsi")])
+def test_render_with_a_bad_checkpoint_is_a_one_line_error(tmp_path, capsys, renderer, other_system, content):
+    """A file that is not a checkpoint, or a valid checkpoint of another system, given to a
+    learned renderer: one line on stderr, exit 1, no output."""
+    import cv2
+
+    from lensblur.cli import main
+
+    bad = tmp_path / "bad.pt"
+    if content is None:
+        save_checkpoint(bad, other_system, {}, {"w": torch.zeros(1)})
+    else:
+        bad.write_bytes(content)
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((32, 32, 3), 128, np.uint8))
+    np.save(tmp_path / "d.npy", np.full((32, 32), 0.5, np.float32))
+    code = main(["render", str(tmp_path / "in.png"), "--depth", str(tmp_path / "d.npy"), "--renderer", renderer,
+                 "--checkpoint", str(bad), "-o", str(tmp_path / "out.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "checkpoint" in err, err
+    assert not (tmp_path / "out.png").exists()
