@@ -317,3 +317,22 @@ def test_web_app_uses_the_configured_model_under_concurrent_uploads(tmp_path):
         assert info["depth_source"].startswith(f"model {tmp_path / 'web.onnx'}"), info["depth_source"]
         assert info["focus_disparity"] > 0.9  # the centre lies in the square the model calls nearest
         assert preview.status_code in (200, 204)
+
+
+def test_a_renderers_own_depth_model_comes_after_everything_set(tmp_path, monkeypatch):
+    """--renderer deeplens brings its depth module, but only where nothing is given or set, and
+    never over an explicit --depth-model none; batch resolves it the same way for its workers."""
+    from lensblur.depth.model_choice import own_depth_model, resolve_for_workers
+
+    fallback = own_depth_model("deeplens")
+    assert own_depth_model("scatter") is None
+    own = resolve_model(None, None, fallback)
+    assert own.kind == "deeplens" and own.path.endswith("deeplens-depth.pt") and own.origin == "the renderer"
+    assert resolve_model("none", None, fallback) is None
+    assert resolve_for_workers(None, None, fallback).path == str(Path(own.path).resolve())
+    assert resolve_for_workers("none", None, fallback) == "none"
+    configured = depth_anything_like(tmp_path / "set.onnx")
+    config.save({"depth-model": str(configured)})
+    assert resolve_model(None, None, fallback).path == str(configured)
+    monkeypatch.setenv(ENV_MODEL, str(configured))
+    assert resolve_for_workers(None, None, fallback).path == str(configured.resolve())

@@ -55,7 +55,8 @@ class DepthChoice:
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
                  near: float | None = None, far: float | None = None, model: str | None = None,
                  preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 normalize: bool = False, colormap: str | None = None) -> DepthChoice:
+                 normalize: bool = False, colormap: str | None = None,
+                 fallback_model: str | None = None) -> DepthChoice:
     """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
@@ -64,8 +65,10 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     max_pixels: the photo's pixel limit; a depth file or embedded map may have
     at most lensblur.io.limits.map_limit(photo pixels, max_pixels) pixels (LimitError, checked
     before decoding). normalize: stretch a disparity file to its own min..max (``--normalize``);
-    embedded maps follow their format's own convention and estimates their model's. Raises
-    InputError when no depth can be had.
+    embedded maps follow their format's own convention and estimates their model's.
+    fallback_model: the model to estimate with when none is given or set (``--renderer deeplens``
+    passes its own depth module); None: the weight-free estimate. Raises InputError when no depth
+    can be had.
     """
     height, width = pixels.shape[:2]
     if spec not in (AUTO, EMBEDDED, ESTIMATE):
@@ -77,7 +80,7 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")
     if found is None:
-        return estimate_depth(pixels, model, preset)
+        return estimate_depth(pixels, model, preset, fallback_model)
     disparity = fit_to_image(found.disparity, height, width)
     matte = None if found.matte is None else np.clip(fit_to_image(found.matte, height, width), 0, 1)
     if found.sharp_image is not None and found.sharp_image.shape[:2] == (height, width):
@@ -126,17 +129,19 @@ def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
     return float(xs[nearest] * step), float(ys[nearest] * step)
 
 
-def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None) -> DepthChoice:
+def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None,
+                   fallback_model: str | None = None) -> DepthChoice:
     """Estimate disparity for linear ``pixels``.
 
     model: a model (PATH.onnx, deeplens[:PATH], megadepth:PATH), ``"none"`` for the weight-free
     automatic estimate, or None for the default: LENSBLUR_DEPTH_MODEL, else the settings file's
-    depth-model, else the automatic estimate (lensblur.depth.model_choice). preset: the ONNX preset.
+    depth-model, else ``fallback_model`` when given, else the automatic estimate
+    (lensblur.depth.model_choice). preset: the ONNX preset.
     """
     from lensblur.depth import get_estimator
     from lensblur.depth.model_choice import resolve_model, run_model
 
-    chosen = resolve_model(model, preset)
+    chosen = resolve_model(model, preset, fallback_model)
     if chosen is None:
         estimate, source = get_estimator("auto")(pixels), "automatic estimate"
     else:

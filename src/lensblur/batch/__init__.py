@@ -119,7 +119,7 @@ def _render_all(client, todo, tasks, pixels, book, summary, progress) -> None:
 def _absolute_paths(options):
     """A copy of ``options`` whose file options are absolute, as workers may run in other folders,
     and whose depth model is resolved (lensblur.depth.model_choice.resolve_for_workers)."""
-    from lensblur.depth.model_choice import resolve_for_workers
+    from lensblur.depth.model_choice import own_depth_model, resolve_for_workers
     from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE
 
     options = copy.copy(options)
@@ -130,7 +130,8 @@ def _absolute_paths(options):
         setattr(options, key, str(Path(value).expanduser().resolve()))
     # the depth model (option, environment or settings file) is resolved once, here
     options.depth_model = resolve_for_workers(getattr(options, "depth_model", None),
-                                              getattr(options, "depth_preset", None))
+                                              getattr(options, "depth_preset", None),
+                                              own_depth_model(getattr(options, "renderer", None)))
     return options
 
 

@@ -115,13 +115,12 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     With ``--renderer deeplens`` a missing depth is predicted by DeepLens' own depth module (the
     paper's single-image path) unless a depth model is given or set (--depth-model,
     LENSBLUR_DEPTH_MODEL, the settings file)."""
-    model = args.depth_model
-    if model is None and getattr(args, "renderer", None) == "deeplens":
-        from lensblur.depth.model_choice import resolve_model
+    from lensblur.depth.model_choice import own_depth_model
 
-        model = resolve_model(None, args.depth_preset) or "deeplens"
+    fallback = own_depth_model(getattr(args, "renderer", None))
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
-                          model, args.depth_preset, args.max_pixels, args.normalize, args.depth_colormap)
+                          args.depth_model, args.depth_preset, args.max_pixels, args.normalize,
+                          args.depth_colormap, fallback)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         print(f"disparity: {choice.scaling}", file=sys.stderr)

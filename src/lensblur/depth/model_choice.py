@@ -81,12 +81,14 @@ def parse_model(text: str, preset: str | None = None, origin: str = OPTION) -> D
     return DepthModel(kind, str(Path(path).expanduser()), preset or None, origin)
 
 
-def resolve_model(option: str | DepthModel | None = None, preset: str | None = None) -> DepthModel | None:
+def resolve_model(option: str | DepthModel | None = None, preset: str | None = None,
+                  fallback: str | None = None) -> DepthModel | None:
     """The model to estimate depth with, or None for the weight-free estimate (precedence above).
 
     option: the ``--depth-model`` value (``none`` = the weight-free estimate), or a DepthModel
     already resolved (returned as it is); preset: the ``--depth-preset`` value, which overrides
-    the preset set with the model.
+    the preset set with the model; fallback: the model when none is given or set, below the
+    settings file (:func:`own_depth_model`).
     """
     if isinstance(option, DepthModel):
         return option
@@ -100,14 +102,21 @@ def resolve_model(option: str | DepthModel | None = None, preset: str | None = N
     if settings.get("depth-model", "").strip():
         return parse_model(settings["depth-model"], preset or settings.get("depth-preset"),
                            f"settings file {config.config_path()}")
-    return None
+    return parse_model(fallback, None, "the renderer") if fallback else None
 
 
-def resolve_for_workers(option: str | None, preset: str | None) -> DepthModel | str:
+def own_depth_model(renderer: str | None) -> str | None:
+    """The depth model a renderer brings for photos without depth when none is given or set
+    (``deeplens``: the paper's single-image path through its shipped depth module), else None."""
+    return "deeplens" if renderer == "deeplens" else None
+
+
+def resolve_for_workers(option: str | None, preset: str | None, fallback: str | None = None) -> DepthModel | str:
     """The model resolved here, with an absolute path, for processes on other machines that see
     neither this environment nor this settings file; ``"none"`` for the weight-free estimate.
+    fallback: the model when none is given or set (:func:`own_depth_model`).
     InputError when the model file does not exist (before any photo is started)."""
-    model = resolve_model(option, preset)
+    model = resolve_model(option, preset, fallback)
     if model is None:
         return NONE
     path = Path(model.path).resolve()
