@@ -40,13 +40,14 @@ import numpy as np
 import skimage.data
 
 from lensblur.api import render
-from lensblur.color import linear_to_srgb, srgb_to_linear
+from lensblur.color import srgb_to_linear
 from lensblur.depth import people
 from lensblur.depth.auto import estimate_auto
 from lensblur.depth_source import EMBEDDED, choose_depth, estimate_depth
 from lensblur.io.depth import fit_to_image, normalize_depth
 from lensblur.io.images import read_image
 from lensblur.metrics import depth_rank_correlation, ordinal_error, psnr
+from lensblur.synth.thinlens import encode_srgb8
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = ROOT.parent / "shared" / "samples"
@@ -119,16 +120,12 @@ def subject_point(disparity: np.ndarray, matte: np.ndarray | None) -> tuple[floa
     return float(xs[k]), float(ys[k])
 
 
-def to_srgb8(linear: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(linear_to_srgb(np.clip(linear, 0, 1)), 0, 1) * 255).astype(np.uint8)
-
-
 def gaussian_floor(pixels: np.ndarray, reference8: np.ndarray, max_sigma: float) -> tuple[float, float]:
     """(best PSNR, its σ in px) of one whole-image Gaussian blur of ``pixels`` against the reference."""
     best = (-np.inf, 0.0)
     for sigma in np.geomspace(0.5, max(1.0, max_sigma), 14):
         blurred = cv2.GaussianBlur(pixels, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT)
-        best = max(best, (psnr(to_srgb8(blurred), reference8), float(sigma)))
+        best = max(best, (psnr(encode_srgb8(blurred), reference8), float(sigma)))
     return best
 
 
@@ -138,7 +135,7 @@ def evaluate(side: int, blur_fraction: float) -> tuple[list[dict], list[tuple]]:
         h, w = stored.shape
         blur = blur_fraction * max(h, w)
         point = focus if focus is not None else subject_point(stored, stored_matte)
-        reference8 = to_srgb8(render(pixels, stored, blur=blur, focus=point, matte=stored_matte))
+        reference8 = encode_srgb8(render(pixels, stored, blur=blur, focus=point, matte=stored_matte))
         floor, sigma = gaussian_floor(pixels, reference8, blur / 4)
         row = {"sample": name, "set": subset, "size": [w, h], "focus": [round(point[0]), round(point[1])],
                "blur_px": round(blur, 1), "gaussian_floor_psnr": round(floor, 2), "gaussian_sigma": round(sigma, 2)}
@@ -149,7 +146,7 @@ def evaluate(side: int, blur_fraction: float) -> tuple[list[dict], list[tuple]]:
             estimate = estimate_depth(pixels, options["model"], options["preset"]) if "model" in options else estimate_auto(pixels, **options)
             seconds = time.process_time() - start
             disparity = fit_to_image(estimate.disparity, h, w)
-            rendered8 = to_srgb8(render(pixels, disparity, blur=blur, focus=point, matte=estimate.matte))
+            rendered8 = encode_srgb8(render(pixels, disparity, blur=blur, focus=point, matte=estimate.matte))
             row[label] = {"spearman": round(depth_rank_correlation(disparity, stored, valid), 3),
                           "ordinal_error": round(ordinal_error(np.where(valid, disparity, 0), np.where(valid, stored, 0)), 3),
                           "render_psnr": round(psnr(rendered8, reference8), 2), "cpu_s": round(seconds, 2),
@@ -172,7 +169,7 @@ def write_sheet(sheet_rows: list[tuple], path: Path, height: int = 150) -> None:
             d = (d - d.min()) / max(1e-6, float(d.max() - d.min()))
             return cv2.cvtColor(cv2.resize((d * 255).astype(np.uint8), size, interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2RGB)
         photo = (np.full((height, size[0], 3), 64, np.uint8) if pixels is None
-                 else cv2.resize(to_srgb8(pixels), size, interpolation=cv2.INTER_AREA))
+                 else cv2.resize(encode_srgb8(pixels), size, interpolation=cv2.INTER_AREA))
         row = [photo, grey(stored)] + [grey(estimates[k]) for k in SHEET]
         cell = max(t.shape[1] for t in row)
         row = [cv2.copyMakeBorder(t, 18, 2, 2, 2 + cell - t.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in row]
