@@ -119,11 +119,7 @@ def cpu_times(checkpoint, threads: int, repeats: int, paper_width: bool) -> list
 
 def table(rows: list[dict], descriptions: dict) -> str:
     """Markdown table of summary rows with a 'what' column."""
-    lines = evaluate.format_markdown(rows).splitlines()
-    lines[0] += " what |"
-    lines[1] += "---|"
-    lines[2:] = [line + f" {descriptions.get(row['renderer'], '')} |" for line, row in zip(lines[2:], rows)]
-    return "\n".join(lines) + "\n"
+    return evaluate.format_markdown(rows, descriptions) + "\n"
 
 
 def main(argv=None) -> int:

@@ -157,11 +157,7 @@ def score_elsewhere(renderer: str, source: Path, folder: Path, count: int) -> tu
 
 
 def _table(rows, descriptions) -> str:
-    table = evaluate.format_markdown(rows).splitlines()
-    table[0] += " what |"
-    table[1] += "---|"
-    table[2:] = [line + f" {descriptions.get(row['renderer'], '')} |" for line, row in zip(table[2:], rows)]
-    return "\n".join(table)
+    return evaluate.format_markdown(rows, descriptions)
 
 
 def main(argv=None) -> int:

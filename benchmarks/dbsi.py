@@ -137,11 +137,7 @@ def main(argv=None) -> int:
         rows = [by_name[n] for n in names if n in by_name]
         if not rows:
             continue
-        table = evaluate.format_markdown(rows).splitlines()
-        table[0] += " what |"
-        table[1] += "---|"
-        table[2:] = [line + f" {descriptions.get(row['renderer'], '')} |" for line, row in zip(table[2:], rows)]
-        parts.append(f"## {title}\n\n" + "\n".join(table) + "\n")
+        parts.append(f"## {title}\n\n" + evaluate.format_markdown(rows, descriptions) + "\n")
     if hd:
         lines = ["| renderer | s/image at 1024×1536 |", "|---|---:|"]
         lines += [f"| {name} | {seconds:.3f} |" for name, seconds in hd.items()]

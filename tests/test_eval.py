@@ -160,3 +160,13 @@ def test_deeplens_and_xu_protocols_on_synthetic_scenes(tiny_set, tmp_path, capsy
         assert ours in scored and np.isfinite(scored[ours]["psnr"]), results.notes
         text = protocols.format_text(protocol, results.summary, label)
         assert f"{scored[ours]['psnr']:.2f}" in text and "synth data, 1 images" in text
+
+
+def test_markdown_table_with_a_description_column():
+    from lensblur.evaluate import format_markdown
+
+    rows = [{"renderer": "naive", "psnr": 27.6}, {"renderer": "scatter", "psnr": 34.1}]
+    lines = format_markdown(rows, {"naive": "blend of blurred copies"}).splitlines()
+    assert lines[0] == "| renderer | PSNR | what |" and lines[1] == "|---|---:|---|"
+    assert lines[2].endswith("| blend of blurred copies |") and lines[3].endswith("|  |")
+    assert format_markdown(rows).splitlines()[0] == "| renderer | PSNR |"

@@ -367,11 +367,16 @@ def format_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(summary: list[dict]) -> str:
-    """The summary as a GitHub-flavoured markdown table."""
+def format_markdown(summary: list[dict], descriptions: dict[str, str] | None = None) -> str:
+    """The summary as a GitHub-flavoured markdown table; with ``descriptions`` (renderer name →
+    text) a last column "what" says what each renderer is."""
     header, body = _cells(summary)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in body]
+    if descriptions is not None:
+        lines[0] += " what |"
+        lines[1] += "---|"
+        lines[2:] = [line + f" {descriptions.get(row['renderer'], '')} |" for line, row in zip(lines[2:], summary)]
     return "\n".join(lines)
 
 
