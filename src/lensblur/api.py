@@ -7,7 +7,7 @@ import numpy as np
 from lensblur.aperture import Aperture
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.errors import InputError
-from lensblur.io.depth import fit_to_image, normalize_depth, read_depth
+from lensblur.io.depth import GUIDED, fit_to_image, normalize_depth, read_depth
 from lensblur.io.images import Photo, read_image, write_image
 from lensblur.lens import Highlights, Lens, check_blur_radius, focus_disparity_at
 from lensblur.renderers import DEFAULT_RENDERER, render_with
@@ -46,18 +46,21 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
 
 def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, lens: Lens | None = None,
            renderer: str = DEFAULT_RENDERER, matte: np.ndarray | None = None, renderer_options: dict | None = None,
-           normalize: bool = False, **lens_settings) -> np.ndarray:
+           normalize: bool = False, depth_upsample: str = GUIDED, **lens_settings) -> np.ndarray:
     """Render lens blur.
 
     image: a :class:`Photo`, a linear float32 H×W×3 array (values in [0, 1]), or a uint8/uint16
         array taken as sRGB-encoded (the result then has the same dtype and encoding).
     disparity: H×W (or any size of the same aspect ratio), 1 = nearest, read by the same rule as a
         file (lensblur.io.depth): an integer array is divided by its type's maximum, a float array
-        in [0, 1] is used as given, one outside [0, 1] is stretched to its min..max; it is resized
-        to the image. None only with ``renderer="deeplens"``: DeepLens' shipped depth module then
+        in [0, 1] is used as given, one outside [0, 1] is stretched to its min..max; a smaller one
+        is enlarged to the image as ``depth_upsample`` says. None only with ``renderer="deeplens"``: DeepLens' shipped depth module then
         predicts it from the image (the paper's single-image path), and without a focus setting
         the lens focuses on the subject it finds.
     normalize: stretch every disparity array to its own min..max (``--normalize``).
+    depth_upsample: "guided" (default): a disparity smaller than the image is enlarged with its
+        edges put on the image's edges (lensblur.io.depth.fit_to_image), so in-focus edges do not
+        glow; "bilinear": plain bilinear interpolation (``--depth-upsample``).
     lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
         focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
     renderer: a registered renderer name (``lensblur.renderers.available_renderers()``).
@@ -80,7 +83,8 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, le
     height, width = pixels.shape[:2]
     if disparity is None:
         disparity, lens_settings = _predicted_disparity(pixels, renderer, lens, lens_settings)
-    disparity = fit_to_image(normalize_depth(disparity, "disparity", normalize=normalize), height, width)
+    disparity = fit_to_image(normalize_depth(disparity, "disparity", normalize=normalize), height, width, pixels,
+                             depth_upsample)
     if matte is not None:
         matte = np.asarray(matte, dtype=np.float32)
         if not np.isfinite(matte).all():

@@ -17,7 +17,7 @@ import numpy as np
 
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError
-from lensblur.io.depth import fit_to_image, read_depth_explained
+from lensblur.io.depth import GUIDED, fit_to_image, read_depth_explained, upsampling_note
 from lensblur.io.embedded import find_embedded_depth
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, map_limit
 
@@ -40,6 +40,7 @@ class DepthChoice:
         (GFocus:BlurAtInfinity), or None.
     scaling: how the stored values became disparity in [0, 1] ("16-bit PNG, scaled by 65535",
         "PNG stretched from 0.2..0.65 (--normalize)", …), shown by -v and ``lensblur info``.
+    upsampling: how the map was brought to the photo's size (lensblur.io.depth.upsampling_note).
     """
 
     disparity: np.ndarray
@@ -50,13 +51,14 @@ class DepthChoice:
     focus_point: tuple[float, float] | None = None
     blur_at_infinity: float | None = None
     scaling: str = ""
+    upsampling: str = ""
 
 
 def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: str = "disparity",
                  near: float | None = None, far: float | None = None, model: str | None = None,
                  preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  normalize: bool = False, colormap: str | None = None,
-                 fallback_model: str | None = None) -> DepthChoice:
+                 fallback_model: str | None = None, upsample: str = GUIDED) -> DepthChoice:
     """Resolve ``spec`` (auto, embedded, estimate or a file path) for the photo at ``photo_path``.
 
     pixels: the photo's linear H×W×3 pixels (as read_image returns them); kind/near/far describe a
@@ -67,7 +69,9 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     before decoding). normalize: stretch a disparity file to its own min..max (``--normalize``);
     embedded maps follow their format's own convention and estimates their model's.
     fallback_model: the model to estimate with when none is given or set (``--renderer deeplens``
-    passes its own depth module); None: the weight-free estimate. Raises InputError when no depth
+    passes its own depth module); None: the weight-free estimate. upsample: how a map smaller
+    than the photo is enlarged, "guided" by the photo's edges (default) or "bilinear"
+    (lensblur.io.depth.fit_to_image; ``--depth-upsample``). Raises InputError when no depth
     can be had.
     """
     height, width = pixels.shape[:2]
@@ -75,19 +79,20 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
         limit = map_limit(height * width, max_pixels)
         disparity, scaling = read_depth_explained(spec, kind, near, far, limit, normalize, colormap)
         source = f"file {spec}" + (f" (colour-mapped with {colormap}, read back)" if colormap else "")
-        return DepthChoice(fit_to_image(disparity, height, width), pixels, None, source, scaling=scaling)
+        return DepthChoice(fit_to_image(disparity, height, width, pixels, upsample), pixels, None, source,
+                           scaling=scaling, upsampling=upsampling_note(disparity.shape, height, width, upsample))
     found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")
     if found is None:
-        return estimate_depth(pixels, model, preset, fallback_model)
-    disparity = fit_to_image(found.disparity, height, width)
-    matte = None if found.matte is None else np.clip(fit_to_image(found.matte, height, width), 0, 1)
+        return estimate_depth(pixels, model, preset, fallback_model, upsample)
     if found.sharp_image is not None and found.sharp_image.shape[:2] == (height, width):
         pixels = srgb_to_linear(found.sharp_image.astype(np.float32) / 255.0)
         source = f"{found.source} embedded in the photo (rendering from the sharp original it stores)"
     else:
         source = f"{found.source} embedded in the photo"
+    disparity = fit_to_image(found.disparity, height, width, pixels, upsample)
+    matte = None if found.matte is None else np.clip(fit_to_image(found.matte, height, width), 0, 1)
     focus = found.focus or {}
     point, notes = None, list(found.notes)
     if _fraction(focus.get("FocalPointX")) is not None and _fraction(focus.get("FocalPointY")) is not None:
@@ -98,7 +103,7 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
     blur = _fraction(focus.get("BlurAtInfinity"))
     return DepthChoice(disparity, pixels, matte, source, notes, point, blur if blur else None,
                        f"{found.source} as the file defines it (levels ÷ their type's maximum, or through "
-                       "its own near/far)")
+                       "its own near/far)", upsampling_note(found.disparity.shape, height, width, upsample))
 
 
 def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
@@ -130,13 +135,14 @@ def subject_point(matte: np.ndarray, disparity: np.ndarray | None = None,
 
 
 def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | None = None,
-                   fallback_model: str | None = None) -> DepthChoice:
+                   fallback_model: str | None = None, upsample: str = GUIDED) -> DepthChoice:
     """Estimate disparity for linear ``pixels``.
 
     model: a model (PATH.onnx, deeplens[:PATH], megadepth:PATH), ``"none"`` for the weight-free
     automatic estimate, or None for the default: LENSBLUR_DEPTH_MODEL, else the settings file's
     depth-model, else ``fallback_model`` when given, else the automatic estimate
-    (lensblur.depth.model_choice). preset: the ONNX preset.
+    (lensblur.depth.model_choice). preset: the ONNX preset. upsample: as in :func:`choose_depth`,
+    for an estimate smaller than the photo.
     """
     from lensblur.depth import get_estimator
     from lensblur.depth.model_choice import resolve_model, run_model
@@ -147,10 +153,11 @@ def estimate_depth(pixels: np.ndarray, model: str | None = None, preset: str | N
     else:
         estimate, source = run_model(chosen, pixels), chosen.describe()
     height, width = pixels.shape[:2]
-    disparity = fit_to_image(estimate.disparity, height, width)
+    disparity = fit_to_image(estimate.disparity, height, width, pixels, upsample)
     matte = None if estimate.matte is None else np.clip(fit_to_image(estimate.matte, height, width), 0, 1)
     return DepthChoice(disparity, pixels, matte, source, list(estimate.notes), estimate.focus_point,
-                       scaling="relative, on the estimator's own scale")
+                       scaling="relative, on the estimator's own scale",
+                       upsampling=upsampling_note(estimate.disparity.shape, height, width, upsample))
 
 
 def _fraction(value) -> float | None:

@@ -12,7 +12,7 @@ from lensblur.camera import camera_from_exif
 from lensblur.commands.options import finite_float, non_negative_float, positive_float, positive_int
 from lensblur.errors import InputError
 from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE, DepthChoice, choose_depth
-from lensblur.io.depth import fit_to_image
+from lensblur.io.depth import GUIDED, UPSAMPLE_METHODS, fit_to_image
 from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
 from lensblur.io.limits import map_limit
 from lensblur.kernel_cache import announce_compilation
@@ -104,6 +104,10 @@ def add_depth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stretch a disparity map file to its own min..max (default: integer maps are "
                              "divided by their type's maximum, float maps in [0, 1] used as they are, only "
                              "maps outside [0, 1] stretched)")
+    parser.add_argument("--depth-upsample", choices=UPSAMPLE_METHODS, default=GUIDED,
+                        help="how a depth map smaller than the photo (a phone's embedded map, a small FILE) "
+                             "is enlarged: guided (default) puts its edges on the photo's edges, bilinear "
+                             "interpolates it as it is")
     parser.add_argument("--near", type=positive_float, metavar="Z", help="metric depth of the nearest point (metres)")
     parser.add_argument("--far", type=positive_float, metavar="Z", help="metric depth of the farthest point (metres)")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -120,10 +124,12 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     fallback = own_depth_model(getattr(args, "renderer", None))
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
                           args.depth_model, args.depth_preset, args.max_pixels, args.normalize,
-                          args.depth_colormap, fallback)
+                          args.depth_colormap, fallback, args.depth_upsample)
     if getattr(args, "verbose", False):
         print(f"depth: {choice.source}", file=sys.stderr)
         print(f"disparity: {choice.scaling}", file=sys.stderr)
+        if choice.upsampling:
+            print(f"depth map size: {choice.upsampling}", file=sys.stderr)
         if choice.focus_point is not None:
             print(f"suggested focus: ({choice.focus_point[0]:.0f}, {choice.focus_point[1]:.0f})", file=sys.stderr)
         for note in choice.notes:

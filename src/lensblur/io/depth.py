@@ -24,6 +24,8 @@ from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 KINDS = ("disparity", "depth")
 MAX_INVALID_FRACTION = 0.5
 ASPECT_TOLERANCE = 0.02
+GUIDED, BILINEAR = "guided", "bilinear"
+UPSAMPLE_METHODS = (GUIDED, BILINEAR)  # how a map smaller than the photo is enlarged (--depth-upsample)
 
 _PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(\S+)\s")
 
@@ -77,13 +79,22 @@ def normalize_depth(values: np.ndarray, kind: str = "disparity", near: float | N
     return _normalize(np.asarray(values), kind, near, far, "depth map", normalize, "array")[0]
 
 
-def fit_to_image(disparity: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an H×W map to height × width pixels (bilinear, cv2.INTER_LINEAR), float32.
+def fit_to_image(disparity: np.ndarray, height: int, width: int, photo: np.ndarray | None = None,
+                 upsample: str = GUIDED) -> np.ndarray:
+    """Bring an h×w map to the photo's height × width pixels, float32: the one place every depth map
+    (embedded, ``--depth FILE``, an array given to the API, an estimate) is fitted to its photo.
 
-    The aspect ratios must agree within 2 %; a map that matches only when turned by 90° (a phone
-    photo whose orientation was applied to the image but not to the depth) is refused rather than
-    rotated silently. Edge-aware refinement is not done here.
+    photo: the photo's linear H×W×3 pixels. A map smaller than the photo is enlarged by edge-aware
+    guided upsampling (upsample="guided", the default; lensblur.depth.refine.upsample_guided), so
+    its depth edges land on the photo's edges instead of a ramp as wide as one map pixel that
+    makes in-focus edges glow; upsample="bilinear", or no photo, enlarges it bilinearly
+    (cv2.INTER_LINEAR). A map at the photo's size is returned unchanged (copied); a larger one is
+    shrunk bilinearly. The aspect ratios must agree within 2 %; a map that matches only when turned
+    by 90° (a phone photo whose orientation was applied to the image but not to the depth) is
+    refused rather than rotated silently.
     """
+    if upsample not in UPSAMPLE_METHODS:
+        raise InputError(f"depth upsampling must be one of {', '.join(UPSAMPLE_METHODS)}, got {upsample!r}")
     values = np.asarray(disparity, dtype=np.float32)
     if values.ndim == 3 and values.shape[2] == 1:
         values = values[..., 0]
@@ -99,7 +110,23 @@ def fit_to_image(disparity: np.ndarray, height: int, width: int) -> np.ndarray:
                              "turned by 90° (phone orientation); rotate the depth map to match")
         raise InputError(f"depth map is {cols}×{rows} but the image is {width}×{height}: "
                          "aspect ratios differ")
+    if upsample == GUIDED and photo is not None and rows <= height and cols <= width:
+        from lensblur.depth.refine import photo_guide, upsample_guided
+
+        return upsample_guided(photo_guide(photo), values)
     return cv2.resize(np.ascontiguousarray(values), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def upsampling_note(shape: tuple[int, int], height: int, width: int, upsample: str = GUIDED) -> str:
+    """One line for -v and ``lensblur info``: how :func:`fit_to_image` brought a map of ``shape``
+    (rows, cols) to height × width with a photo as guide."""
+    rows, cols = shape[:2]
+    if (rows, cols) == (height, width):
+        return f"{cols}×{rows}, the photo's size: used as it is"
+    if rows > height or cols > width:
+        return f"{cols}×{rows} shrunk to {width}×{height} (bilinear)"
+    how = ("guided by the photo's edges" if upsample == GUIDED else "bilinear")
+    return f"{cols}×{rows} upsampled to {width}×{height}, {how} (--depth-upsample {upsample})"
 
 
 def write_disparity_png(path: str | os.PathLike, disparity: np.ndarray, overwrite: bool = False) -> None:
