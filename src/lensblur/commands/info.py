@@ -74,7 +74,8 @@ def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, norm
     the focus point, why."""
     if depth is not None:
         choice = choose_depth(path, pixels, depth, max_pixels=max_pixels, normalize=normalize)
-        return {"depth_used": choice.source, "disparity": choice.scaling, "focus": "image centre"}
+        return {"depth_used": choice.source, "disparity": choice.scaling, "depth_map_size": choice.upsampling,
+                "focus": "image centre"}
     try:
         choice = choose_depth(path, pixels, model=model, preset=preset, max_pixels=max_pixels)
     except LimitError:
@@ -87,7 +88,8 @@ def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, norm
     else:
         focus = "image centre (no subject suggested)"
     why = choice.notes or (["where the phone focused"] if choice.focus_point is not None else [])
-    return {"depth_used": choice.source, "disparity": choice.scaling, "focus": focus, "why": why}
+    return {"depth_used": choice.source, "disparity": choice.scaling, "depth_map_size": choice.upsampling,
+            "focus": focus, "why": why}
 
 
 def run(args: argparse.Namespace) -> int:
