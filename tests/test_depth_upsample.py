@@ -180,3 +180,17 @@ def test_embedded_apple_map_is_upsampled_guided_by_default():
     bilinear = choose_depth(str(path), photo.pixels, upsample="bilinear").disparity[rows, cols]
     assert np.percentile(bilinear[wall], 95) > 0.3
     assert np.percentile(choice.disparity[rows, cols][wall], 95) < 0.25
+
+
+def test_batch_and_depth_commands_take_the_option():
+    for command in ("batch", "depth"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "--depth-upsample" in result.stderr + result.stdout, command
+
+
+def test_tiny_map_and_grey_photo():
+    rng = np.random.default_rng(5)
+    tiny = rng.uniform(0.3, 0.7, (2, 3)).astype(np.float32)
+    out = fit_to_image(tiny, 40, 60, rng.uniform(0, 1, (40, 60)).astype(np.float32))
+    assert out.shape == (40, 60) and np.isfinite(out).all()
+    assert tiny.min() - 1e-6 <= out.min() and out.max() <= tiny.max() + 1e-6

@@ -146,14 +146,15 @@ def edge_aware_fill(guide: np.ndarray, values: np.ndarray, weights: np.ndarray, 
 
 
 def photo_guide(pixels: np.ndarray, space: str = "srgb") -> np.ndarray:
-    """The grey guide for edge-aware depth upsampling from a photo's linear H×W×3 pixels.
+    """The grey guide for edge-aware depth upsampling from a photo's linear H×W×3 (or H×W grey) pixels.
 
     space: "srgb" (default) encodes the grey with the sRGB curve, so a dark edge (a vase against
     a dark wall) has the contrast the eye sees and the guided filter's ``eps`` means the same in
     shadows as in highlights; "linear" keeps linear light. Returns float32 H×W in [0, 1].
     """
-    grey = cv2.cvtColor(np.ascontiguousarray(pixels, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-    np.clip(grey, 0.0, 1.0, out=grey)
+    pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+    grey = cv2.cvtColor(pixels[..., :3], cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels.copy()
+    np.clip(np.nan_to_num(grey, copy=False), 0.0, 1.0, out=grey)
     if space == "linear":
         return grey
     if space != "srgb":
