@@ -54,9 +54,9 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, le
     disparity: H×W (or any size of the same aspect ratio), 1 = nearest, read by the same rule as a
         file (lensblur.io.depth): an integer array is divided by its type's maximum, a float array
         in [0, 1] is used as given, one outside [0, 1] is stretched to its min..max; a smaller one
-        is enlarged to the image as ``depth_upsample`` says. None only with ``renderer="deeplens"``: DeepLens' shipped depth module then
-        predicts it from the image (the paper's single-image path), and without a focus setting
-        the lens focuses on the subject it finds.
+        is enlarged to the image as ``depth_upsample`` says. None only with ``renderer="deeplens"``:
+        DeepLens' shipped depth module then predicts it from the image (the paper's single-image
+        path), and without a focus setting the lens focuses on the subject it finds.
     normalize: stretch every disparity array to its own min..max (``--normalize``).
     depth_upsample: "guided" (default): a disparity smaller than the image is enlarged with its
         edges put on the image's edges (lensblur.io.depth.fit_to_image), so in-focus edges do not

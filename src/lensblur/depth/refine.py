@@ -19,13 +19,18 @@ def box_mean(array: np.ndarray, radius: int) -> np.ndarray:
                          borderType=cv2.BORDER_REFLECT)
 
 
-def _coefficients_gray(guide: np.ndarray, src: np.ndarray, radius: int, eps: float):
+def _local_fit(guide: np.ndarray, src: np.ndarray, radius: int, eps: float):
+    """Per window: src ≈ a·guide + b (He et al., Eq. 5–6); also the covariance and guide variance."""
     mean_i = box_mean(guide, radius)
     mean_p = box_mean(src, radius)
     cov_ip = box_mean(guide * src, radius) - mean_i * mean_p
     var_i = box_mean(guide * guide, radius) - mean_i * mean_i
     a = cov_ip / (var_i + np.float32(eps))
-    b = mean_p - a * mean_i
+    return a, mean_p - a * mean_i, cov_ip, var_i, mean_p
+
+
+def _coefficients_gray(guide: np.ndarray, src: np.ndarray, radius: int, eps: float):
+    a, b = _local_fit(guide, src, radius, eps)[:2]
     return box_mean(a, radius), box_mean(b, radius)
 
 
@@ -193,12 +198,9 @@ def upsample_guided(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: 
     guide = np.asarray(guide, dtype=np.float32)
     p = np.ascontiguousarray(small, dtype=np.float32)
     i = cv2.resize(guide, p.shape[::-1], interpolation=cv2.INTER_AREA)
-    mean_i, mean_p = box_mean(i, radius), box_mean(p, radius)
-    cov = box_mean(i * p, radius) - mean_i * mean_p
-    var_i = np.maximum(box_mean(i * i, radius) - mean_i * mean_i, 0)
+    a, b, cov, var_i, mean_p = _local_fit(i, p, radius, eps)
+    var_i = np.maximum(var_i, 0)
     var_p = np.maximum(box_mean(p * p, radius) - mean_p * mean_p, 0)
-    a = cov / (var_i + np.float32(eps))
-    b = mean_p - a * mean_i
     weight = box_mean(np.clip(cov * cov / ((var_i + np.float32(1e-6)) * (var_p + np.float32(1e-6))), 0, 1), radius)
     a = weight * box_mean(a, radius)
     b = weight * box_mean(b, radius) + (1 - weight) * p
