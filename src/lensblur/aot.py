@@ -17,7 +17,8 @@ module, ``njit`` *is* ``numba.njit`` and nothing changes. The module is fresh wh
 stale, foreign or broken one is ignored.
 
 ``LENSBLUR_KERNELS=jit`` ignores the compiled module; ``aot`` uses it for every size (both are
-for measuring and testing the two routes).
+for measuring and testing the two routes). ``LENSBLUR_AOT_DIR`` names the one folder where it is
+built and looked for.
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def mode() -> str:
 
 
 def source_key() -> str:
-    """16 hex digits naming the compiled module that fits these kernel sources, this numba,
-    this Python and this machine (without importing numba)."""
+    """16 hex digits naming the compiled module that fits these kernel sources (and the warm-up
+    and build code that make it), this numba, this Python and this machine (without importing
+    numba)."""
     digest = hashlib.sha256()
-    for relative in sorted(KERNEL_MODULES.values()):
+    # the kernels, plus the warm-up that chooses the signatures to export and this build logic
+    for relative in sorted(KERNEL_MODULES.values()) + ["compile.py", "aot.py"]:
         digest.update(relative.encode() + b"\0" + (_PACKAGE / relative).read_bytes())
     digest.update(f"{_numba_version()}|{sys.version}|{platform.machine()}|{sys.platform}".encode())
     return digest.hexdigest()[:16]
@@ -77,7 +80,10 @@ def _numba_version() -> str:
 
 def folders() -> list[Path]:
     """Where the compiled module may live, in order: ``__pycache__`` in the package (a clone or an
-    editable install), the user's cache folder, a private folder in the temporary directory."""
+    editable install), the user's cache folder, a private folder in the temporary directory; only
+    ``$LENSBLUR_AOT_DIR`` when that is set."""
+    if os.environ.get("LENSBLUR_AOT_DIR"):
+        return [Path(os.environ["LENSBLUR_AOT_DIR"])]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lensblur"
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     return [_PACKAGE / "__pycache__", cache, Path(tempfile.gettempdir()) / f"lensblur-aot-{uid}"]
@@ -187,6 +193,20 @@ def accepts(kind, value) -> bool:
     else:
         return False
     return kind[1] == name
+
+
+def type_key(value) -> str:
+    """An argument's type in the manifest's notation (for messages): ``float32[2C]``, ``int64``…"""
+    if isinstance(value, tuple):
+        return "(" + ",".join(type_key(item) for item in value) + ")"
+    if getattr(value, "ndim", 0) > 0:
+        flags = value.flags
+        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+        return f"{value.dtype.name}[{value.ndim}{layout}{'' if flags.writeable else 'r'}]"
+    if isinstance(value, bool):
+        return "bool"
+    return {int: "int64", float: "float64"}.get(type(value)) or getattr(getattr(value, "dtype", None), "name",
+                                                                       type(value).__name__)
 
 
 def _numba_type_key(kind) -> str:

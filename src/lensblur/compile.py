@@ -17,19 +17,19 @@ import time
 from lensblur.kernel_cache import kernel_stats
 
 
-def warm_up() -> dict:
+def warm_up(seed: int = 0) -> dict:
     """Render tiny scenes through :func:`lensblur.render` that take every path of the default
     renderer (layered and continuous depth, a matte, highlights, blades, rim, cat's eye, grain,
     discs large enough to be drawn at lower resolution), estimate depth for one and encode one
     for writing, so that numba compiles (or loads) all those kernels. Returns
-    :func:`kernel_stats` plus ``seconds``, the wall time taken."""
+    :func:`kernel_stats` plus ``seconds``, the wall time taken. seed: of the random picture."""
     import numpy as np
 
     from lensblur.api import estimate_depth, render
     from lensblur.io.icc import encode, encode_levels
 
     start = time.perf_counter()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     height, width = 48, 64
     image = rng.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
     image[10:14, 40:44] = 1.0  # a clipped light for highlight recovery
@@ -45,6 +45,13 @@ def warm_up() -> dict:
         (ramp, {"blur": 40.0}),  # discs beyond LEVEL_RADIUS: drawn at lower resolution and composited
     ]:
         render(image, disparity, **{"blur": 6.0, "focus_disparity": 0.9, **settings})
+    from lensblur.renderers import scatter
+
+    budget, scatter.HIGHLIGHT_BUDGET = scatter.HIGHLIGHT_BUDGET, 40.0  # lights over budget join their slab
+    try:
+        render(image, ramp, blur=40.0, focus_disparity=0.9)
+    finally:
+        scatter.HIGHLIGHT_BUDGET = budget
     estimate_depth(image)  # the automatic estimate's edge-aware fill (lensblur.depth.refine)
     encode(image, None)  # the tone-curve tables of lensblur.io.icc, used by every write
     encode_levels(image, None, 255)
