@@ -205,3 +205,26 @@ def test_type_keys_follow_numbas_types():
     assert not aot.accepts(aot._parse("int64"), 2.0)
     assert not aot.accepts(aot._parse("uint16[2C]"), frozen.copy().view(np.int16))
     assert not aot.accepts(aot._parse("uint16[2C]"), frozen)  # read-only into a writable export
+
+
+def test_a_long_running_process_prefers_the_jit_kernels(built, tmp_path):
+    """lensblur.aot.prefer_jit (called by ``lensblur serve`` and ``lensblur batch``) sends every
+    kernel call to numba's parallel JIT kernels even with a compiled module present."""
+    script = "from lensblur.aot import prefer_jit\nprefer_jit()\n" + _RENDER_SCRIPT
+    done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_the_compile_step_without_a_c_compiler_still_succeeds(tmp_path):
+    """No C compiler: ``python -m lensblur.compile`` still compiles the JIT kernels, exits 0, says
+    on stderr that there are no ahead-of-time kernels, and leaves no module behind."""
+    folder = tmp_path / "aot"
+    env = {**os.environ, "PYTHONPATH": SRC, "LENSBLUR_AOT_DIR": str(folder), "CC": str(tmp_path / "no-such-cc")}
+    done = subprocess.run([sys.executable, "-m", "lensblur.compile"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kernels ready" in done.stdout
+    assert done.stderr.startswith("lensblur: no ahead-of-time compiled kernels (")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert aot.find_path(aot.source_key(), [folder]) is None

@@ -16,8 +16,10 @@ module, ``njit`` *is* ``numba.njit`` and nothing changes. The module is fresh wh
 :func:`source_key`, a hash of the kernel sources, numba's version, Python and the machine; a
 stale, foreign or broken one is ignored.
 
-``LENSBLUR_KERNELS=jit`` ignores the compiled module; ``aot`` uses it for every size (both are
-for measuring and testing the two routes). ``LENSBLUR_AOT_DIR`` names the one folder where it is
+Processes that render many times (``lensblur serve``, ``lensblur batch``) call :func:`prefer_jit`:
+they pay numba's import once and then run its parallel kernels. ``LENSBLUR_KERNELS=jit`` ignores
+the compiled module; ``aot`` uses it for every size (both also for measuring and testing the two
+routes). ``LENSBLUR_AOT_DIR`` names the one folder where it is
 built and looked for.
 """
 
@@ -43,6 +45,7 @@ KERNEL_MODULES = {  # module name -> its source, relative to the package
     "lensblur.depth.refine": "depth/refine.py",
 }
 PREFIX = "lensblur_aot_"
+FORMAT = 1  # of the module and its manifest: raise it when build() or the manifest changes
 # From about this many elements in a kernel's first argument (pixels × channels for an image)
 # numba's parallel JIT kernel beats the serial compiled one by more than numba's import and cache
 # load (≈1.4 s on two cores); measured in docs/renderer.md ("Start-up").
@@ -59,13 +62,13 @@ def mode() -> str:
 
 def source_key() -> str:
     """16 hex digits naming the compiled module that fits these kernel sources (and the warm-up
-    and build code that make it), this numba, this Python and this machine (without importing
-    numba)."""
+    that chooses the signatures, and :data:`FORMAT`), this numba, this Python and this machine
+    (without importing numba)."""
     digest = hashlib.sha256()
-    # the kernels, plus the warm-up that chooses the signatures to export and this build logic
-    for relative in sorted(KERNEL_MODULES.values()) + ["compile.py", "aot.py"]:
+    # the kernels, plus the warm-up that chooses the signatures to export
+    for relative in sorted(KERNEL_MODULES.values()) + ["compile.py"]:
         digest.update(relative.encode() + b"\0" + (_PACKAGE / relative).read_bytes())
-    digest.update(f"{_numba_version()}|{sys.version}|{platform.machine()}|{sys.platform}".encode())
+    digest.update(f"{FORMAT}|{_numba_version()}|{sys.version}|{platform.machine()}|{sys.platform}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -278,6 +281,13 @@ def njit(function=None, **options):
         return Kernel(fn, options, found[1].get(f"{fn.__module__}:{fn.__name__}", []))
 
     return decorate(function) if callable(function) else decorate
+
+
+def prefer_jit() -> None:
+    """For a process that renders many times (the web app, a batch, a throughput benchmark): numba's
+    parallel JIT kernels for every call, since numba's import is paid once there; sets
+    ``LENSBLUR_KERNELS=jit`` (inherited by worker processes) unless the user chose a route."""
+    os.environ.setdefault("LENSBLUR_KERNELS", "jit")
 
 
 def get_num_threads() -> int:

@@ -72,8 +72,8 @@ def build_aot(folder=None) -> dict:
     try:
         path = aot.build(folder)
     except Exception as error:  # noqa: BLE001 - no compiler, no writable folder: the JIT kernels serve
-        return {"aot": None, "aot_seconds": time.perf_counter() - start,
-                "aot_note": f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"}
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        return {"aot": None, "aot_seconds": time.perf_counter() - start, "aot_note": f"{type(error).__name__}: {first}"}
     return {"aot": str(path), "aot_seconds": time.perf_counter() - start, "aot_note": "built"}
 
 
