@@ -228,3 +228,13 @@ def test_the_compile_step_without_a_c_compiler_still_succeeds(tmp_path):
     assert done.stderr.startswith("lensblur: no ahead-of-time compiled kernels (")
     assert len(done.stderr.strip().splitlines()) == 1
     assert aot.find_path(aot.source_key(), [folder]) is None
+
+
+def test_a_render_from_the_size_threshold_on_switches_to_the_jit_kernels(built, tmp_path):
+    """A render of JIT_MIN_PIXELS or more (here lowered below the test image's size) runs numba's
+    parallel kernels; the same render below it does not import numba."""
+    for threshold, expected in ((1000, "True"), (10**9, "False")):
+        script = f"from lensblur import aot\naot.JIT_MIN_PIXELS = {threshold}\n" + _RENDER_SCRIPT
+        done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == expected, threshold

@@ -9,9 +9,9 @@ signature those kernels were called with during its warm-up renders (:func:`buil
 The kernel modules take ``njit`` and ``prange`` from here instead of from numba. When a fresh
 module is found (:func:`load`) a kernel is a :class:`Kernel`: a call whose arguments match an
 exported signature runs the compiled function (serial: pycc does not support ``parallel=True``,
-and ``prange`` is plain ``range``) unless the first argument has at least
-:data:`JIT_MIN_ELEMENTS` elements — there numba's parallel kernel pays back its import. Any other
-call goes to numba's JIT kernel, made from the same Python function on first use. Without a fresh
+and ``prange`` is plain ``range``) unless a render of :data:`JIT_MIN_PIXELS` or more pixels
+(:func:`plan`) or a JIT kernel made earlier switched the process to numba's parallel kernels.
+Any other call goes to numba's JIT kernel, made from the same Python function on first use. Without a fresh
 module, ``njit`` *is* ``numba.njit`` and nothing changes. The module is fresh when its name holds
 :func:`source_key`, a hash of the kernel sources, numba's version, Python and the machine; a
 stale, foreign or broken one is ignored.
@@ -19,8 +19,7 @@ stale, foreign or broken one is ignored.
 Processes that render many times (``lensblur serve``, ``lensblur batch``) call :func:`prefer_jit`:
 they pay numba's import once and then run its parallel kernels. ``LENSBLUR_KERNELS=jit`` ignores
 the compiled module; ``aot`` uses it for every size (both also for measuring and testing the two
-routes). ``LENSBLUR_AOT_DIR`` names the one folder where it is
-built and looked for.
+routes). ``LENSBLUR_AOT_DIR`` names the one folder where it is built and looked for.
 """
 
 from __future__ import annotations
@@ -46,10 +45,11 @@ KERNEL_MODULES = {  # module name -> its source, relative to the package
 }
 PREFIX = "lensblur_aot_"
 FORMAT = 1  # of the module and its manifest: raise it when build() or the manifest changes
-# From about this many elements in a kernel's first argument (pixels × channels for an image)
-# numba's parallel JIT kernel beats the serial compiled one by more than numba's import and cache
-# load (≈1.4 s on two cores); measured in docs/renderer.md ("Start-up").
-JIT_MIN_ELEMENTS = 24_000_000
+# From about this many pixels in a render numba's parallel JIT kernels may save
+# more than numba's import and cache load (≈1.4 s); on two cores a 12 MP render only breaks even
+# (docs/renderer.md, "Ahead-of-time compiled kernels").
+JIT_MIN_PIXELS = 16_000_000
+_use_jit = False  # set by a large render (:func:`plan`) or once a JIT kernel exists: numba's import is paid
 
 _loaded: tuple[types.ModuleType, dict] | None | bool = False  # False: not looked for yet
 
@@ -240,7 +240,8 @@ class Kernel:
         self.__module__ = function.__module__
 
     def __call__(self, *args):
-        if self.exports and (mode() == "aot" or _elements(args) < JIT_MIN_ELEMENTS):
+        route = mode()
+        if self.exports and (route == "aot" or (route == "auto" and not _use_jit)):
             for compiled, kinds in self.exports:
                 if len(kinds) == len(args) and all(accepts(kind, arg) for kind, arg in zip(kinds, args)):
                     return compiled(*args)
@@ -248,8 +249,11 @@ class Kernel:
 
     def jit(self):
         """numba's dispatcher for this kernel (imports numba)."""
+        global _use_jit
         if self._jit is None:
             import numba
+
+            _use_jit = True
 
             namespace = dict(self.py_func.__globals__)
             namespace["prange"] = numba.prange
@@ -264,9 +268,13 @@ class Kernel:
         return self._jit
 
 
-def _elements(args) -> int:
-    first = args[0] if args else None
-    return int(getattr(first, "size", 0))
+def plan(pixels: int) -> None:
+    """Called as a render of ``pixels`` pixels starts: from :data:`JIT_MIN_PIXELS` on, this process
+    uses numba's parallel JIT kernels from here on (at that size their saving may exceed numba's
+    import; a smaller render keeps the compiled ones)."""
+    global _use_jit
+    if pixels >= JIT_MIN_PIXELS and mode() == "auto":
+        _use_jit = True
 
 
 def njit(function=None, **options):
