@@ -47,8 +47,8 @@ def built(tmp_path_factory) -> Path:
 
 def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
     """Each kernel the renderer, the encoder and the depth estimate call runs through both routes
-    on the same (copied) arguments, in the warm-up renders on other random pictures: outputs and in-place results agree —
-    exactly, or within float32 rounding for the two kernels numba builds with fastmath."""
+    on the same (copied) arguments, in the warm-up renders on other random pictures: outputs and
+    in-place results agree — exactly, or within float32 rounding for the two fastmath kernels."""
     monkeypatch.setenv("LENSBLUR_AOT_DIR", str(built))
     found = aot._find(aot.source_key())
     assert found is not None, "the built module does not load"

@@ -294,8 +294,9 @@ def njit(function=None, **options):
 def prefer_jit() -> None:
     """For a process that renders many times (the web app, a batch, a throughput benchmark): numba's
     parallel JIT kernels for every call, since numba's import is paid once there; sets
-    ``LENSBLUR_KERNELS=jit`` (inherited by worker processes) unless the user chose a route."""
-    os.environ.setdefault("LENSBLUR_KERNELS", "jit")
+    ``LENSBLUR_KERNELS=jit`` (inherited by worker processes) unless the user chose ``aot``."""
+    if mode() == "auto":
+        os.environ["LENSBLUR_KERNELS"] = "jit"
 
 
 def get_num_threads() -> int:
