@@ -50,7 +50,7 @@ def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
     on the same (copied) arguments, in the warm-up renders on other random pictures: outputs and
     in-place results agree — exactly, or within float32 rounding for the two fastmath kernels."""
     monkeypatch.setenv("LENSBLUR_AOT_DIR", str(built))
-    found = aot._find(aot.source_key())
+    found = aot.find(aot.source_key())
     assert found is not None, "the built module does not load"
     _, exports = found
     import importlib

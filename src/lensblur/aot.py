@@ -103,12 +103,11 @@ def _trusted(folder: Path) -> bool:
 
 
 def load() -> tuple[types.ModuleType, dict] | None:
-    """The compiled module and its manifest ({"module:kernel": [[export name, type key], ...]})
-    for the current :func:`source_key`, or None (none built, stale, unloadable, or
-    ``LENSBLUR_KERNELS=jit``). Looked for once per process."""
+    """:func:`find` for the current :func:`source_key`, or None (none built, stale, unloadable,
+    or ``LENSBLUR_KERNELS=jit``). Looked for once per process."""
     global _loaded
     if _loaded is False:
-        _loaded = None if mode() == "jit" else _find(source_key())
+        _loaded = None if mode() == "jit" else find(source_key())
     return _loaded or None
 
 
@@ -126,7 +125,9 @@ def find_path(key: str, where: list[Path] | None = None) -> Path | None:
     return None
 
 
-def _find(key: str) -> tuple[types.ModuleType, dict] | None:
+def find(key: str) -> tuple[types.ModuleType, dict] | None:
+    """The compiled module for ``key`` loaded, with its exports ({"module:kernel": [(function,
+    argument kinds)]}), or None when there is none or it does not load (whatever the route)."""
     path = find_path(key)
     if path is None:
         return None

@@ -59,18 +59,19 @@ def warm_up(seed: int = 0) -> dict:
     return {**kernel_stats(), "seconds": time.perf_counter() - start}
 
 
-def build_aot(folder=None) -> dict:
+def build_aot() -> dict:
     """Build the ahead-of-time compiled kernels (:func:`lensblur.aot.build`) from the kernels
-    :func:`warm_up` called, unless a fresh module is already there. Returns ``{"aot": path or
-    None, "aot_seconds": s, "aot_note": why there is none}``; never raises for a missing C compiler."""
+    :func:`warm_up` called, unless a fresh module that loads is already there. Returns ``{"aot":
+    path or None, "aot_seconds": s, "aot_note": what happened}``; never raises (no C compiler, no
+    writable folder: the JIT kernels serve)."""
     from lensblur import aot
 
     start = time.perf_counter()
-    found = aot.find_path(aot.source_key(), [folder] if folder else None)
-    if found is not None:
-        return {"aot": str(found), "aot_seconds": 0.0, "aot_note": "fresh, kept"}
+    key = aot.source_key()
+    if aot.find(key) is not None:
+        return {"aot": str(aot.find_path(key)), "aot_seconds": 0.0, "aot_note": "fresh, kept"}
     try:
-        path = aot.build(folder)
+        path = aot.build()
     except Exception as error:  # noqa: BLE001 - no compiler, no writable folder: the JIT kernels serve
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
         return {"aot": None, "aot_seconds": time.perf_counter() - start, "aot_note": f"{type(error).__name__}: {first}"}
