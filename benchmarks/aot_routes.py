@@ -97,14 +97,16 @@ def measure(repeats: int, big_repeats: int, threads: int) -> dict:
         for route in ROUTES:
             alone[route] = json.loads(_timed([sys.executable, str(script), str(PHOTO)], _env(route, threads),
                                              folder)[2].strip().splitlines()[-1])
-    return {"rows": rows, "alone": alone, "threads": threads, "load": os.getloadavg(), "cores": os.cpu_count()}
+    return {"rows": rows, "alone": alone, "threads": threads, "load": os.getloadavg(), "cores": os.cpu_count(),
+            "bytecode": "off (PYTHONDONTWRITEBYTECODE: every import compiles the sources)"
+            if os.environ.get("PYTHONDONTWRITEBYTECODE") else "on"}
 
 
 def markdown(result: dict) -> list[str]:
     lines = ["# Kernel routes: ahead-of-time compiled vs numba JIT", "",
              f"`python benchmarks/aot_routes.py`; NUMBA_NUM_THREADS={result['threads']}, {result['cores']} cores, "
              f"load average at the end {result['load'][0]:.1f} (a shared machine: wall times are upper bounds; "
-             "CPU time is steadier). Routes alternate run by run.", "",
+             f"CPU time is steadier). Routes alternate run by run. Python's bytecode cache: {result['bytecode']}.", "",
              "| case | route | median wall s | median CPU s | runs |", "|---|---|---:|---:|---:|"]
     for row in result["rows"]:
         lines.append(f"| {row['case']} | {row['route']} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | {row['runs']} |")
