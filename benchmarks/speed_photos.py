@@ -80,8 +80,9 @@ def phone_cases() -> list[dict]:
 
 def stage_child(case: dict, scratch: str) -> dict:
     """In a fresh process: the stages of ``lensblur render`` timed one by one, then the renderer
-    alone twice more; saves the gegl inputs (encoded image, radius mask) to ``scratch``."""
+    alone twice more (numba's JIT kernels, warmed up first); saves the gegl inputs (encoded image, radius mask) to ``scratch``."""
     started = time.perf_counter()
+    from lensblur.aot import prefer_jit
     from lensblur.cli import build_parser
     from lensblur.color import linear_to_srgb
     from lensblur.commands.render import lens_from_args, load_depth
@@ -104,6 +105,9 @@ def stage_child(case: dict, scratch: str) -> dict:
     lens = stage("lens", lambda: lens_from_args(args, photo, depth.disparity, depth))
     result = stage("render", lambda: render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=depth.matte))
     stage("encode+save", lambda: write_image(args.output, result, like=photo, quality=args.quality, overwrite=True))
+    # the renderer alone, as a process that renders many times runs it (lensblur.aot.prefer_jit)
+    prefer_jit()
+    render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=depth.matte)
     again = []
     for _ in range(2):
         start = time.perf_counter()
@@ -177,6 +181,14 @@ def gegl_seconds(encoded: np.ndarray, mask: np.ndarray, radius: float, repeats: 
     return total - startup, startup
 
 
+def _route() -> str:
+    """Which kernels the commands measured here run: the ahead-of-time compiled ones when
+    ``python -m lensblur.compile`` built them for these sources, else numba's JIT."""
+    code = "from lensblur import aot; print('aot' if aot.load() else 'jit')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    return "ahead-of-time compiled (lensblur.aot)" if done.stdout.strip() == "aot" else "numba JIT"
+
+
 def run_cases(gegl: bool = True, web: bool = True) -> dict:
     """Every measurement above; returns {"rows": [...], "startup": {...}, "cold": {...}, "web": {...}}."""
     sys.path.insert(0, str(HERE))
@@ -189,7 +201,7 @@ def run_cases(gegl: bool = True, web: bool = True) -> dict:
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tiny)
         tiny_case = {"name": "16×16", "input": str(tiny), "options": ["--blur", "1"]}
         cli_tiny = _wall(cli_command(tiny_case, folder / "tiny.jpg"), _env(), 5)
-        result["startup"] = {"cli_16x16_s": cli_tiny, "numba_floor_s": numba_floor(folder)}
+        result["startup"] = {"cli_16x16_s": cli_tiny, "numba_floor_s": numba_floor(folder), "kernels": _route()}
         print(json.dumps({"startup": result["startup"]}), file=sys.stderr)
         synthetic = make_synthetic(folder)
         for case in synthetic + phone_cases():
@@ -225,11 +237,13 @@ def run_cases(gegl: bool = True, web: bool = True) -> dict:
 
 def cold_cache(case: dict, folder: Path) -> dict:
     """The first render of the ramp with an empty numba cache, without and with the set-up's
-    ``python -m lensblur.compile`` (timed too), each in its own empty NUMBA_CACHE_DIR."""
+    ``python -m lensblur.compile`` (timed too; it also builds the ahead-of-time compiled kernels),
+    each in its own empty NUMBA_CACHE_DIR and LENSBLUR_AOT_DIR."""
     cold = {}
     for label in ("without compile step", "after compile step"):
         cache = Path(tempfile.mkdtemp(dir=folder, prefix="numba-"))
-        env = _env(NUMBA_CACHE_DIR=str(cache))
+        # a fresh machine: no numba cache and no ahead-of-time compiled module (the compile step builds both)
+        env = _env(NUMBA_CACHE_DIR=str(cache), LENSBLUR_AOT_DIR=str(cache / "aot"))
         if label == "after compile step":
             cold["compile_step_s"] = _wall([sys.executable, "-m", "lensblur.compile", "-q"], env, 1)
         cold[label] = _wall(cli_command(case, folder / "cold.jpg"), env, 1)
@@ -274,7 +288,8 @@ def markdown(result: dict) -> list[str]:
                      f"{s['render']:.2f} | {s['encode+save']:.2f} |")
     startup, cold, web = result.get("startup", {}), result.get("cold", {}), result.get("web", {})
     lines += ["", f"- start-up, `lensblur render tiny.png -o tiny.jpg --blur 1` on 16×16 (median of 5): "
-              f"{startup.get('cli_16x16_s', float('nan')):.2f} s; gegl on 16×16: "
+              f"{startup.get('cli_16x16_s', float('nan')):.2f} s (kernels: {startup.get('kernels', '?')}); "
+              f"gegl on 16×16: "
               f"{startup.get('gegl_16x16_s', float('nan')):.2f} s; a Python process that only imports numpy and "
               f"numba and loads one cached kernel: {startup.get('numba_floor_s', float('nan')):.2f} s",
               f"- first render of the ramp with an empty numba cache: {cold.get('without compile step', float('nan')):.1f} s; "

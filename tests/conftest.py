@@ -23,3 +23,11 @@ def private_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg_config")))
     monkeypatch.delenv("LENSBLUR_DEPTH_MODEL", raising=False)
     monkeypatch.delenv("LENSBLUR_DEPTH_PRESET", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def default_kernel_route(monkeypatch):
+    """Each test starts on the default kernel route; ``lensblur.aot.prefer_jit`` (called by
+    ``lensblur serve`` and ``lensblur batch``, which tests run in-process) sets
+    LENSBLUR_KERNELS, and setting it here makes monkeypatch remove it again afterwards."""
+    monkeypatch.setenv("LENSBLUR_KERNELS", "auto")

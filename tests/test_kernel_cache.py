@@ -14,8 +14,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def _compile_in_new_process(cache_dir: Path, *options: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(SRC), NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS="1",
                OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "lensblur.compile", *options], capture_output=True, text=True,
-                            env=env, timeout=900)
+    # --no-aot: this file is about numba's cache (tests/test_aot_kernels.py builds the compiled module)
+    result = subprocess.run([sys.executable, "-m", "lensblur.compile", "--no-aot", *options], capture_output=True,
+                            text=True, env=env, timeout=900)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     return result.stdout
 
@@ -71,7 +72,10 @@ class _Terminal:
 def test_a_compilation_is_announced_once_and_only_on_a_terminal(monkeypatch):
     from numba import njit
 
+    from lensblur import aot
+
     monkeypatch.setattr(kernel_cache, "_announcing", False)
+    monkeypatch.setattr(aot, "_loaded", None)  # as without a compiled module (with one, nothing compiles)
     pipe, terminal = _Terminal(tty=False), _Terminal()
     kernel_cache.announce_compilation(pipe)
     assert not kernel_cache._announcing  # nothing registered for a pipe

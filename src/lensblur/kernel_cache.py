@@ -63,6 +63,10 @@ def announce_compilation(stream=None) -> None:
     stream = stream or sys.stderr
     if _announcing or not getattr(stream, "isatty", lambda: False)():
         return
+    from lensblur import aot
+
+    if aot.load() is not None:
+        return  # the ahead-of-time compiled kernels serve: nothing to compile (and numba stays unloaded)
     from numba.core import event
 
     class _Once(event.Listener):

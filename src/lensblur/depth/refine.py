@@ -8,8 +8,9 @@ the filtered input ``src`` is H×W. Radii are in pixels of the array they apply 
 from __future__ import annotations
 
 import cv2
-import numba
 import numpy as np
+
+from lensblur.aot import njit  # numba's, or the ahead-of-time compiled kernel
 
 
 def box_mean(array: np.ndarray, radius: int) -> np.ndarray:
@@ -106,7 +107,7 @@ def domain_transform(guide: np.ndarray, src: np.ndarray, sigma_s: float, sigma_r
     return out
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _recursive_rows(values, feedback):
     """In place, per row: left→right then right→left, v[x] += w[x]·(v[x∓1] − v[x]) with w the
     feedback between x and its neighbour (``feedback`` is H×(W−1))."""

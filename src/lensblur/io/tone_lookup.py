@@ -1,7 +1,7 @@
 """numba kernels of the tone-curve encoder: table interpolation over √linear, one pass per image."""
 
 import numpy as np
-from numba import njit, prange
+from lensblur.aot import njit, prange  # numba's, or the ahead-of-time compiled kernels
 
 
 @njit(cache=True, inline="always")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from lensblur.aot import get_num_threads
 from lensblur.aperture import Aperture
 from lensblur.renderers.kernels import scatter_spans
 from lensblur.renderers.spans import span_table
@@ -52,7 +52,7 @@ class DiscScatter:
                            max(math.hypot(height, width) / 2 / scale, 1.0)], dtype=np.float64)
         target = _NO_TARGET if composite_into is None else composite_into
         out = scatter_spans(np.ascontiguousarray(values, dtype=np.float32), radii, table.left, table.right,
-                            table.weight, table.reach, table.steps_per_pixel, numba.get_num_threads() * 8, optics,
+                            table.weight, table.reach, table.steps_per_pixel, get_num_threads() * 8, optics,
                             target, origin[0], origin[1], active, int(tile), float(max_radius))
         return None if composite_into is not None else out
 

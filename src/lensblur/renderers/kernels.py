@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from lensblur.aot import njit, prange  # numba's, or the ahead-of-time compiled kernels
 
 
 RIM_INNER = 0.8  # inner radius of the bright rim, as a fraction of the disc radius

@@ -1,0 +1,240 @@
+"""The ahead-of-time compiled kernels (lensblur.aot): built by ``python -m lensblur.compile``, the
+same results as numba's JIT kernels, ignored when stale or broken, and no numba import with them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensblur import aot
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _compiler() -> str | None:
+    command = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(command) or shutil.which("cc") or shutil.which("gcc")
+
+
+def _run(code: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A folder holding the compiled module, built by ``python -m lensblur.compile`` itself."""
+    if _compiler() is None:
+        pytest.skip("no C compiler on this machine: numba.pycc cannot build the ahead-of-time kernels")
+    folder = tmp_path_factory.mktemp("aot")
+    env = {**os.environ, "PYTHONPATH": SRC, "LENSBLUR_AOT_DIR": str(folder)}
+    done = subprocess.run([sys.executable, "-m", "lensblur.compile", "--json"], capture_output=True, text=True,
+                          env=env, cwd=folder)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    assert stats["aot"] and stats["aot_note"] == "built", stats
+    assert Path(stats["aot"]).parent == folder
+    return folder
+
+
+def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
+    """Each kernel the renderer, the encoder and the depth estimate call runs through both routes
+    on the same (copied) arguments, in the warm-up renders on other random pictures: outputs and
+    in-place results agree — exactly, or within float32 rounding for the two fastmath kernels."""
+    monkeypatch.setenv("LENSBLUR_AOT_DIR", str(built))
+    found = aot.find(aot.source_key())
+    assert found is not None, "the built module does not load"
+    _, exports = found
+    import importlib
+
+    checked: dict[str, int] = {}
+    kernels = {}
+    for qualified in exports:
+        module_name, attribute = qualified.split(":")
+        value = getattr(importlib.import_module(module_name), attribute)
+        kernels[qualified] = (value, value.jit() if isinstance(value, aot.Kernel) else value)
+
+    def proxy(qualified):
+        _, jit = kernels[qualified]
+        fastmath = jit.targetoptions.get("fastmath", False)
+
+        def call(*args):
+            copies = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}  # aliases stay aliases
+            copied = [copies.get(id(a), a) for a in args]
+            expected = jit(*args)
+            compiled = next((fn for fn, kinds in exports[qualified]
+                             if all(aot.accepts(kind, arg) for kind, arg in zip(kinds, copied))), None)
+            assert compiled is not None, f"{qualified}: no export takes {[aot.type_key(a) for a in args]}"
+            result = compiled(*copied)
+            pairs = [(expected, result)] + [(a, c) for a, c in zip(args, copied) if isinstance(a, np.ndarray)]
+            for want, got in pairs:
+                if isinstance(want, np.ndarray):
+                    if fastmath:
+                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=qualified)
+                    else:
+                        np.testing.assert_array_equal(got, want, err_msg=qualified)
+            checked[qualified] = checked.get(qualified, 0) + 1
+            return expected
+
+        return call
+
+    for qualified, (value, _) in kernels.items():
+        wrapper = proxy(qualified)
+        for name, module in list(sys.modules.items()):
+            if name.startswith("lensblur") and module is not None:
+                for attribute, held in list(vars(module).items()):
+                    if held is value:
+                        monkeypatch.setattr(module, attribute, wrapper)
+
+    from lensblur.compile import warm_up
+
+    for seed in (1, 2):  # the renders, depth estimate and encodes the build ran, on other random pictures
+        warm_up(seed)
+    assert set(checked) == set(exports), f"not exercised: {sorted(set(exports) - set(checked))}"
+
+
+_RENDER_SCRIPT = """
+import sys, numpy as np
+import lensblur
+rng = np.random.default_rng(3)
+image = rng.uniform(0, 1, (72, 96, 3)).astype(np.float32)
+image[10:13, 60:63] = 5.0
+disparity = np.repeat(np.linspace(0.1, 1.0, 72, dtype=np.float32)[:, None], 96, axis=1)
+disparity[20:50, 20:45] = 0.9
+out = lensblur.render(image, disparity, blur=25.0, focus_disparity=0.9, aperture="blades:7:0:0.2", rim=0.3)
+np.save(sys.argv[1] if len(sys.argv) > 1 else "out.npy", np.asarray(out))
+print("numba" in sys.modules)
+"""
+
+
+def test_a_render_through_each_route_is_the_same(built, tmp_path):
+    """lensblur.render through the compiled kernels (no numba import) and through numba's JIT
+    kernels gives the same image within float32 rounding."""
+    outputs = {}
+    for route in ("aot", "jit"):
+        done = _run(_RENDER_SCRIPT.replace('"out.npy"', f'"{route}.npy"'),
+                    {"LENSBLUR_AOT_DIR": str(built), "LENSBLUR_KERNELS": route}, tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[route] = (np.load(tmp_path / f"{route}.npy"), done.stdout.strip().splitlines()[-1])
+    assert outputs["aot"][1] == "False", "the compiled route imported numba"
+    assert outputs["jit"][1] == "True"
+    aot_image, jit_image = outputs["aot"][0], outputs["jit"][0]
+    assert aot_image.shape == jit_image.shape == (72, 96, 3)
+    np.testing.assert_allclose(aot_image, jit_image, rtol=1e-4, atol=1e-5)
+    assert np.abs(aot_image - jit_image).max() < 1e-4
+
+
+def _tiny_png(folder: Path) -> Path:
+    from PIL import Image
+
+    path = folder / "tiny.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+_CLI_SCRIPT = """
+import sys
+from lensblur.cli import main
+code = main(["render", "tiny.png", "-o", "tiny.jpg", "-q", "--blur", "1"])
+print(code, "numba" in sys.modules)
+"""
+
+
+def test_a_16x16_render_with_the_compiled_module_does_not_import_numba(built, tmp_path):
+    _tiny_png(tmp_path)
+    done = _run(_CLI_SCRIPT, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "False"]
+    assert done.stderr == ""
+    assert (tmp_path / "tiny.jpg").stat().st_size > 0
+
+
+@pytest.mark.parametrize("damage", ["stale", "mismatched", "broken"])
+def test_a_stale_or_broken_module_is_ignored(built, tmp_path, damage):
+    """A module built for other sources (another key in its name), one whose manifest disagrees
+    with its name, or a corrupt file: the render uses numba's JIT kernels, and says nothing."""
+    folder = tmp_path / "aot"
+    folder.mkdir()
+    key = aot.source_key()
+    library = aot.find_path(key, [built])
+    manifest = json.loads((built / f"{aot.PREFIX}{key}.json").read_text())
+    suffix = library.name[len(aot.PREFIX) + len(key):]
+    if damage == "stale":
+        other = "0" * 16
+        shutil.copy(library, folder / f"{aot.PREFIX}{other}{suffix}")
+        (folder / f"{aot.PREFIX}{other}.json").write_text(json.dumps({**manifest, "key": other}))
+    elif damage == "mismatched":
+        shutil.copy(library, folder / library.name)
+        (folder / f"{aot.PREFIX}{key}.json").write_text(json.dumps({**manifest, "key": "f" * 16}))
+    else:
+        (folder / library.name).write_bytes(b"\x7fELF not really a library")
+        (folder / f"{aot.PREFIX}{key}.json").write_text(json.dumps(manifest))
+    _tiny_png(tmp_path)
+    done = _run(_CLI_SCRIPT, {"LENSBLUR_AOT_DIR": str(folder)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "True"]  # the JIT kernels served
+    assert done.stderr == ""
+    assert (tmp_path / "tiny.jpg").stat().st_size > 0
+
+
+def test_type_keys_follow_numbas_types():
+    """The run-time check of an argument against an export's type agrees with numba's own typing
+    for the argument kinds the kernels take."""
+    from numba import typeof
+
+    samples = [np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32).T, np.zeros((4, 5, 3))[:, ::2],
+               np.zeros(3, np.int64), np.zeros((1, 2), np.int32), np.zeros((2, 2), bool), 3, 2.5, True,
+               np.float32(1.0), (np.zeros(2, np.uint8), 4)]
+    frozen = np.zeros((2, 3), np.uint16)
+    frozen.flags.writeable = False
+    samples.append(frozen)
+    for sample in samples:
+        kind = aot._parse(aot._numba_type_key(typeof(sample)))
+        assert aot.accepts(kind, sample), sample
+    c_kind = aot._parse("float32[2C]")
+    assert not aot.accepts(c_kind, np.zeros((4, 5), np.float32).T)  # F-ordered into a C export: refused
+    assert not aot.accepts(c_kind, np.zeros((4, 5), np.float64))
+    assert not aot.accepts(aot._parse("int64"), 2.0)
+    assert not aot.accepts(aot._parse("uint16[2C]"), frozen.copy().view(np.int16))
+    assert not aot.accepts(aot._parse("uint16[2C]"), frozen)  # read-only into a writable export
+
+
+def test_a_long_running_process_prefers_the_jit_kernels(built, tmp_path):
+    """lensblur.aot.prefer_jit (called by ``lensblur serve`` and ``lensblur batch``) sends every
+    kernel call to numba's parallel JIT kernels even with a compiled module present."""
+    script = "from lensblur.aot import prefer_jit\nprefer_jit()\n" + _RENDER_SCRIPT
+    done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_the_compile_step_without_a_c_compiler_still_succeeds(tmp_path):
+    """No C compiler: ``python -m lensblur.compile`` still compiles the JIT kernels, exits 0, says
+    on stderr that there are no ahead-of-time kernels, and leaves no module behind."""
+    folder = tmp_path / "aot"
+    env = {**os.environ, "PYTHONPATH": SRC, "LENSBLUR_AOT_DIR": str(folder), "CC": str(tmp_path / "no-such-cc")}
+    done = subprocess.run([sys.executable, "-m", "lensblur.compile"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kernels ready" in done.stdout
+    assert done.stderr.startswith("lensblur: no ahead-of-time compiled kernels (")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert aot.find_path(aot.source_key(), [folder]) is None
+
+
+def test_a_render_from_the_size_threshold_on_switches_to_the_jit_kernels(built, tmp_path):
+    """A render of JIT_MIN_PIXELS or more (here lowered below the test image's size) runs numba's
+    parallel kernels; the same render below it does not import numba."""
+    for threshold, expected in ((1000, "True"), (10**9, "False")):
+        script = f"from lensblur import aot\naot.JIT_MIN_PIXELS = {threshold}\n" + _RENDER_SCRIPT
+        done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == expected, threshold
