@@ -284,15 +284,33 @@ class HiddenAreaOwners:
     def hidden_part(self, label: int) -> "HiddenPart | None":
         """The part hidden behind nearer slabs that slab ``label`` extends to, or None."""
         nearer_small = self.labels_small > label
-        if not nearer_small.any() or nearer_small.all():
-            return None
-        distance, iy, ix = nearest_zero(nearer_small)
         own_small = self.labels_small == label
-        own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else 0.0
-        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
-        owned = nearer_small & (self.labels_small[iy, ix] == label) & (distance * self.factor <= reveal)
-        if not owned.any():
+        # a cell is owned only when its nearest not-nearer cell is one of the slab's own cells
+        if not nearer_small.any() or not own_small.any():
             return None
+        own_radius = float(np.abs(self.coc_small[own_small]).max())
+        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
+        # Owned cells lie within `reach` cells of the slab's own cells, and so does the nearest
+        # not-nearer cell of each: a window around the own cells widened by twice that holds
+        # every path the transform needs (the same cells come out as on the whole grid).
+        reach = int(math.ceil(reveal / self.factor)) + 1
+        rows, cols = np.flatnonzero(own_small.any(axis=1)), np.flatnonzero(own_small.any(axis=0))
+        height, width = own_small.shape
+        y0, y1 = max(int(rows[0]) - 2 * reach, 0), min(int(rows[-1]) + 2 * reach + 1, height)
+        x0, x1 = max(int(cols[0]) - 2 * reach, 0), min(int(cols[-1]) + 2 * reach + 1, width)
+        window = nearer_small[y0:y1, x0:x1]
+        if not window.any():
+            return None
+        distance, wy, wx = nearest_zero(window)
+        owned_window = window & (own_small[y0:y1, x0:x1][wy, wx]) & (distance * self.factor <= reveal)
+        if not owned_window.any():
+            return None
+        owned = np.zeros_like(nearer_small)
+        owned[y0:y1, x0:x1] = owned_window
+        iy = np.zeros(own_small.shape, np.int32)
+        ix = np.zeros(own_small.shape, np.int32)
+        iy[y0:y1, x0:x1] = wy + y0
+        ix[y0:y1, x0:x1] = wx + x0
         return HiddenPart((owned, iy, ix, self.colour_small, self.coc_small, self.cell_y, self.cell_x))
 
 
