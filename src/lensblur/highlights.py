@@ -45,7 +45,7 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
     settings: see :func:`highlight_gain`.
     """
-    parts = _sparse_parts(linear, coc, settings, clean=True)
+    parts = sparse_recovery(linear, coc, settings, clean=True)
     if parts is None:
         return linear
     bright, gain, cleaned = parts
@@ -74,7 +74,7 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
     """(:func:`highlight_gain`, ``linear`` with the glare and spikes of defocused night lamps
     removed and their cores given their colour, float32 H×W×3, or None where there are none);
     clean=False skips the second. Arguments as :func:`highlight_gain`."""
-    parts = _sparse_parts(linear, coc, settings, clean)
+    parts = sparse_recovery(linear, coc, settings, clean)
     if parts is None:
         return None, None
     bright, bright_gain, cleaned = parts
@@ -83,9 +83,10 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
     return gain, cleaned
 
 
-def _sparse_parts(linear, coc, settings, clean):
-    """(rows and columns of the boosted pixels, their gain, the cleaned image or None), or None
-    when nothing is boosted; see :func:`recover_parts`."""
+def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None, clean: bool = True):
+    """:func:`recover_parts` kept sparse: ((rows, columns) of the boosted pixels, their gain
+    (float32, ≥ 1), the cleaned image or None), or None when nothing is boosted (the gain is 1
+    everywhere else). Arguments as :func:`recover_parts`."""
     if settings is None or not settings.enabled:
         return None
     peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])

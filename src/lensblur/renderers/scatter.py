@@ -34,7 +34,7 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
-from lensblur.highlights import recover_highlights, recover_parts
+from lensblur.highlights import recover_highlights, sparse_recovery
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
@@ -346,16 +346,26 @@ def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs):
     foreground, background = subject.foreground, subject.background
     # The boost of a clipped light belongs to the layer the light is part of: gain ⊙ (αF + (1 − α)B)
     # = α(gain ⊙ F) + (1 − α)(gain ⊙ B), and each layer keeps its own prior elsewhere.
-    gain, cleaned = recover_parts(image, coc, lens.highlights)
-    if cleaned is not None:  # glare around night lamps belongs to the background's lights
-        background = np.maximum(background + np.where(matte < SURE, 1, 0)[..., None] * (cleaned - image), 0)
-    if gain is not None:
-        foreground = foreground * np.where(matte > SURE_NOT, gain, 1)[..., None]
-        background = background * np.where(matte < SURE, gain, 1)[..., None]
+    parts = sparse_recovery(image, coc, lens.highlights)
+    if parts is not None:
+        (ys, xs), gain, cleaned = parts
+        if cleaned is not None:  # glare around night lamps belongs to the background's lights
+            background = np.maximum(background + np.where(matte < SURE, 1, 0)[..., None] * (cleaned - image), 0)
+        else:
+            background = background.copy()
+        # the gain is 1 but on the boosted pixels: multiply just those
+        in_subject, in_background = matte[ys, xs] > SURE_NOT, matte[ys, xs] < SURE
+        foreground = foreground.copy()
+        foreground[ys[in_subject], xs[in_subject]] *= gain[in_subject][:, None]
+        background[ys[in_background], xs[in_background]] *= gain[in_background][:, None]
     subject_coc = signed_coc(subject.subject_disparity, lens.blur, lens.focus_disparity, lens.focus_range)
     background_coc = signed_coc(subject.background_disparity, lens.blur, lens.focus_disparity, lens.focus_range)
-    rendered_background = scatter_layers(background, background_coc, discs, reuse_input=gain is not None)
-    premultiplied = np.concatenate([foreground * matte[..., None], matte[..., None]], axis=2)
+    rendered_background = scatter_layers(background, background_coc, discs, reuse_input=parts is not None)
+    premultiplied = np.empty(matte.shape + (4,), np.float32)
+    np.multiply(foreground, matte[..., None], out=premultiplied[..., :3])
+    premultiplied[..., 3] = matte
     layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), discs)
     alpha = np.clip(layer[..., 3:4], 0, 1)
-    return (layer[..., :3] + (1 - alpha) * rendered_background).astype(np.float32)
+    rendered_background *= 1 - alpha  # the subject over the background, in the background's memory
+    rendered_background += layer[..., :3]
+    return rendered_background
