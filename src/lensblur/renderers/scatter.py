@@ -34,7 +34,7 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
-from lensblur.highlights import recover_highlights, sparse_recovery
+from lensblur.highlights import ClippedAnalysis, recover_highlights, sparse_recovery
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
@@ -53,14 +53,15 @@ TILE = 32                  # side (pixels) of the blocks in which a slab's work 
 
 @register("scatter")
 def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: np.ndarray | None = None,
-                   subject: SubjectLayers | None = None) -> np.ndarray:
+                   subject: SubjectLayers | None = None, clipped: ClippedAnalysis | None = None) -> np.ndarray:
     """Occlusion-aware layered scatter (the default renderer); see the module docstring.
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; lens: settings;
     matte: optional subject alpha (H×W, [0, 1]): the subject is split from the background along
     it (lensblur.renderers.subject) and composited over the rendered background; subject:
     ``split_subject(image, disparity, matte)`` when the caller keeps it between renders of the
-    same photo (it does not depend on the lens), used instead of ``matte``.
+    same photo (it does not depend on the lens), used instead of ``matte``; clipped:
+    ``lensblur.highlights.analyse_clipped(image, lens.highlights)``, kept between renders the same way.
     Returns linear float32 H×W×3 (highlights may exceed 1).
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
@@ -68,13 +69,13 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     if subject is None and matte is not None and (matte > SURE_NOT).any():
         subject = split_subject(image, disparity, matte)
     if subject is None:
-        radiance = recover_highlights(image, coc, lens.highlights)
+        radiance = recover_highlights(image, coc, lens.highlights, clipped)
         # recover_highlights returns a copy when it boosts anything: that copy can hold the result
         result = scatter_layers(radiance, coc, discs, reuse_input=radiance is not image)
     else:
         if subject.matte.shape != coc.shape:
             raise ValueError(f"subject layers of {subject.matte.shape} for an image of {coc.shape}")
-        result = _render_with_subject(image, coc, subject, lens, discs)
+        result = _render_with_subject(image, coc, subject, lens, discs, clipped)
     if lens.grain is not None:
         sigma = estimate_noise(image) if lens.grain == "auto" else float(lens.grain)
         result = add_grain(result, coc, sigma)
@@ -340,13 +341,13 @@ NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0)
              np.zeros(0, np.int64))
 
 
-def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs):
+def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs, clipped=None):
     """Render the background without the subject, then lay the matted subject over it."""
     matte = subject.matte
     foreground, background = subject.foreground, subject.background
     # The boost of a clipped light belongs to the layer the light is part of: gain ⊙ (αF + (1 − α)B)
     # = α(gain ⊙ F) + (1 − α)(gain ⊙ B), and each layer keeps its own prior elsewhere.
-    parts = sparse_recovery(image, coc, lens.highlights)
+    parts = sparse_recovery(image, coc, lens.highlights, analysis=clipped)
     if parts is not None:
         (ys, xs), gain, cleaned = parts
         if cleaned is not None:  # glare around night lamps belongs to the background's lights
