@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         photos = args.photo or ([SAMPLE] if SAMPLE.exists() else []) + [upscaled_example(Path(scratch))]
         app = create_app(temp_root=scratch)
         rows = []
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:  # the Host guard
             for path in photos:
                 rows.append(measure(client, path, args.repeats))
                 print(rows[-1]["photo"], "draft", spread(rows[-1]["drafts"]), "preview", spread(rows[-1]["previews"]),
