@@ -169,13 +169,28 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     max_reach = reach[k_max + 1]
     in_place = target.shape[0] > 0
     out = np.zeros((0 if in_place else height, width, channels), dtype=np.float32)
-    n_bands = max(1, min(height, n_bands))
-    band_rows = (height + n_bands - 1) // n_bands
     n_tx = active.shape[1]
     last = channels - 1
+    # Only the rows the active tiles' discs can reach are split into bands: on continuous depth a
+    # slab is a narrow band across the frame, and bands of the whole height would leave all of
+    # its work to one thread. Bands are at least a disc high, so few sources are visited twice.
+    ty_first = active.shape[0]
+    ty_last = -1
+    for ty in range(active.shape[0]):
+        for tx in range(n_tx):
+            if active[ty, tx]:
+                ty_first = min(ty_first, ty)
+                ty_last = ty
+    if ty_last < 0:
+        return out
+    rows_lo = max(ty_first * tile - max_reach, 0)
+    rows_hi = min((ty_last + 1) * tile + max_reach, height)
+    n_rows = rows_hi - rows_lo
+    band_rows = max((n_rows + n_bands - 1) // max(n_bands, 1), 2 * max_reach + 1, 16)
+    n_bands = (n_rows + band_rows - 1) // band_rows
     for band in prange(n_bands):
-        y0 = band * band_rows
-        y1 = min(height, y0 + band_rows)
+        y0 = rows_lo + band * band_rows
+        y1 = min(rows_hi, y0 + band_rows)
         if y0 >= y1:
             continue
         s_lo = max(y0 - max_reach, 0)
