@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from lensblur.aperture import Aperture
 from lensblur.highlights import analyse_clipped, recover_highlights
-from lensblur.lens import Highlights, Lens, signed_coc
+from lensblur.lens import Highlights, Lens, largest_radius, signed_coc
 from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.nearest import nearest_zero
 from lensblur.renderers.scatter import HiddenAreaOwners, render_scatter, slab_edges
@@ -136,6 +136,10 @@ def test_cached_preview_equals_an_uncached_render(client):
     uncached = render_scatter(pixels, disparity, lens.with_(blur=lens.blur * scale), matte=matte)
     assert np.array_equal(first, uncached)
     assert np.array_equal(render_preview(session, lens, "scatter"), uncached)
+    # the blur clamp reads the map's kept range: the same largest radius as the whole map gives
+    for focus in (0.0, 0.4, 1.0):
+        probe = Lens(blur=90.0, focus_disparity=focus)
+        assert largest_radius(session.disparity_range, probe) == largest_radius(session.depth.disparity, probe)
 
 
 def test_concurrent_previews_with_different_settings_each_get_their_own_result(client):

@@ -146,7 +146,7 @@ def parse_settings(values, session: Session) -> tuple[Lens, str]:
         raise ApiError(400, str(error)) from None
     # The slider may ask for more than the renderer allows (lensblur.lens.radius_limit): clamp K.
     height, width = session.depth.disparity.shape
-    radius = largest_radius(session.depth.disparity, lens)
+    radius = largest_radius(session.disparity_range, lens)  # its min and max are the map's
     if radius > radius_limit(height, width):
         lens = lens.with_(blur=lens.blur * radius_limit(height, width) / radius)
     return lens, renderer

@@ -13,6 +13,7 @@ caches; sessions never share files or arrays.
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import tempfile
@@ -105,6 +106,13 @@ class Session:
         """(width, height) of the full-resolution photo."""
         height, width = self.depth.pixels.shape[:2]
         return width, height
+
+    @functools.cached_property
+    def disparity_range(self) -> np.ndarray:
+        """float32 [least, largest] disparity of the full-resolution map, found once (every
+        preview checks the lens's largest blur radius against it)."""
+        disparity = self.depth.disparity
+        return np.array([disparity.min(), disparity.max()], np.float32)
 
     @property
     def preview_size(self) -> tuple[int, int]:
