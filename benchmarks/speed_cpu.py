@@ -34,11 +34,10 @@ ROOT = HERE.parent
 def child(case: dict, scratch: str) -> dict:
     """In a fresh process: the renderer's CPU seconds on ``case``; saves gegl's inputs."""
     from lensblur.cli import build_parser
-    from lensblur.color import linear_to_srgb
     from lensblur.commands.render import lens_from_args, load_depth
     from lensblur.io.images import read_image
-    from lensblur.lens import signed_coc
     from lensblur.renderers import render_with
+    from speed_photos import save_gegl_inputs
 
     args = build_parser().parse_args(["render", case["input"], "-o", str(Path(scratch) / "out.jpg"), "-q",
                                       "--overwrite", *case["options"]])
@@ -55,10 +54,7 @@ def child(case: dict, scratch: str) -> dict:
         start = time.process_time()
         render()
         times.append(time.process_time() - start)
-    radius = np.abs(signed_coc(depth.disparity, lens.blur, lens.focus_disparity, lens.focus_range))
-    largest = float(radius.max())
-    np.save(Path(scratch) / "encoded.npy", np.round(linear_to_srgb(depth.pixels) * 65535).astype(np.uint16))
-    np.save(Path(scratch) / "mask.npy", np.round(radius / max(largest, 1e-6) * 65535).astype(np.uint16))
+    largest = save_gegl_inputs(depth.pixels, depth.disparity, lens, scratch)
     height, width = depth.disparity.shape
     return {"size": f"{width}×{height}", "largest_radius": largest, "cpu_s": statistics.median(times)}
 
