@@ -84,10 +84,8 @@ def stage_child(case: dict, scratch: str) -> dict:
     started = time.perf_counter()
     from lensblur.aot import prefer_jit
     from lensblur.cli import build_parser
-    from lensblur.color import linear_to_srgb
     from lensblur.commands.render import lens_from_args, load_depth
     from lensblur.io.images import read_image, write_image
-    from lensblur.lens import signed_coc
     from lensblur.renderers import render_with
 
     times = {"imports": time.perf_counter() - started}
@@ -113,14 +111,24 @@ def stage_child(case: dict, scratch: str) -> dict:
         start = time.perf_counter()
         render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=depth.matte)
         again.append(time.perf_counter() - start)
-    radius = np.abs(signed_coc(depth.disparity, lens.blur, lens.focus_disparity, lens.focus_range))
-    largest = float(radius.max())
-    np.save(Path(scratch) / "encoded.npy", np.round(linear_to_srgb(depth.pixels) * 65535).astype(np.uint16))
-    np.save(Path(scratch) / "mask.npy", np.round(radius / max(largest, 1e-6) * 65535).astype(np.uint16))
+    largest = save_gegl_inputs(depth.pixels, depth.disparity, lens, scratch)
     height, width = depth.disparity.shape
     return {"size": f"{width}×{height}", "largest_radius": largest, "blur": lens.blur,
             "focus": lens.focus_disparity, "stages_s": times, "renderer_s": statistics.median(again),
             "source": depth.source}
+
+
+def save_gegl_inputs(pixels: np.ndarray, disparity: np.ndarray, lens, scratch: str) -> float:
+    """Write gegl's inputs for this render to ``scratch`` (encoded.npy: 16-bit sRGB image;
+    mask.npy: 16-bit radius map scaled to the largest radius); returns that radius in pixels."""
+    from lensblur.color import linear_to_srgb
+    from lensblur.lens import signed_coc
+
+    radius = np.abs(signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range))
+    largest = float(radius.max())
+    np.save(Path(scratch) / "encoded.npy", np.round(linear_to_srgb(pixels) * 65535).astype(np.uint16))
+    np.save(Path(scratch) / "mask.npy", np.round(radius / max(largest, 1e-6) * 65535).astype(np.uint16))
+    return largest
 
 
 def _wall(command: list[str], env: dict, repeats: int) -> float:

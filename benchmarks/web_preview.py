@@ -75,6 +75,7 @@ def measure(client: TestClient, path: Path, repeats: int) -> dict:
             assert response.status_code == 200, response.text
             previews.append(seconds)
             renders.append(float(response.headers["X-Render-Ms"]) / 1000)
+    stages = stage_breakdown(client.app.state.store.get(sid))
     start = time.perf_counter()
     job = client.post(f"/api/sessions/{sid}/save", json={"blur": 0.02 * width}).json()["job"]
     while (state := client.get(f"/api/sessions/{sid}/jobs/{job}").json())["state"] not in ("done", "failed"):
@@ -87,7 +88,51 @@ def measure(client: TestClient, path: Path, repeats: int) -> dict:
     client.delete(f"/api/sessions/{sid}")
     return {"photo": path.name, "size": f"{info['width']}×{info['height']}", "depth": info["depth_source"],
             "matte": info["has_matte"], "preview": f"{info['preview_width']}×{info['preview_height']}",
-            "upload": upload_s, "drafts": drafts, "previews": previews, "renders": renders, "save": save_s}
+            "upload": upload_s, "drafts": drafts, "previews": previews, "renders": renders, "save": save_s,
+            "stages": stages}
+
+
+# (label, function names whose cumulative time is the stage) for stage_breakdown
+STAGES = [("settings (parse_settings)", ["parse_settings"]),
+          ("kept per photo: subject split, highlight analysis (lookups)", ["subject_layers", "clipped_analysis"]),
+          ("highlight recovery, lens part", ["sparse_recovery"]),
+          ("background slabs (scatter_layers)", ["scatter_layers"]),
+          ("subject layer (scatter_premultiplied)", ["scatter_premultiplied"]),
+          ("tone encode to 8 bits", ["encode", "linear_to_srgb"]),
+          ("JPEG compression (Pillow)", ["save"])]
+
+
+def stage_breakdown(session) -> dict:
+    """Process CPU milliseconds per 1024 px preview, by stage, over the EDITS (cProfile with a
+    CPU clock, so other load on the machine does not count; kernels' threads are summed)."""
+    import cProfile
+    import pstats
+
+    from lensblur.lens import focus_disparity_at
+    from lensblur.web.app import encode_jpeg, parse_settings, render_preview
+
+    width = session.full_size[0]
+    profile = cProfile.Profile(time.process_time)
+    disparity = session.depth.disparity
+    total = 0.0
+    for (x, y), blur_fraction in EDITS:
+        session.focus_disparity = focus_disparity_at(disparity, x * (disparity.shape[1] - 1),
+                                                     y * (disparity.shape[0] - 1))
+        start = time.process_time()
+        profile.enable()
+        lens, renderer = parse_settings({"blur": f"{blur_fraction * width:.1f}", "highlights": "6"}, session)
+        encode_jpeg(render_preview(session, lens, renderer), session.photo.icc_profile)
+        profile.disable()
+        total += time.process_time() - start
+    by_name: dict[str, float] = {}
+    for (_, _, name), (_, _, _, cumulative, _) in pstats.Stats(profile).stats.items():
+        by_name[name] = max(by_name.get(name, 0.0), cumulative)  # an outer call holds inner ones
+    stages = {label: sum(by_name.get(name, 0.0) for name in names) * 1000 / len(EDITS) for label, names in STAGES}
+    render = by_name.get("render_scatter", 0.0) * 1000 / len(EDITS)
+    stages["rest of the render (blur map, compositing)"] = render - sum(
+        stages[label] for label, _ in STAGES[2:5])
+    stages["whole preview (render + encode)"] = total * 1000 / len(EDITS)
+    return stages
 
 
 def spread(values: list[float]) -> str:
@@ -106,7 +151,7 @@ def main(argv=None) -> int:
         photos = args.photo or ([SAMPLE] if SAMPLE.exists() else []) + [upscaled_example(Path(scratch))]
         app = create_app(temp_root=scratch)
         rows = []
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:  # the Host guard
             for path in photos:
                 rows.append(measure(client, path, args.repeats))
                 print(rows[-1]["photo"], "draft", spread(rows[-1]["drafts"]), "preview", spread(rows[-1]["previews"]),
@@ -131,6 +176,14 @@ def main(argv=None) -> int:
         lines.append(f"| {row['photo']} | {row['size']} | {row['depth']} | {'yes' if row['matte'] else 'no'} | "
                      f"{row['upload']:.2f} | {spread(row['drafts'])} | {spread(row['previews'])} | "
                      f"{spread(row['renders'])} | {row['save']:.1f} |")
+    lines += ["", f"Where a 1024 px preview's time goes: process CPU ms per preview over the {len(EDITS)} edits "
+              f"(cProfile with a CPU clock; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'all')}, "
+              "threads summed). The HTTP row is the median whole request minus the median server time.", "",
+              "| stage | " + " | ".join(row["photo"] for row in rows) + " |", "|---|" + "---:|" * len(rows)]
+    for label in rows[0]["stages"]:
+        lines.append(f"| {label} | " + " | ".join(f"{row['stages'][label]:.0f}" for row in rows) + " |")
+    lines.append("| HTTP and test client (wall) | " + " | ".join(
+        f"{(statistics.median(row['previews']) - statistics.median(row['renders'])) * 1000:.0f}" for row in rows) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

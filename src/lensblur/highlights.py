@@ -20,12 +20,13 @@ out of focus does not glow.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from lensblur.color import linear_to_srgb, srgb_to_linear
-from lensblur.lamps import find_lights
+from lensblur.lamps import Lights, find_lights
 from lensblur.lens import Highlights
 
 FADE_START, FADE_END = 1.0, 6.0     # |c| in pixels over which the boost fades in
@@ -37,15 +38,16 @@ CROWD_CLIPPED = 0.06                # or when clipped pixels cover much more tha
 DEFAULT_STRENGTH = Highlights().strength  # at this strength a lamp gets its estimated radiance
 
 
-def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None) -> np.ndarray:
+def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None,
+                       analysis: "ClippedAnalysis | None" = None) -> np.ndarray:
     """Linear radiance to scatter, float32 H×W×3: ``linear`` with the glare and starburst spikes
     around night lamps removed (where defocused) and times :func:`highlight_gain` (the input
     itself when nothing changes, a new array otherwise).
 
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
-    settings: see :func:`highlight_gain`.
+    settings: see :func:`highlight_gain`; analysis: see :func:`sparse_recovery`.
     """
-    parts = _sparse_parts(linear, coc, settings, clean=True)
+    parts = sparse_recovery(linear, coc, settings, clean=True, analysis=analysis)
     if parts is None:
         return linear
     bright, gain, cleaned = parts
@@ -74,7 +76,7 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
     """(:func:`highlight_gain`, ``linear`` with the glare and spikes of defocused night lamps
     removed and their cores given their colour, float32 H×W×3, or None where there are none);
     clean=False skips the second. Arguments as :func:`highlight_gain`."""
-    parts = _sparse_parts(linear, coc, settings, clean)
+    parts = sparse_recovery(linear, coc, settings, clean)
     if parts is None:
         return None, None
     bright, bright_gain, cleaned = parts
@@ -83,23 +85,72 @@ def recover_parts(linear: np.ndarray, coc: np.ndarray, settings: Highlights | No
     return gain, cleaned
 
 
-def _sparse_parts(linear, coc, settings, clean):
-    """(rows and columns of the boosted pixels, their gain, the cleaned image or None), or None
-    when nothing is boosted; see :func:`recover_parts`."""
+@dataclass(frozen=True)
+class ClippedAnalysis:
+    """What highlight recovery reads off a photo before the lens is known, for one threshold and
+    lamp setting: so an interactive session finds it once per photo (see :func:`analyse_clipped`).
+
+    peak: H×W largest linear channel; candidate: H×W bool, clipped (peak at or above the
+    threshold); spots, crowd, factor: :func:`light_spots` and :func:`uncrowded`'s share on its
+    block grid; lights: the night lamps (lensblur.lamps) or None.
+    """
+
+    threshold: float
+    lamps: bool
+    peak: np.ndarray
+    candidate: np.ndarray
+    spots: np.ndarray
+    crowd: np.ndarray
+    factor: int
+    lights: Lights | None
+
+    def fits(self, linear: np.ndarray, settings: Highlights) -> bool:
+        """Whether this analysis holds for a photo of ``linear``'s size under ``settings``."""
+        return (self.threshold, self.lamps) == (settings.threshold, settings.lamps) and \
+            self.peak.shape == linear.shape[:2]
+
+
+def analyse_clipped(linear: np.ndarray, settings: Highlights) -> ClippedAnalysis:
+    """The lens-independent part of highlight recovery of ``linear`` (H×W×3, [0, 1]) under
+    ``settings`` (its threshold and lamp setting; strength does not enter)."""
+    peak, candidate = _clipped(linear, settings)
+    return _analysis(linear, settings, peak, candidate)
+
+
+def _clipped(linear, settings):
+    peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
+    return peak, peak >= srgb_to_linear(np.float32(settings.threshold))
+
+
+def _analysis(linear, settings, peak, candidate) -> ClippedAnalysis:
+    spots, centroids = _spots(candidate)
+    crowd, factor = _crowd_grid(centroids, candidate)
+    lights = find_lights(linear, candidate) if settings.lamps else None
+    return ClippedAnalysis(settings.threshold, settings.lamps, peak, candidate, spots, crowd, factor, lights)
+
+
+def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None, clean: bool = True,
+                    analysis: ClippedAnalysis | None = None):
+    """:func:`recover_parts` kept sparse: ((rows, columns) of the boosted pixels, their gain
+    (float32, ≥ 1), the cleaned image or None), or None when nothing is boosted (the gain is 1
+    everywhere else). Arguments as :func:`recover_parts`; analysis: ``analyse_clipped(linear,
+    settings)`` when the caller keeps it between renders of the same photo (ignored when it was
+    made for other settings or another size)."""
     if settings is None or not settings.enabled:
         return None
-    peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
-    candidate = peak >= srgb_to_linear(np.float32(settings.threshold))
+    if analysis is not None and not analysis.fits(linear, settings):
+        analysis = None
+    peak, candidate = (analysis.peak, analysis.candidate) if analysis is not None else _clipped(linear, settings)
     bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
     if bright[0].size == 0:
         return None
-    spots, centroids = _spots(candidate)
-    crowd, factor = _crowd_grid(centroids, candidate)
+    if analysis is None:
+        analysis = _analysis(linear, settings, peak, candidate)
+    spots, crowd, factor, lights = analysis.spots, analysis.crowd, analysis.factor, analysis.lights
     share = np.where(spots[bright], crowd[bright[0] // factor, bright[1] // factor], np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     u = _fade(coc[bright])
     boost = np.float32(settings.strength) * share * (t * t * (3 - 2 * t))
-    lights = find_lights(linear, candidate) if settings.lamps else None
     cleaned = None
     if lights is not None:
         lamp = lights.weight[bright]

@@ -38,6 +38,81 @@ def _add_span(drow, a, b, width, value, scale):
 
 
 @njit(cache=True, inline="always")
+def _add_span4(drow, a, b, width, v0, v1, v2, v3):
+    """:func:`_add_span` for four channels whose values (already scaled) are given as scalars:
+    the plain-disc hot path, unrolled so the four channels move together."""
+    if b < -0.5 or a > width - 0.5 or b <= a:
+        return
+    a = max(a, -1.0)
+    b = min(b, width + 0.0)
+    kl = int(np.floor(a + 0.5))
+    kr = int(np.floor(b + 0.5))
+    if kl == kr:
+        cover = b - a
+        drow[kl + 1, 0] += v0 * cover
+        drow[kl + 1, 1] += v1 * cover
+        drow[kl + 1, 2] += v2 * cover
+        drow[kl + 1, 3] += v3 * cover
+        drow[kl + 2, 0] -= v0 * cover
+        drow[kl + 2, 1] -= v1 * cover
+        drow[kl + 2, 2] -= v2 * cover
+        drow[kl + 2, 3] -= v3 * cover
+    else:
+        cl = kl + 0.5 - a
+        cr = b - (kr - 0.5)
+        drow[kl + 1, 0] += v0 * cl
+        drow[kl + 1, 1] += v1 * cl
+        drow[kl + 1, 2] += v2 * cl
+        drow[kl + 1, 3] += v3 * cl
+        dl = 1 - cl
+        drow[kl + 2, 0] += v0 * dl
+        drow[kl + 2, 1] += v1 * dl
+        drow[kl + 2, 2] += v2 * dl
+        drow[kl + 2, 3] += v3 * dl
+        dr = cr - 1
+        drow[kr + 1, 0] += v0 * dr
+        drow[kr + 1, 1] += v1 * dr
+        drow[kr + 1, 2] += v2 * dr
+        drow[kr + 1, 3] += v3 * dr
+        drow[kr + 2, 0] -= v0 * cr
+        drow[kr + 2, 1] -= v1 * cr
+        drow[kr + 2, 2] -= v2 * cr
+        drow[kr + 2, 3] -= v3 * cr
+
+
+@njit(cache=True, inline="always")
+def _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x):
+    """scatter_spans' prefix sum of a band's four-channel difference rows, written to ``out`` or
+    composited over ``target`` (same arithmetic as its general loop, with the sums in registers)."""
+    for y in range(y1 - y0):
+        r0 = np.float64(diff[y, 0, 0])
+        r1 = np.float64(diff[y, 0, 1])
+        r2 = np.float64(diff[y, 0, 2])
+        r3 = np.float64(diff[y, 0, 3])
+        for x in range(local_w):
+            r0 += diff[y, x + 1, 0]
+            r1 += diff[y, x + 1, 1]
+            r2 += diff[y, x + 1, 2]
+            r3 += diff[y, x + 1, 3]
+            if not in_place:
+                out[y0 + y, x_lo + x, 0] = r0
+                out[y0 + y, x_lo + x, 1] = r1
+                out[y0 + y, x_lo + x, 2] = r2
+                out[y0 + y, x_lo + x, 3] = r3
+                continue
+            if r3 <= 0:
+                continue
+            clip = 1.0 if r3 <= 1 else 1.0 / r3
+            keep = 1.0 - r3 * clip
+            ty_ = target_y + y0 + y
+            tx_ = target_x + x_lo + x
+            target[ty_, tx_, 0] = r0 * clip + keep * target[ty_, tx_, 0]
+            target[ty_, tx_, 1] = r1 * clip + keep * target[ty_, tx_, 1]
+            target[ty_, tx_, 2] = r2 * clip + keep * target[ty_, tx_, 2]
+            target[ty_, tx_, 3] = r3 * clip + keep * target[ty_, tx_, 3]
+
+
+@njit(cache=True, inline="always")
 def _table_span(left, right, weight, k, t, row):
     """Span (a, b, weight) of a table row, interpolated between radius entries k and k+1."""
     wt = (1 - t) * weight[k, row] + t * weight[k + 1, row]
@@ -94,13 +169,28 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     max_reach = reach[k_max + 1]
     in_place = target.shape[0] > 0
     out = np.zeros((0 if in_place else height, width, channels), dtype=np.float32)
-    n_bands = max(1, min(height, n_bands))
-    band_rows = (height + n_bands - 1) // n_bands
     n_tx = active.shape[1]
     last = channels - 1
+    # Only the rows the active tiles' discs can reach are split into bands: on continuous depth a
+    # slab is a narrow band across the frame, and bands of the whole height would leave all of
+    # its work to one thread. Bands are at least a disc high, so few sources are visited twice.
+    ty_first = active.shape[0]
+    ty_last = -1
+    for ty in range(active.shape[0]):
+        for tx in range(n_tx):
+            if active[ty, tx]:
+                ty_first = min(ty_first, ty)
+                ty_last = ty
+    if ty_last < 0:
+        return out
+    rows_lo = max(ty_first * tile - max_reach, 0)
+    rows_hi = min((ty_last + 1) * tile + max_reach, height)
+    n_rows = rows_hi - rows_lo
+    band_rows = max((n_rows + n_bands - 1) // max(n_bands, 1), 2 * max_reach + 1, 16)
+    n_bands = (n_rows + band_rows - 1) // band_rows
     for band in prange(n_bands):
-        y0 = band * band_rows
-        y1 = min(height, y0 + band_rows)
+        y0 = rows_lo + band * band_rows
+        y1 = min(rows_hi, y0 + band_rows)
         if y0 >= y1:
             continue
         s_lo = max(y0 - max_reach, 0)
@@ -133,6 +223,16 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                     r_reach = reach[k + 1]
                     row_lo = max(sy - r_reach, y0)
                     row_hi = min(sy + r_reach, y1 - 1)
+                    if not shaped and channels == 4:
+                        v0, v1, v2, v3 = values[sy, sx, 0], values[sy, sx, 1], values[sy, sx, 2], values[sy, sx, 3]
+                        for y in range(row_lo, row_hi + 1):
+                            row = y - sy + centre
+                            wt = (1 - t) * weight[k, row] + t * weight[k + 1, row]
+                            if wt > 0:
+                                a = lx + (1 - t) * left[k, row] + t * left[k + 1, row]
+                                b = lx + (1 - t) * right[k, row] + t * right[k + 1, row]
+                                _add_span4(diff[y - y0], a, b, local_w, v0 * wt, v1 * wt, v2 * wt, v3 * wt)
+                        continue
                     if not shaped:
                         for y in range(row_lo, row_hi + 1):
                             a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
@@ -179,6 +279,9 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                                         else:
                                             _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx],
                                                       -wt * inner_scale * scale)
+        if channels == 4:
+            _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x)
+            continue
         running = np.zeros(channels, dtype=np.float64)
         for y in range(y1 - y0):
             running[:] = 0.0

@@ -34,7 +34,7 @@ import numpy as np
 
 from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
-from lensblur.highlights import recover_highlights, recover_parts
+from lensblur.highlights import ClippedAnalysis, recover_highlights, sparse_recovery
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
@@ -53,14 +53,15 @@ TILE = 32                  # side (pixels) of the blocks in which a slab's work 
 
 @register("scatter")
 def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: np.ndarray | None = None,
-                   subject: SubjectLayers | None = None) -> np.ndarray:
+                   subject: SubjectLayers | None = None, clipped: ClippedAnalysis | None = None) -> np.ndarray:
     """Occlusion-aware layered scatter (the default renderer); see the module docstring.
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; lens: settings;
     matte: optional subject alpha (H×W, [0, 1]): the subject is split from the background along
     it (lensblur.renderers.subject) and composited over the rendered background; subject:
     ``split_subject(image, disparity, matte)`` when the caller keeps it between renders of the
-    same photo (it does not depend on the lens), used instead of ``matte``.
+    same photo (it does not depend on the lens), used instead of ``matte``; clipped:
+    ``lensblur.highlights.analyse_clipped(image, lens.highlights)``, kept between renders the same way.
     Returns linear float32 H×W×3 (highlights may exceed 1).
     """
     coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
@@ -68,13 +69,13 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     if subject is None and matte is not None and (matte > SURE_NOT).any():
         subject = split_subject(image, disparity, matte)
     if subject is None:
-        radiance = recover_highlights(image, coc, lens.highlights)
+        radiance = recover_highlights(image, coc, lens.highlights, clipped)
         # recover_highlights returns a copy when it boosts anything: that copy can hold the result
         result = scatter_layers(radiance, coc, discs, reuse_input=radiance is not image)
     else:
         if subject.matte.shape != coc.shape:
             raise ValueError(f"subject layers of {subject.matte.shape} for an image of {coc.shape}")
-        result = _render_with_subject(image, coc, subject, lens, discs)
+        result = _render_with_subject(image, coc, subject, lens, discs, clipped)
     if lens.grain is not None:
         sigma = estimate_noise(image) if lens.grain == "auto" else float(lens.grain)
         result = add_grain(result, coc, sigma)
@@ -284,15 +285,33 @@ class HiddenAreaOwners:
     def hidden_part(self, label: int) -> "HiddenPart | None":
         """The part hidden behind nearer slabs that slab ``label`` extends to, or None."""
         nearer_small = self.labels_small > label
-        if not nearer_small.any() or nearer_small.all():
-            return None
-        distance, iy, ix = nearest_zero(nearer_small)
         own_small = self.labels_small == label
-        own_radius = float(np.abs(self.coc_small[own_small]).max()) if own_small.any() else 0.0
-        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
-        owned = nearer_small & (self.labels_small[iy, ix] == label) & (distance * self.factor <= reveal)
-        if not owned.any():
+        # a cell is owned only when its nearest not-nearer cell is one of the slab's own cells
+        if not nearer_small.any() or not own_small.any():
             return None
+        own_radius = float(np.abs(self.coc_small[own_small]).max())
+        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
+        # Owned cells lie within `reach` cells of the slab's own cells, and so does the nearest
+        # not-nearer cell of each: a window around the own cells widened by twice that holds
+        # every path the transform needs (the same cells come out as on the whole grid).
+        reach = int(math.ceil(reveal / self.factor)) + 1
+        rows, cols = np.flatnonzero(own_small.any(axis=1)), np.flatnonzero(own_small.any(axis=0))
+        height, width = own_small.shape
+        y0, y1 = max(int(rows[0]) - 2 * reach, 0), min(int(rows[-1]) + 2 * reach + 1, height)
+        x0, x1 = max(int(cols[0]) - 2 * reach, 0), min(int(cols[-1]) + 2 * reach + 1, width)
+        window = nearer_small[y0:y1, x0:x1]
+        if not window.any():
+            return None
+        distance, wy, wx = nearest_zero(window)
+        owned_window = window & (own_small[y0:y1, x0:x1][wy, wx]) & (distance * self.factor <= reveal)
+        if not owned_window.any():
+            return None
+        owned = np.zeros_like(nearer_small)
+        owned[y0:y1, x0:x1] = owned_window
+        iy = np.zeros(own_small.shape, np.int32)
+        ix = np.zeros(own_small.shape, np.int32)
+        iy[y0:y1, x0:x1] = wy + y0
+        ix[y0:y1, x0:x1] = wx + x0
         return HiddenPart((owned, iy, ix, self.colour_small, self.coc_small, self.cell_y, self.cell_x))
 
 
@@ -322,22 +341,32 @@ NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0)
              np.zeros(0, np.int64))
 
 
-def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs):
+def _render_with_subject(image, coc, subject: SubjectLayers, lens: Lens, discs, clipped=None):
     """Render the background without the subject, then lay the matted subject over it."""
     matte = subject.matte
     foreground, background = subject.foreground, subject.background
     # The boost of a clipped light belongs to the layer the light is part of: gain ⊙ (αF + (1 − α)B)
     # = α(gain ⊙ F) + (1 − α)(gain ⊙ B), and each layer keeps its own prior elsewhere.
-    gain, cleaned = recover_parts(image, coc, lens.highlights)
-    if cleaned is not None:  # glare around night lamps belongs to the background's lights
-        background = np.maximum(background + np.where(matte < SURE, 1, 0)[..., None] * (cleaned - image), 0)
-    if gain is not None:
-        foreground = foreground * np.where(matte > SURE_NOT, gain, 1)[..., None]
-        background = background * np.where(matte < SURE, gain, 1)[..., None]
+    parts = sparse_recovery(image, coc, lens.highlights, analysis=clipped)
+    if parts is not None:
+        (ys, xs), gain, cleaned = parts
+        if cleaned is not None:  # glare around night lamps belongs to the background's lights
+            background = np.maximum(background + np.where(matte < SURE, 1, 0)[..., None] * (cleaned - image), 0)
+        else:
+            background = background.copy()
+        # the gain is 1 but on the boosted pixels: multiply just those
+        in_subject, in_background = matte[ys, xs] > SURE_NOT, matte[ys, xs] < SURE
+        foreground = foreground.copy()
+        foreground[ys[in_subject], xs[in_subject]] *= gain[in_subject][:, None]
+        background[ys[in_background], xs[in_background]] *= gain[in_background][:, None]
     subject_coc = signed_coc(subject.subject_disparity, lens.blur, lens.focus_disparity, lens.focus_range)
     background_coc = signed_coc(subject.background_disparity, lens.blur, lens.focus_disparity, lens.focus_range)
-    rendered_background = scatter_layers(background, background_coc, discs, reuse_input=gain is not None)
-    premultiplied = np.concatenate([foreground * matte[..., None], matte[..., None]], axis=2)
+    rendered_background = scatter_layers(background, background_coc, discs, reuse_input=parts is not None)
+    premultiplied = np.empty(matte.shape + (4,), np.float32)
+    np.multiply(foreground, matte[..., None], out=premultiplied[..., :3])
+    premultiplied[..., 3] = matte
     layer = scatter_premultiplied(premultiplied, np.abs(subject_coc), discs)
     alpha = np.clip(layer[..., 3:4], 0, 1)
-    return (layer[..., :3] + (1 - alpha) * rendered_background).astype(np.float32)
+    rendered_background *= 1 - alpha  # the subject over the background, in the background's memory
+    rendered_background += layer[..., :3]
+    return rendered_background

@@ -18,6 +18,7 @@ from lensblur.renderers.nearest import nearest_zero
 
 SURE = 0.98      # alpha above which a pixel is pure subject
 SURE_NOT = 0.02  # alpha below which a pixel is pure background
+TILE = 32        # side (pixels) of the blocks whose sources the disc kernel reads or skips
 BOUNDARY_TRUST = 0.01  # depth within this fraction of the diagonal of a matte's outline is not used
 
 
@@ -168,9 +169,9 @@ def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, 
     """
     height, width = radius.shape
     covered = premultiplied[..., 3] > 0
-    radius = np.where(covered, radius, 0).astype(np.float32)
+    radius = np.where(covered, radius, 0).astype(np.float32, copy=False)
     sharp = radius < 0.5
-    out = np.where(sharp[..., None], premultiplied, 0).astype(np.float32)
+    out = np.where(sharp[..., None], premultiplied, 0).astype(np.float32, copy=False)
     if sharp.all():
         return out
     upper = float(radius.max())
@@ -193,16 +194,29 @@ def scatter_premultiplied(premultiplied: np.ndarray, radius: np.ndarray, discs, 
         if in_level.any():
             values = np.where(in_level[..., None], values_box, 0).astype(np.float32)
             if scale == 1:
-                # radii outside the level are zeroed so the kernel's row reach stays the level's
-                out[box] += discs(values, np.where(in_level, radius_box, 0), (y0, x0))
+                # radii outside the level are zeroed so the kernel's row reach stays the level's;
+                # only the tiles holding pixels of the level are read (an in-focus subject has few)
+                level_radius_px = np.where(in_level, radius_box, 0)
+                tiles = (_tiles_of(in_level, TILE), TILE, float(level_radius_px.max()))
+                out[box] += discs(values, level_radius_px, (y0, x0), tiles=tiles)
             else:
                 small = (-(-box_w // scale), -(-box_h // scale))
                 values_small = cv2.resize(values, small, interpolation=cv2.INTER_AREA) * np.float32(scale * scale)
                 weight = cv2.resize(in_level.astype(np.float32), small, interpolation=cv2.INTER_AREA)
                 radius_small = cv2.resize(np.where(in_level, radius_box, 0), small, interpolation=cv2.INTER_AREA)
                 radius_small = radius_small / np.maximum(weight, 1e-6) / scale
-                drawn = discs(values_small, radius_small, (y0 // scale, x0 // scale), scale)
+                tiles = (_tiles_of(weight > 0, TILE), TILE, float(radius_small.max()))
+                drawn = discs(values_small, radius_small, (y0 // scale, x0 // scale), scale, tiles=tiles)
                 out[box] += cv2.resize(drawn, (box_w, box_h), interpolation=cv2.INTER_LINEAR) / np.float32(
                     scale * scale)
         low, scale = high, scale * 2
     return out
+
+
+def _tiles_of(mask: np.ndarray, tile: int) -> np.ndarray:
+    """bool (ceil(H/tile), ceil(W/tile)): which tile×tile blocks of the H×W ``mask`` hold a True."""
+    height, width = mask.shape
+    n_ty, n_tx = -(-height // tile), -(-width // tile)
+    padded = np.zeros((n_ty * tile, n_tx * tile), bool)
+    padded[:height, :width] = mask
+    return padded.reshape(n_ty, tile, n_tx, tile).any(axis=(1, 3))

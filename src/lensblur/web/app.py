@@ -146,7 +146,7 @@ def parse_settings(values, session: Session) -> tuple[Lens, str]:
         raise ApiError(400, str(error)) from None
     # The slider may ask for more than the renderer allows (lensblur.lens.radius_limit): clamp K.
     height, width = session.depth.disparity.shape
-    radius = largest_radius(session.depth.disparity, lens)
+    radius = largest_radius(session.disparity_range, lens)  # its min and max are the map's
     if radius > radius_limit(height, width):
         lens = lens.with_(blur=lens.blur * radius_limit(height, width) / radius)
     return lens, renderer
@@ -159,7 +159,11 @@ def render_preview(session: Session, lens: Lens, renderer: str, draft: bool = Fa
     """Render the cached screen-size (or draft) copy with the blur scaled to its width:
     K_preview = K_full × preview_width / full_width. Hold RENDER_LOCK while calling this."""
     pixels, disparity, matte, scale = session.level(draft)
-    options = {"subject": session.subject_layers(draft)} if renderer == "scatter" and matte is not None else {}
+    options = {}
+    if renderer == "scatter":  # what does not depend on the lens is kept in the session
+        options["clipped"] = session.clipped_analysis(lens.highlights, draft)
+        if matte is not None:
+            options["subject"] = session.subject_layers(draft)
     return get_renderer(renderer)(pixels, disparity, lens.with_(blur=lens.blur * scale), matte=matte, **options)
 
 

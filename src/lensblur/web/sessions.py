@@ -4,12 +4,16 @@ Each session has a random uuid4 hex id, its own temporary folder (the uploaded f
 renders live there and nowhere else), the decoded photo, the depth chosen once with
 :func:`lensblur.depth_source.choose_depth`, and a downscaled copy of the pixels, disparity and matte
 (long side :data:`PREVIEW_LONG_SIDE`) that live previews render from, plus a smaller draft copy
-(:data:`DRAFT_LONG_SIDE`) for instant feedback while a slider is being dragged. A lock per session keeps
-renders of one photo from running over each other; sessions never share files or arrays.
+(:data:`DRAFT_LONG_SIDE`) for instant feedback while a slider is being dragged. What a preview needs
+that does not depend on the lens is made once per copy and kept: the split along the subject matte
+and the clipped-highlight analysis (spots, crowds, night lamps; per threshold and lamp setting).
+A lock per session keeps renders of one photo from running over each other and guards those
+caches; sessions never share files or arrays.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import tempfile
@@ -24,7 +28,9 @@ import numpy as np
 
 from lensblur.depth_source import DepthChoice, choose_depth
 from lensblur.errors import InputError
+from lensblur.highlights import ClippedAnalysis, analyse_clipped
 from lensblur.io.images import Photo, read_image
+from lensblur.lens import Highlights
 from lensblur.renderers.subject import SURE_NOT, SubjectLayers, split_subject
 
 PREVIEW_LONG_SIDE = 1024
@@ -92,12 +98,21 @@ class Session:
     last_preview_s: float = 0.2
     jobs: dict[str, Job] = field(default_factory=dict)
     _subject_layers: dict[bool, SubjectLayers] = field(default_factory=dict)
+    _clipped: dict[tuple, ClippedAnalysis] = field(default_factory=dict)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def full_size(self) -> tuple[int, int]:
         """(width, height) of the full-resolution photo."""
         height, width = self.depth.pixels.shape[:2]
         return width, height
+
+    @functools.cached_property
+    def disparity_range(self) -> np.ndarray:
+        """float32 [least, largest] disparity of the full-resolution map, found once (every
+        preview checks the lens's largest blur radius against it)."""
+        disparity = self.depth.disparity
+        return np.array([disparity.min(), disparity.max()], np.float32)
 
     @property
     def preview_size(self) -> tuple[int, int]:
@@ -122,12 +137,31 @@ class Session:
         the lens, and making it is a third of a preview render. None without a (non-empty) matte."""
         if draft and self.draft is None:
             draft = False
-        if draft not in self._subject_layers:
-            pixels, disparity, matte, _ = self.level(draft)
-            if matte is None or not (matte > SURE_NOT).any():
-                return None
-            self._subject_layers[draft] = split_subject(pixels, disparity, matte)
-        return self._subject_layers[draft]
+        with self._cache_lock:
+            if draft not in self._subject_layers:
+                pixels, disparity, matte, _ = self.level(draft)
+                if matte is None or not (matte > SURE_NOT).any():
+                    return None
+                self._subject_layers[draft] = split_subject(pixels, disparity, matte)
+            return self._subject_layers[draft]
+
+
+    def clipped_analysis(self, settings: Highlights | None, draft: bool = False) -> ClippedAnalysis | None:
+        """The preview's (or draft's) clipped highlights, spots and lamps for these highlight
+        settings (lensblur.highlights.analyse_clipped), found once per threshold and lamp setting:
+        they do not depend on focus, blur or strength. None when recovery is off. Safe to call
+        from concurrent requests (one lock per session; the result is never modified)."""
+        if settings is None or not settings.enabled:
+            return None
+        if draft and self.draft is None:
+            draft = False
+        key = (draft, settings.threshold, settings.lamps)
+        with self._cache_lock:
+            if key not in self._clipped:
+                if len(self._clipped) >= 4:  # a few threshold/lamp settings at most
+                    self._clipped.clear()
+                self._clipped[key] = analyse_clipped(self.level(draft)[0], settings)
+            return self._clipped[key]
 
 
 def _downscale(array: np.ndarray, width: int, height: int) -> np.ndarray:
