@@ -160,3 +160,17 @@ def test_auto_on_astronaut(astronaut):
     fx, fy = estimate.focus_point
     assert 180 < fx < 270 and 80 < fy < 180
     assert any("face" in note for note in estimate.notes)
+
+
+def test_srgb_to_lab_matches_opencv_and_the_cie_white_and_black():
+    """The contrast cue's CIELAB: within half a unit of OpenCV's float conversion on random colours,
+    and exactly L=100, a=b=0 for white and L=0 for black (a wrong matrix row or white point fails)."""
+    from lensblur.color import srgb_to_lab
+
+    rng = np.random.default_rng(3)
+    colours = rng.random((32, 32, 3), dtype=np.float32)
+    colours[0, 0], colours[0, 1], colours[0, 2] = 0.0, 1.0, (0.01, 0.02, 0.03)
+    reference = cv2.cvtColor(colours, cv2.COLOR_RGB2Lab)
+    assert np.abs(srgb_to_lab(colours) - reference).max() < 0.6
+    assert np.allclose(srgb_to_lab(colours)[0, 1], (100.0, 0.0, 0.0), atol=0.05)
+    assert np.allclose(srgb_to_lab(colours)[0, 0], (0.0, 0.0, 0.0), atol=1e-4)

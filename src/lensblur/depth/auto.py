@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lensblur.color import linear_to_srgb
+from lensblur.color import linear_to_srgb, srgb_to_lab
 from lensblur.depth import DepthEstimate, register
 from lensblur.depth.matting import matte_band
 from lensblur.depth.refine import guided_filter, guided_upsample
@@ -27,7 +27,7 @@ DEFOCUS_WEIGHT, OCCLUSION_WEIGHT = 0.15, 0.05  # disparity units for the stronge
 MIN_BLUR_SPREAD = 0.5  # px at work size: edge blur varying less than this is an all-in-focus photo
 CUES = ("defocus", "occlusion", "contact")
 OCCLUSION_SIDE = 256  # px: long side of the segmentation the occlusion cue runs on
-MIN_CUE_SIDE = 16  # px: smaller images carry no measurable edge blur or regions
+MIN_CUE_SIDE = 64  # px: thumbnails carry too few edges to measure blur and too few pixels per region to order
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -59,12 +59,11 @@ def sharpness_map(gray: np.ndarray, radius: int) -> np.ndarray:
 
 
 def contrast_map(image: np.ndarray, radius: int) -> np.ndarray:
-    """Colour distance (CIELAB) of each pixel's neighbourhood from the image's mean; float32 in [0, 1].
+    """Colour distance (CIELAB) of each pixel's neighbourhood from the image's median; float32 in [0, 1].
 
     image: H×W×3 sRGB-encoded in [0, 1]; radius: smoothing radius in pixels.
     """
-    lab = cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2Lab)
-    lab = cv2.blur(lab, (2 * radius + 1, 2 * radius + 1))
+    lab = cv2.blur(srgb_to_lab(image), (2 * radius + 1, 2 * radius + 1))
     distance = np.linalg.norm(lab - np.median(lab.reshape(-1, 3), axis=0), axis=-1)
     return _normalise(distance)
 
