@@ -196,6 +196,47 @@ def test_large_apertures_blur_the_background_more_at_every_level():
     assert max(details[1:]) < min(details[0], 0.1 * detail_in), (details, detail_in)   # no ghost of the texture
 
 
+def test_blur_reach_spreads_the_foreground_over_what_lies_behind():
+    from lensblur.systems.deeplens.compose import blur_reach, network_share
+
+    coc = np.zeros((40, 60), np.float32)
+    coc[10:30, 10:20] = 8.0                # a near, defocused block (c > 0)
+    coc[:, 45:] = -8.0                     # a far, defocused band (c < 0)
+    reach = blur_reach(coc)
+    assert reach[20, 24] == pytest.approx(8.0 - 5.0, abs=0.05)   # 5 px right of the block: its disc covers it
+    assert reach[20, 30] == 0.0                         # 11 px away: beyond its radius
+    assert reach[20, 40] == 0.0                         # the far band does not spread over the sharp middle
+    share = network_share(coc)
+    assert share[20, 30] == 0.0 and share[20, 50] == 1.0 and share[20, 15] == 1.0
+    assert 0.0 <= share.min() and share.max() <= 1.0
+
+
+def test_in_focus_pixels_are_the_input_and_defocused_ones_the_network():
+    """The in-focus pass-through (compose.py): where the thin lens keeps a pixel sharp the
+    output is the input to within one 8-bit level; where it is fully defocused the output is the
+    network's, unchanged by the composition."""
+    from lensblur.lens import signed_coc
+    from lensblur.synth.thinlens import encode_srgb8
+    from lensblur.systems.deeplens.compose import network_share
+
+    image, disparity, near = layered_case()
+    kept = DeepLensSession(image, disparity)
+    raw = DeepLensSession(image, disparity, keep_in_focus=False)
+    for focus, blur in ((1.0, 12.0), (0.0, 6.0), (0.5, 20.0)):
+        share = network_share(signed_coc(disparity, blur, focus))
+        out, network = kept.render(focus, blur), raw.render(focus, blur)
+        sharp = share == 0.0
+        if focus in (0.0, 1.0):
+            assert sharp.mean() > 0.05
+        difference = np.abs(encode_srgb8(out).astype(int) - encode_srgb8(image).astype(int))
+        assert difference[sharp].max(initial=0) <= 1
+        assert np.array_equal(out[share == 1.0], network[share == 1.0])
+        assert (share == 1.0).mean() > 0.05
+    # the paper's network alone does change in-focus pixels: the composition is what keeps them
+    unchanged = np.abs(encode_srgb8(raw.render(1.0, 12.0)).astype(int) - encode_srgb8(image).astype(int))
+    assert unchanged[near].max() > 1
+
+
 def test_session_rerender_matches_the_one_shot_renderer():
     image, disparity = reference_case()
     session = DeepLensSession(image, disparity)
