@@ -237,6 +237,29 @@ def test_in_focus_pixels_are_the_input_and_defocused_ones_the_network():
     assert unchanged[near].max() > 1
 
 
+def test_clipped_lamps_become_bright_discs():
+    """The network sees the clipped sRGB image; the renderer adds the radiance clipping took from
+    defocused lights (renderer.clipped_light), so a lamp's disc is brighter than the clip level
+    spread alone, and nothing is added with highlights off or to an in-focus lamp."""
+    from lensblur.lens import Highlights
+    from lensblur.systems.deeplens.renderer import clipped_light
+
+    image = np.full((96, 128, 3), 0.05, np.float32)
+    image[47:49, 63:65] = 1.0                                # a small clipped lamp (2×2 px)
+    disparity = np.zeros((96, 128), np.float32)
+    lens = Lens(blur=8.0, focus_disparity=1.0)               # the lamp 8 px out of focus
+    with_light = render_with("deeplens", image, disparity, lens)
+    without = render_with("deeplens", image, disparity, lens.with_(highlights=None))
+    y, x = np.mgrid[0:96, 0:128]
+    ring = (np.hypot(y - 47.5, x - 63.5) > 3) & (np.hypot(y - 47.5, x - 63.5) < 6)   # inside the disc
+    assert with_light[ring].mean() > without[ring].mean() + 0.05
+    added = (with_light - without).sum()
+    assert added > 3 * 4 * 5.0          # about strength 6 × the 4 clipped pixels per channel, spread
+    assert np.abs(with_light - without)[:, :40].max() < 1e-6  # and only near the lamp
+    assert clipped_light(image, disparity, lens.with_(highlights=None)) is None
+    assert clipped_light(image, disparity, Lens(blur=8.0, focus_disparity=0.0, highlights=Highlights())) is None
+
+
 def test_session_rerender_matches_the_one_shot_renderer():
     image, disparity = reference_case()
     session = DeepLensSession(image, disparity)
