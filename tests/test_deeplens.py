@@ -313,6 +313,24 @@ def test_train_resume_and_fixed_seed(scenes, tmp_path, capsys):
     assert "steps: 3" in capsys.readouterr().out
 
 
+def test_init_fine_tunes_from_a_checkpoint_with_a_fresh_optimiser(scenes, tmp_path):
+    """--init: the shipped weights and r_max, step 0, a new Adam state; --keep-in-focus trains on
+    the composed output; the result loads in the renderer and differs from its start."""
+    shipped = load_checkpoint(shipped_checkpoint("deeplens"), "deeplens")
+    out = tmp_path / "ft.pt"
+    assert cli_main(["train", "-q", "deeplens", "--data", str(scenes), "--threads", "1", "--batch", "2",
+                     "--crop", "32x32", "--init", str(shipped_checkpoint("deeplens")), "--out", str(out),
+                     "--steps", "2", "--lr", "1e-3", "--l1", "30", "--keep-in-focus"]) == 0
+    tuned = load_checkpoint(out, "deeplens")
+    assert tuned["step"] == 2 and tuned["config"]["r_max"] == shipped["config"]["r_max"]
+    assert tuned["config"]["trained_on"].startswith(shipped["config"]["trained_on"] + ", then ")
+    assert all(state["step"] == 2 for state in tuned["optimizer"]["state"].values())   # not continued
+    changed = [key for key in shipped["model"] if not torch.equal(shipped["model"][key].float(), tuned["model"][key])]
+    assert changed
+    out_image = render_with("deeplens", *reference_case(), Lens(blur=5.0, focus_disparity=0.9), checkpoint=str(out))
+    assert out_image.shape == (48, 64, 3) and np.isfinite(out_image).all()
+
+
 def test_level_fitter_shrinks_scenes_that_need_more_halvings():
     rng = np.random.default_rng(3)
     disparity = np.zeros((64, 96), np.float32)
