@@ -199,24 +199,18 @@ def train_render(args, progress) -> dict:
     low_levels, high_levels = getattr(args, "levels", (1, 1))
     torch.manual_seed(args.seed)
     step, history, optimizer_state = 0, [], None
-    if args.resume:
-        payload = load_checkpoint(args.out, system=SYSTEM)
+    start_from = args.out if args.resume else getattr(args, "init", None)
+    if start_from:
+        payload = load_checkpoint(start_from, system=SYSTEM)
         config = payload["config"]
         if config.get("module", "render") != "render":
-            raise InputError(f"{args.out} is a DeepLens {config.get('module')} checkpoint, not a render one")
+            raise InputError(f"{start_from} is a DeepLens {config.get('module')} checkpoint, not a render one")
         model = DeepLensRenderer(config)
         model.load_state_dict(payload["model"])
-        step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
-        if not config.get("trained_on", "").endswith(describe(pairs)):
+        if args.resume:   # --init starts at step 0 with a fresh optimiser
+            step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
+        if not (args.resume and config.get("trained_on", "").endswith(describe(pairs))):
             config = {**config, "trained_on": f"{config.get('trained_on', '?')}, then {describe(pairs)}"}
-    elif getattr(args, "init", None):
-        payload = load_checkpoint(args.init, system=SYSTEM)
-        config = payload["config"]
-        if config.get("module", "render") != "render":
-            raise InputError(f"{args.init} is a DeepLens {config.get('module')} checkpoint, not a render one")
-        model = DeepLensRenderer(config)
-        model.load_state_dict(payload["model"])
-        config = {**config, "trained_on": f"{config.get('trained_on', '?')}, then {describe(pairs)}"}
     else:
         # r_max at the lens-blur resolution of the deepest level: the largest scenes need them all
         config = {**DEFAULT_CONFIG, "module": "render",
