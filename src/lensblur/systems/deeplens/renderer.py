@@ -29,7 +29,7 @@ def render_deeplens(image: np.ndarray, disparity: np.ndarray, lens, matte: np.nd
 
     session = DeepLensSession(image, disparity, checkpoint)
     output = session.render(lens.focus_disparity, lens.blur, lens.focus_range)
-    light = clipped_light(image, disparity, lens)
+    light = clipped_light(image, session.disparity, lens)   # the session's sanitised disparity
     return output if light is None else output + light
 
 
