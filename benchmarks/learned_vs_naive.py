@@ -156,8 +156,9 @@ def main(argv=None) -> int:
         report += [f"## {kind} scenes (seed {seed})", ""] + table(results.summary, naive) + [""]
         report += per_scene(results.rows, PER_SCENE) + [""]
         report += [f"- note: {note}" for note in results.notes]
-        record["sets"][f"{kind}-{seed}" if kind in record["sets"] else kind] = {"seed": seed, "summary": results.summary, "rows": results.rows,
-                                "seconds": time.perf_counter() - start}
+        key = f"{kind}-{seed}" if kind in record["sets"] else kind    # the second mixed set: "mixed-9003"
+        record["sets"][key] = {"seed": seed, "summary": results.summary, "rows": results.rows,
+                               "seconds": time.perf_counter() - start}
         sheets += sheet
     (out / "learned_vs_naive.md").write_text("\n".join(report) + "\n")
     (out / "learned_vs_naive.json").write_text(json.dumps(record, indent=1, default=float))
