@@ -196,6 +196,70 @@ def test_large_apertures_blur_the_background_more_at_every_level():
     assert max(details[1:]) < min(details[0], 0.1 * detail_in), (details, detail_in)   # no ghost of the texture
 
 
+def test_blur_reach_spreads_the_foreground_over_what_lies_behind():
+    from lensblur.systems.deeplens.compose import blur_reach, network_share
+
+    coc = np.zeros((40, 60), np.float32)
+    coc[10:30, 10:20] = 8.0                # a near, defocused block (c > 0)
+    coc[:, 45:] = -8.0                     # a far, defocused band (c < 0)
+    reach = blur_reach(coc)
+    assert reach[20, 24] == pytest.approx(8.0 - 5.0, abs=0.05)   # 5 px right of the block: its disc covers it
+    assert reach[20, 30] == 0.0                         # 11 px away: beyond its radius
+    assert reach[20, 40] == 0.0                         # the far band does not spread over the sharp middle
+    share = network_share(coc)
+    assert share[20, 30] == 0.0 and share[20, 50] == 1.0 and share[20, 15] == 1.0
+    assert 0.0 <= share.min() and share.max() <= 1.0
+
+
+def test_in_focus_pixels_are_the_input_and_defocused_ones_the_network():
+    """The in-focus pass-through (compose.py): where the thin lens keeps a pixel sharp the
+    output is the input to within one 8-bit level; where it is fully defocused the output is the
+    network's, unchanged by the composition."""
+    from lensblur.lens import signed_coc
+    from lensblur.synth.thinlens import encode_srgb8
+    from lensblur.systems.deeplens.compose import network_share
+
+    image, disparity, near = layered_case()
+    kept = DeepLensSession(image, disparity)
+    raw = DeepLensSession(image, disparity, keep_in_focus=False)
+    for focus, blur in ((1.0, 12.0), (0.0, 6.0), (0.5, 20.0)):
+        share = network_share(signed_coc(disparity, blur, focus))
+        out, network = kept.render(focus, blur), raw.render(focus, blur)
+        sharp = share == 0.0
+        if focus in (0.0, 1.0):
+            assert sharp.mean() > 0.05
+        difference = np.abs(encode_srgb8(out).astype(int) - encode_srgb8(image).astype(int))
+        assert difference[sharp].max(initial=0) <= 1
+        assert np.array_equal(out[share == 1.0], network[share == 1.0])
+        assert (share == 1.0).mean() > 0.05
+    # the paper's network alone does change in-focus pixels: the composition is what keeps them
+    unchanged = np.abs(encode_srgb8(raw.render(1.0, 12.0)).astype(int) - encode_srgb8(image).astype(int))
+    assert unchanged[near].max() > 1
+
+
+def test_clipped_lamps_become_bright_discs():
+    """The network sees the clipped sRGB image; the renderer adds the radiance clipping took from
+    defocused lights (renderer.clipped_light), so a lamp's disc is brighter than the clip level
+    spread alone, and nothing is added with highlights off or to an in-focus lamp."""
+    from lensblur.lens import Highlights
+    from lensblur.systems.deeplens.renderer import clipped_light
+
+    image = np.full((96, 128, 3), 0.05, np.float32)
+    image[47:49, 63:65] = 1.0                                # a small clipped lamp (2×2 px)
+    disparity = np.zeros((96, 128), np.float32)
+    lens = Lens(blur=8.0, focus_disparity=1.0)               # the lamp 8 px out of focus
+    with_light = render_with("deeplens", image, disparity, lens)
+    without = render_with("deeplens", image, disparity, lens.with_(highlights=None))
+    y, x = np.mgrid[0:96, 0:128]
+    ring = (np.hypot(y - 47.5, x - 63.5) > 3) & (np.hypot(y - 47.5, x - 63.5) < 6)   # inside the disc
+    assert with_light[ring].mean() > without[ring].mean() + 0.05
+    added = (with_light - without).sum()
+    assert added > 3 * 4 * 5.0          # about strength 6 × the 4 clipped pixels per channel, spread
+    assert np.abs(with_light - without)[:, :40].max() < 1e-6  # and only near the lamp
+    assert clipped_light(image, disparity, lens.with_(highlights=None)) is None
+    assert clipped_light(image, disparity, Lens(blur=8.0, focus_disparity=0.0, highlights=Highlights())) is None
+
+
 def test_session_rerender_matches_the_one_shot_renderer():
     image, disparity = reference_case()
     session = DeepLensSession(image, disparity)
@@ -247,6 +311,24 @@ def test_train_resume_and_fixed_seed(scenes, tmp_path, capsys):
     out = render_with("deeplens", *reference_case(), Lens(blur=5.0, focus_disparity=0.9), checkpoint=str(first))
     assert out.shape == (48, 64, 3)
     assert "steps: 3" in capsys.readouterr().out
+
+
+def test_init_fine_tunes_from_a_checkpoint_with_a_fresh_optimiser(scenes, tmp_path):
+    """--init: the shipped weights and r_max, step 0, a new Adam state; --keep-in-focus trains on
+    the composed output; the result loads in the renderer and differs from its start."""
+    shipped = load_checkpoint(shipped_checkpoint("deeplens"), "deeplens")
+    out = tmp_path / "ft.pt"
+    assert cli_main(["train", "-q", "deeplens", "--data", str(scenes), "--threads", "1", "--batch", "2",
+                     "--crop", "32x32", "--init", str(shipped_checkpoint("deeplens")), "--out", str(out),
+                     "--steps", "2", "--lr", "1e-3", "--l1", "30", "--keep-in-focus"]) == 0
+    tuned = load_checkpoint(out, "deeplens")
+    assert tuned["step"] == 2 and tuned["config"]["r_max"] == shipped["config"]["r_max"]
+    assert tuned["config"]["trained_on"].startswith(shipped["config"]["trained_on"] + ", then ")
+    assert all(state["step"] == 2 for state in tuned["optimizer"]["state"].values())   # not continued
+    changed = [key for key in shipped["model"] if not torch.equal(shipped["model"][key].float(), tuned["model"][key])]
+    assert changed
+    out_image = render_with("deeplens", *reference_case(), Lens(blur=5.0, focus_disparity=0.9), checkpoint=str(out))
+    assert out_image.shape == (48, 64, 3) and np.isfinite(out_image).all()
 
 
 def test_level_fitter_shrinks_scenes_that_need_more_halvings():

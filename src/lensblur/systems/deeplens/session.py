@@ -29,6 +29,7 @@ import torch
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.errors import InputError
 from lensblur.lens import signed_coc
+from lensblur.systems.deeplens.compose import compose, network_share
 from lensblur.systems.deeplens.model import DeepLensRenderer, build_renderer, downsample, halving_sizes
 from lensblur.training.checkpoint import load_checkpoint, shipped_checkpoint
 
@@ -82,10 +83,12 @@ class DeepLensSession:
     """One image and its disparity, ready to be rendered with any focus and aperture.
 
     image: linear RGB float32 H×W×3 (values above 1 are clipped: the network works on sRGB);
-    disparity: float32 H×W in [0, 1], 1 = nearest; checkpoint: path, default the shipped one.
+    disparity: float32 H×W in [0, 1], 1 = nearest; checkpoint: path, default the shipped one;
+    keep_in_focus: pixels the thin lens leaves sharp are the input's (lensblur.systems.deeplens.compose,
+    not in the paper); False gives the network's output everywhere, as in the paper.
     """
 
-    def __init__(self, image: np.ndarray, disparity: np.ndarray, checkpoint=None):
+    def __init__(self, image: np.ndarray, disparity: np.ndarray, checkpoint=None, keep_in_focus: bool = True):
         image = np.asarray(image, dtype=np.float32)
         disparity = np.asarray(disparity, dtype=np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
@@ -95,7 +98,9 @@ class DeepLensSession:
         self.model = load_renderer(checkpoint)
         self.height, self.width = image.shape[:2]
         self.disparity = np.clip(np.nan_to_num(disparity), 0.0, 1.0)
-        self._image = torch.from_numpy(linear_to_srgb(image).transpose(2, 0, 1).copy()).unsqueeze(0)
+        self._srgb = linear_to_srgb(image)
+        self._image = torch.from_numpy(self._srgb.transpose(2, 0, 1).copy()).unsqueeze(0)
+        self.keep_in_focus = keep_in_focus
         self._cache: dict[int, dict] = {}
 
     def _prepared(self, levels: int) -> dict:
@@ -137,4 +142,6 @@ class DeepLensSession:
             blurs = [model.upsampler_blur(c, s) for c, s in zip(cocs, scales)]
             output = model.upsample_to(shallow, cache["images"], blurs, cache["guides"])
         srgb = output[0].clamp(0.0, 1.0).numpy().transpose(1, 2, 0)
+        if self.keep_in_focus:
+            srgb = compose(self._srgb, srgb, network_share(cocs[0][0, 0].numpy()))
         return srgb_to_linear(srgb)

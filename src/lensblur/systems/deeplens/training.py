@@ -67,6 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l1", type=float, default=0.0, metavar="W",
                         help="add W times the plain L1 loss of L and H (default 0: the paper's loss only)")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the high-resolution loss (Eq. 6)")
+    parser.add_argument("--init", metavar="CKPT",
+                        help="fine-tune: start from this render checkpoint's weights and r_max with a fresh "
+                             "optimiser at step 0 (--resume instead continues its Adam state, whose moments "
+                             "from the old data scale the first steps on new data)")
+    parser.add_argument("--keep-in-focus", action="store_true",
+                        help="score the full-resolution output after the renderer's in-focus pass-through "
+                             "(lensblur.systems.deeplens.compose; not in the paper), so the network is not "
+                             "trained on pixels the renderer takes from the input")
     parser.add_argument("--corrupt", type=int, default=3, metavar="PX",
                         help="largest dilation/erosion radius of the training disparity (default 3)")
     parser.add_argument("--save-every", type=int, default=250, metavar="N", help="checkpoint every N steps")
@@ -191,15 +199,17 @@ def train_render(args, progress) -> dict:
     low_levels, high_levels = getattr(args, "levels", (1, 1))
     torch.manual_seed(args.seed)
     step, history, optimizer_state = 0, [], None
-    if args.resume:
-        payload = load_checkpoint(args.out, system=SYSTEM)
+    start_from = args.out if args.resume else getattr(args, "init", None)
+    if start_from:
+        payload = load_checkpoint(start_from, system=SYSTEM)
         config = payload["config"]
         if config.get("module", "render") != "render":
-            raise InputError(f"{args.out} is a DeepLens {config.get('module')} checkpoint, not a render one")
+            raise InputError(f"{start_from} is a DeepLens {config.get('module')} checkpoint, not a render one")
         model = DeepLensRenderer(config)
         model.load_state_dict(payload["model"])
-        step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
-        if not config.get("trained_on", "").endswith(describe(pairs)):
+        if args.resume:   # --init starts at step 0 with a fresh optimiser
+            step, history, optimizer_state = payload["step"], payload["history"], payload["optimizer"]
+        if not (args.resume and config.get("trained_on", "").endswith(describe(pairs))):
             config = {**config, "trained_on": f"{config.get('trained_on', '?')}, then {describe(pairs)}"}
     else:
         # r_max at the lens-blur resolution of the deepest level: the largest scenes need them all
@@ -231,6 +241,8 @@ def train_render(args, progress) -> dict:
                                                                                 args.corrupt, fit, levels))
             set_lr(step)
             low, high = model(images, cocs, levels=levels)
+            if getattr(args, "keep_in_focus", False):
+                high = keep_in_focus(images, high, cocs)
             target_low = downsample(targets, low.shape[-2:])
             loss_low = normalised_loss(low, target_low)
             loss_high = normalised_loss(high, targets)
@@ -254,6 +266,17 @@ def train_render(args, progress) -> dict:
             "levels": f"{low_levels}-{high_levels}" if high_levels > low_levels else str(low_levels),
             "final loss": f"{history[-1]['loss']:.4f}" if history else "n/a",
             "seconds": f"{time.perf_counter() - start:.0f}"}
+
+
+def keep_in_focus(images, rendered, cocs):
+    """The renderer's in-focus pass-through on a batch: images, rendered N×3×H×W sRGB tensors,
+    cocs N×1×H×W signed CoC in pixels → N×3×H×W, the input where the thin lens keeps it sharp."""
+    import torch
+
+    from lensblur.systems.deeplens.compose import network_share
+
+    share = torch.from_numpy(np.stack([network_share(c[0]) for c in cocs.numpy()])[:, None])
+    return images + share * (rendered - images)
 
 
 def describe(pairs) -> str:
