@@ -90,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior", action="store_true",
                         help="with --depth-input --kernel-shape disc: the analytic bracketing blend as a prior on the "
                              "logits, the last conv starting at zero (training learns corrections only)")
+    parser.add_argument("--occlusion", action="store_true",
+                        help="with --prior: pixels behind the focus do not gather over discs that sharper pixels "
+                             "in front cover (no halo of the subject in the background)")
     parser.add_argument("--kernel-width", type=int, metavar="PX",
                         help="image width at which --kernels are measured (default 1024, the paper's)")
     parser.add_argument("--ship", metavar="PATH",
@@ -120,13 +123,15 @@ def _model_config(args, previous: dict | None) -> dict:
     given = {"kernels": args.kernels, "width": width, "depth_input": True if args.depth_input else None,
              "kernel_width": args.kernel_width, "kernel_shape": shape,
              "linear": True if getattr(args, "linear", False) else None,
-             "prior": True if getattr(args, "prior", False) else None}
+             "prior": True if getattr(args, "prior", False) else None,
+             "occlusion": True if getattr(args, "occlusion", False) else None}
     if previous is None:
         defaults = {"kernels": list(DISC_KERNELS if shape == "disc" else PAPER_KERNELS), "width": DEFAULT_WIDTH,
                     "depth_input": False, "kernel_width": KERNEL_WIDTH, "kernel_shape": "gaussian", "linear": False,
-                    "prior": False}
+                    "prior": False, "occlusion": False}
         return {key: (value if value is not None else defaults[key]) for key, value in given.items()}
-    previous = {"kernel_shape": "gaussian", "linear": False, "prior": False, **previous}  # older checkpoints
+    # checkpoints written before these options
+    previous = {"kernel_shape": "gaussian", "linear": False, "prior": False, "occlusion": False, **previous}
     for key, value in given.items():
         if value is not None and value != previous[key]:
             raise InputError(f"--{key.replace('_', '-')} {value} differs from the checkpoint's {previous[key]}: "
