@@ -453,8 +453,8 @@ def test_disc_checkpoint_round_trip_and_old_checkpoints_still_load(scenes, tmp_p
     from lensblur.systems.dbsi.model import build
 
     out = tmp_path / "disc.pt"
-    assert _train(scenes, out, "--steps", "2", "--depth-input", "--kernel-shape", "disc", "--linear", "--prior", "--occlusion",
-                  "--kernels", "5,11,21") == 0
+    assert _train(scenes, out, "--steps", "2", "--depth-input", "--kernel-shape", "disc", "--linear", "--prior",
+                  "--occlusion", "--kernels", "5,11,21") == 0
     stored = torch.load(out, weights_only=True)["config"]["model"]
     assert stored["kernel_shape"] == "disc" and stored["linear"] and stored["prior"] and stored["occlusion"]
     assert stored["kernels"] == [5, 11, 21]
