@@ -532,3 +532,17 @@ def test_occlusion_prior_keeps_the_sharp_subject_out_of_the_blurred_background()
     assert np.isinf(cap[32:64, 40:72]).all() and np.isinf(cap[:, 100:130]).all() and np.isinf(cap[:, 155:]).all()
     assert np.isfinite(cap[halo]).all() and (cap[halo] < np.abs(signed[0, 0].numpy()[halo])).all()
     assert 0 < OCCLUSION_SHARE < 0.5
+
+
+def test_blurred_foreground_spreads_over_the_sharp_background_behind_its_edge():
+    from lensblur.systems.dbsi.model import foreground_floor, occlusion_cap
+
+    width = 192
+    levels = [0.0] + [(k - 1) / 2 for k in _prior_model().kernels]
+    signed = torch.zeros(1, 1, 96, width)  # an in-focus background...
+    signed[..., 20:76, 20:80] = 40.0  # ...behind a near square blurred by 40 px at 1024 width (7.5 px here)
+    floor = foreground_floor(signed, levels, width / 1024)[0, 0].numpy()
+    assert (floor[40:56, 81:84] > 0).all()  # right outside the edge: gathers over the blurred square
+    assert (floor[:, 100:] == 0).all() and (floor[85:, :] == 0).all()  # beyond its reach: stays sharp
+    assert floor.max() <= 40.0  # never more blur than the foreground's own
+    assert np.isinf(occlusion_cap(signed, levels, width / 1024).numpy()).all()  # nothing behind the focus
