@@ -58,8 +58,8 @@ COC_UNIT = 32.0
 """The signed-CoC input channel is c (pixels at ``kernel_width``) divided by this."""
 
 DISC_KERNELS = (7, 13, 19, 27, 37, 51, 69, 93, 127)
-"""Disc diameters (px at 1024 width) of the disc-stack variant: radii 3 … 63 px, about ×1.35 apart,
-i.e. 1.1 … 23.6 px at 384 px width, covering the engine scenes' CoC radii (up to 16 px at
+"""Disc diameters (px at 1024 width) of the disc-stack variant: radii 3, 6, 9 … 63 px, ×1.35–1.5
+apart above 6 px, i.e. 1.1 … 23.6 px at 384 px width, covering the engine scenes' CoC radii (up to 16 px at
 256×384; 43 px at 1024) with room above."""
 
 PRIOR_FLOOR = 1e-3
