@@ -472,6 +472,9 @@ def test_disc_checkpoint_round_trip_and_old_checkpoints_still_load(scenes, tmp_p
     assert old.kernel_shape == "gaussian" and not old.linear and not old.prior
     with pytest.raises(InputError, match="prior"):
         build({"kernels": [25, 45, 75], "width": TINY_WIDTH, "depth_input": False, "prior": True})
+    with pytest.raises(InputError, match="prior"):
+        build({"kernels": [5, 11], "width": TINY_WIDTH, "depth_input": True, "kernel_shape": "disc",
+               "occlusion": True})
 
 
 @pytest.mark.skipif(not (DATA.parent.parent.parent / "shared" / "samples" / "bokehme" / "13.jpg").exists(),

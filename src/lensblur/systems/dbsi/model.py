@@ -59,8 +59,8 @@ COC_UNIT = 32.0
 
 DISC_KERNELS = (7, 13, 19, 27, 37, 51, 69, 93, 127)
 """Disc diameters (px at 1024 width) of the disc-stack variant: radii 3, 6, 9 … 63 px, ×1.35–1.5
-apart above 6 px, i.e. 1.1 … 23.6 px at 384 px width, covering the engine scenes' CoC radii (up to 16 px at
-256×384; 43 px at 1024) with room above."""
+apart above 6 px, i.e. 1.1 … 23.6 px at 384 px width, covering the engine scenes' CoC radii (up to
+16 px at 256×384; 43 px at 1024) with room above."""
 
 PRIOR_FLOOR = 1e-3
 """ε of the analytic prior's logits log(A + ε): keeps every stack member reachable by training."""
@@ -269,13 +269,15 @@ class DBSI(nn.Module):
             raise InputError(f"DBSI kernel shape must be 'gaussian' or 'disc', got {kernel_shape!r}")
         if prior and not (depth_input and kernel_shape == "disc" and kernels == sorted(set(kernels))):
             raise InputError("the DBSI analytic prior needs a depth-conditioned model with increasing disc kernels")
+        if occlusion and not prior:
+            raise InputError("the DBSI occlusion handling is part of the analytic prior (add --prior)")
         self.kernels = kernels
         self.depth_input = bool(depth_input)
         self.kernel_width = int(kernel_width)
         self.kernel_shape = kernel_shape
         self.linear = bool(linear)
         self.prior = bool(prior)
-        self.occlusion = bool(occlusion) and self.prior
+        self.occlusion = bool(occlusion)
         self.backbone = MegaDepthHourglass(width, in_channels=5 if depth_input else 3)
         # "modifying the last layer": the log-depth conv becomes the blend-weight conv
         self.backbone[4] = nn.Conv2d(self.backbone.feature_channels, 1 + len(kernels), 3, padding=1)
