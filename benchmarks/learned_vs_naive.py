@@ -133,7 +133,10 @@ def main(argv=None) -> int:
     parser.add_argument("--per-scene", nargs="*", default=["dbsi", "deeplens"], metavar="NAME",
                         help="renderers whose per-scene Δ naive is listed under each table (default dbsi deeplens)")
     args = parser.parse_args(argv)
-    sets = [(kind, int(seed)) for kind, seed in (item.split(":") for item in args.sets.split(","))]
+    try:
+        sets = [(kind, int(seed)) for kind, seed in (item.split(":") for item in args.sets.split(","))]
+    except ValueError:
+        parser.error(f"--sets takes KIND:SEED,... (e.g. mixed:9003), got {args.sets!r}")
     height, width = (int(v) for v in args.size.lower().split("x"))
     register_variants(args.dbsi, args.deeplens, args.depth, args.candidates)
     if args.candidates:

@@ -8,7 +8,9 @@ is the paper's network (the full-width MegaDepth hourglass) at the paper's sizes
 ``--config small`` (the default) is a 1/8-width hourglass at 96×128 and 192×256, which trains on
 one CPU thread in minutes (docs/dbsi.md). Phases 2 and 3 start from the previous phase's checkpoint
 (``--resume``); ``--resume`` within a phase continues an interrupted run exactly (the batch of
-every step depends only on the seed, the phase and the step).
+every step depends only on the seed, the phase and the step). ``--kernel-shape disc --linear
+--prior --occlusion`` with ``--depth-input`` trains the disc-stack model of ``--renderer dbsi``
+(not in the paper; the network learns corrections to an analytic blend, docs/dbsi.md).
 """
 
 from __future__ import annotations
