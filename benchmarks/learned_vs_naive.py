@@ -36,13 +36,12 @@ from lensblur import evaluate  # noqa: E402
 from lensblur.renderers import get_renderer, register  # noqa: E402
 
 SETS = [("mixed", 9001), ("layered", 9002), ("mixed", 9003)]   # 9003: a confirmation set, tuned on by no one
-PER_SCENE = ["dbsi", "deeplens"]   # renderers whose per-scene Δ naive is listed under each table
 RENDERERS = ["naive", "scatter", "dbsi", "dbsi-image", "deeplens", "deeplens-image", "bggan", "d2f", "portrait",
              "portrait-rnn"]
 WHAT = {
     "naive": "reference: per-pixel disc gather (the blend to beat)",
     "scatter": "project default: depth-aware scatter",
-    "dbsi": "DBSI, depth-conditioned variant (default of --renderer dbsi), true depth",
+    "dbsi": "DBSI, depth-conditioned disc-stack variant in linear light (default of --renderer dbsi), true depth",
     "dbsi-image": "DBSI, the paper's image-only network",
     "deeplens": "DeepLens rendering network, true depth (in-focus pass-through, clipped light added)",
     "deeplens-image": "DeepLens from the image alone (shipped depth module)",
@@ -99,24 +98,22 @@ def run_set(kind: str, seed: int, count: int, height: int, width: int, names: li
     return evaluate.evaluate(samples, names, sheet_count=sheet)
 
 
+def per_scene(rows: list[dict], name: str) -> str:
+    """One line: ``name``'s PSNR minus the naive blend's on each scene (dB), and how many are > 0."""
+    naive = {r["scene"]: r["psnr"] for r in rows if r["renderer"] == "naive"}
+    deltas = [r["psnr"] - naive[r["scene"]] for r in rows if r["renderer"] == name and r["scene"] in naive]
+    if not deltas:
+        return ""
+    return (f"- per-scene Δ naive of {name}: " + ", ".join(f"{d:+.2f}" for d in deltas)
+            + f" ({sum(d > 0 for d in deltas)} of {len(deltas)} above naive)")
+
+
 def table(summary: list[dict], naive_psnr: float) -> list[str]:
     lines = ["| renderer | PSNR | Δ naive | SSIM | boundary PSNR | s/image | what |", "|---|---:|---:|---:|---:|---:|---|"]
     for row in summary:
         name = row["renderer"]
         lines.append(f"| {name} | {row['psnr']:.2f} | {row['psnr'] - naive_psnr:+.2f} | {row['ssim']:.4f} | "
                      f"{row['boundary_psnr']:.2f} | {row['seconds']:.3f} | {WHAT.get(name, '')} |")
-    return lines
-
-
-def per_scene(rows: list[dict], names: list[str]) -> list[str]:
-    """'- per-scene Δ naive, NAME: +1.2 -0.3 …' for each of ``names`` scored in ``rows``."""
-    naive = {r["scene"]: r["psnr"] for r in rows if r["renderer"] == "naive"}
-    lines = []
-    for name in names:
-        deltas = [r["psnr"] - naive[r["scene"]] for r in rows if r["renderer"] == name and r["scene"] in naive]
-        if deltas:
-            lines.append(f"- per-scene Δ naive, {name}: " + " ".join(f"{d:+.2f}" for d in deltas)
-                         + f" ({sum(d > 0 for d in deltas)} of {len(deltas)} above)")
     return lines
 
 
@@ -132,7 +129,15 @@ def main(argv=None) -> int:
                         help="also score dbsi-depth.pt and deeplens.pt from DIR (e.g. a retraining not shipped) as "
                              "dbsi-candidate and deeplens-candidate")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder (default benchmarks/results)")
+    parser.add_argument("--sets", default=",".join(f"{k}:{s}" for k, s in SETS), metavar="KIND:SEED,...",
+                        help="scene sets (default mixed:9001,layered:9002,mixed:9003)")
+    parser.add_argument("--per-scene", nargs="*", default=["dbsi", "deeplens"], metavar="NAME",
+                        help="renderers whose per-scene Δ naive is listed under each table (default dbsi deeplens)")
     args = parser.parse_args(argv)
+    try:
+        sets = [(kind, int(seed)) for kind, seed in (item.split(":") for item in args.sets.split(","))]
+    except ValueError:
+        parser.error(f"--sets takes KIND:SEED,... (e.g. mixed:9003), got {args.sets!r}")
     height, width = (int(v) for v in args.size.lower().split("x"))
     register_variants(args.dbsi, args.deeplens, args.depth, args.candidates)
     if args.candidates:
@@ -149,12 +154,13 @@ def main(argv=None) -> int:
                                    "checkpoints": {"dbsi": args.dbsi, "deeplens": args.deeplens, "depth": args.depth,
                                                    "candidates": args.candidates}},
                       "sets": {}}, []
-    for kind, seed in SETS:
+    for kind, seed in sets:
         start = time.perf_counter()
         results, sheet = run_set(kind, seed, args.count, height, width, args.renderers, 2)
         naive = next((r["psnr"] for r in results.summary if r["renderer"] == "naive"), float("nan"))
         report += [f"## {kind} scenes (seed {seed})", ""] + table(results.summary, naive) + [""]
-        report += per_scene(results.rows, PER_SCENE) + [""]
+        listed = [per_scene(results.rows, name) for name in args.per_scene if name in args.renderers]
+        report += [line for line in listed if line] + ([""] if any(listed) else [])
         report += [f"- note: {note}" for note in results.notes]
         key = f"{kind}-{seed}" if kind in record["sets"] else kind    # the second mixed set: "mixed-9003"
         record["sets"][key] = {"seed": seed, "summary": results.summary, "rows": results.rows,

@@ -376,3 +376,178 @@ def test_shipped_image_only_network_is_the_papers_and_renders():
     assert out.min() >= image.min() - 1e-3 and out.max() <= image.max() + 1e-3
     with pytest.raises(InputError, match="depth-conditioned"):
         render_with("dbsi-paper", image, np.zeros((96, 128), np.float32), Lens(), checkpoint="depth")
+
+
+# ------------------------------------------- the disc-stack variant (default of --renderer dbsi)
+
+def _prior_model(**options):
+    from lensblur.systems.dbsi.model import DISC_KERNELS
+
+    torch.manual_seed(0)
+    return DBSI(kernels=DISC_KERNELS, width=TINY_WIDTH, depth_input=True, kernel_shape="disc", linear=True,
+                prior=True, **options)
+
+
+def test_analytic_prior_gives_the_bracketing_interpolation_at_step_zero():
+    from lensblur.systems.dbsi.model import COC_UNIT, PRIOR_FLOOR
+
+    model = _prior_model()
+    levels = [0.0] + [(k - 1) / 2 for k in model.kernels]  # px at the kernel width
+    # radii (px at 1024 width) on stack levels, between them, and beyond the last
+    radii = [0.0, levels[1] / 2, levels[3], 0.25 * levels[4] + 0.75 * levels[5], levels[-1] + 20]
+    expected = np.zeros((len(radii), len(levels)), np.float32)
+    expected[0, 0] = 1
+    expected[1, 0] = expected[1, 1] = 0.5
+    expected[2, 3] = 1
+    expected[3, 4], expected[3, 5] = 0.25, 0.75
+    expected[4, -1] = 1
+    width = 128
+    rng = np.random.default_rng(1)
+    images = torch.from_numpy(rng.random((len(radii), 3, 32, width), dtype=np.float32))
+    # a flat disparity whose signed CoC is the wanted radius (K in px of this 128-px image)
+    offsets = torch.tensor(radii) * width / 1024 / 20.0
+    conditioning = depth_channels(torch.full((len(radii), 1, 32, width), 0.5) + offsets.view(-1, 1, 1, 1),
+                                  torch.full((len(radii),), 0.5), torch.full((len(radii),), 20.0), width)
+    np.testing.assert_allclose(conditioning[:, 1, 0, 0].abs().numpy() * COC_UNIT, radii, rtol=1e-4, atol=1e-4)
+    weights = model.weights(images, conditioning)[:, :, 5, 7].detach().numpy()
+    np.testing.assert_allclose(weights, expected, atol=len(levels) * PRIOR_FLOOR)
+    assert (weights.argmax(axis=1) == [0, 0, 3, 5, len(levels) - 1]).all()
+
+
+def test_disc_stack_covers_the_engines_blur_radii(tmp_path):
+    from lensblur.systems.dbsi.model import DISC_KERNELS, KERNEL_WIDTH
+
+    folder = tmp_path / "mixed"
+    generate(folder, 4, 17, 64, 96, workers=0, kind="mixed")
+    largest = max(json.loads(p.read_text())["max_coc"] * KERNEL_WIDTH / 96 for p in folder.glob("*_meta.json"))
+    radii = [(k - 1) / 2 for k in DISC_KERNELS]
+    assert 0 < largest <= radii[-1]  # the widest disc reaches the largest blur of these scenes
+    assert radii[0] * 384 / KERNEL_WIDTH <= 1.5  # the first step above sharp is a small blur
+    # denser than the naive renderer's doubling radii: no wide gaps to interpolate over
+    ratios = [b / a for a, b in zip(radii, radii[1:])]
+    assert ratios[0] <= 2 and max(ratios[1:]) <= 1.5
+    # the shipped default uses exactly this stack
+    model, _ = load_dbsi()
+    assert model.kernels == list(DISC_KERNELS) and model.kernel_shape == "disc" and model.linear and model.prior
+
+
+def test_disc_blend_in_linear_light_is_the_thin_lens_blur_of_a_flat_scene():
+    from lensblur.color import srgb_to_linear
+    from lensblur.systems.dbsi.model import disc_blur_array
+
+    model = _prior_model()
+    rng = np.random.default_rng(2)
+    srgb = cv2.GaussianBlur(rng.random((64, 96, 3), dtype=np.float32), (0, 0), 0.7)
+    level = 4  # a flat scene whose |c| is exactly the 4th disc's radius
+    radius = (model.kernels[level - 1] - 1) / 2 * 96 / 1024
+    out = predict(model, srgb, np.full((64, 96), 0.6, np.float32), 0.5, radius / 0.1, (64, 96))
+    truth = disc_blur_array(srgb_to_linear(srgb).astype(np.float32), radius)
+    np.testing.assert_allclose(srgb_to_linear(out), truth, atol=0.02)
+    # the torch blend (training) and the numpy blend (rendering) agree
+    weights = torch.softmax(torch.randn(1, 1 + len(model.kernels), 64, 96), dim=1)
+    image_t = torch.from_numpy(srgb.transpose(2, 0, 1))[None]
+    torch_out = model.blend(image_t, weights)[0].permute(1, 2, 0).numpy()
+    numpy_out = blend_array(srgb, weights[0].permute(1, 2, 0).numpy(), model.sigmas(96), "disc", True)
+    np.testing.assert_allclose(torch_out, numpy_out, atol=2e-3)
+
+
+def test_disc_checkpoint_round_trip_and_old_checkpoints_still_load(scenes, tmp_path):
+    from lensblur.systems.dbsi.model import build
+
+    out = tmp_path / "disc.pt"
+    assert _train(scenes, out, "--steps", "2", "--depth-input", "--kernel-shape", "disc", "--linear", "--prior",
+                  "--occlusion", "--kernels", "5,11,21") == 0
+    stored = torch.load(out, weights_only=True)["config"]["model"]
+    assert stored["kernel_shape"] == "disc" and stored["linear"] and stored["prior"] and stored["occlusion"]
+    assert stored["kernels"] == [5, 11, 21]
+    model, _ = load_dbsi(out)
+    again = build(model.config())
+    again.load_state_dict(model.state_dict())
+    image = np.random.default_rng(3).random((40, 60, 3), dtype=np.float32)
+    disparity = np.tile(np.linspace(0, 1, 60, dtype=np.float32), (40, 1))
+    np.testing.assert_array_equal(predict(model, image, disparity, 0.4, 6.0, (32, 48)),
+                                  predict(again, image, disparity, 0.4, 6.0, (32, 48)))
+    # a checkpoint written before these options is the paper-style Gaussian sRGB model
+    old = build({"kernels": [25, 45, 75], "width": TINY_WIDTH, "depth_input": True, "kernel_width": 1024})
+    assert old.kernel_shape == "gaussian" and not old.linear and not old.prior
+    with pytest.raises(InputError, match="prior"):
+        build({"kernels": [25, 45, 75], "width": TINY_WIDTH, "depth_input": False, "prior": True})
+    with pytest.raises(InputError, match="prior"):
+        build({"kernels": [5, 11], "width": TINY_WIDTH, "depth_input": True, "kernel_shape": "disc",
+               "occlusion": True})
+
+
+@pytest.mark.skipif(not (DATA.parent.parent.parent / "shared" / "samples" / "bokehme" / "13.jpg").exists(),
+                    reason="shared samples absent")
+def test_cli_and_api_render_a_real_photo_with_the_shipped_disc_model(tmp_path):
+    import lensblur
+
+    samples = DATA.parent.parent.parent / "shared" / "samples" / "bokehme"
+    out = tmp_path / "out.png"
+    photo = cv2.imread(str(samples / "13.jpg")).astype(np.float32)
+    centre = (photo.shape[1] // 2, photo.shape[0] // 2)
+    assert main(["render", str(samples / "13.jpg"), "--depth", str(samples / "13.png"), "--renderer", "dbsi",
+                 "--blur", "12", "--focus", f"{centre[0]},{centre[1]}", "-o", str(out), "-q"]) == 0
+    rendered = cv2.imread(str(out)).astype(np.float32)
+    assert rendered.shape == photo.shape
+    disparity = cv2.imread(str(samples / "13.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535
+    focus = float(disparity[centre[1], centre[0]])
+
+    def detail(image, mask):
+        return np.abs(cv2.Laplacian(image, cv2.CV_32F))[mask].mean()
+
+    sharp = np.abs(disparity - focus) < 0.03
+    far = np.abs(disparity - focus) > 0.4
+    assert sharp.sum() > 1000 and far.sum() > 1000
+    assert detail(rendered, far) < 0.5 * detail(photo, far)  # the background is blurred
+    assert detail(rendered, sharp) > 0.6 * detail(photo, sharp)  # the focused subject is not
+    assert abs(rendered.mean() - photo.mean()) < 3  # no grey haze or darkening overall
+    api = lensblur.render(cv2.cvtColor(photo.astype(np.uint8), cv2.COLOR_BGR2RGB), disparity, blur=12,
+                          focus=centre, renderer="dbsi")
+    assert api.dtype == np.uint8  # the same render as the CLI's, up to the file's rounding
+    assert np.abs(cv2.cvtColor(api, cv2.COLOR_RGB2BGR).astype(np.float32) - rendered).mean() < 1.0
+
+
+def test_occlusion_prior_keeps_the_sharp_subject_out_of_the_blurred_background():
+    from lensblur.color import srgb_to_linear
+    from lensblur.systems.dbsi.model import OCCLUSION_SHARE, occlusion_cap
+
+    # an in-focus bright square and a one-pixel in-focus wire in front of a dark background 12 px out of focus
+    height, width = 96, 192
+    disparity = np.full((height, width), 0.2, np.float32)
+    disparity[32:64, 40:72] = 0.5
+    disparity[:, 150] = 0.5
+    srgb = np.full((height, width, 3), 0.1, np.float32)
+    srgb[32:64, 40:72] = 1.0
+    srgb[:, 150] = 1.0
+    lens = (0.5, 40.0)  # focus disparity, K: |c| = 12 px in the background
+    plain, occluding = _prior_model(), _prior_model(occlusion=True)
+    outs = [predict(m, srgb, disparity, *lens, (96, 192)) for m in (plain, occluding)]
+    halo = (slice(36, 60), slice(74, 80))  # background just right of the square
+    glow = [srgb_to_linear(out[halo]).mean() for out in outs]
+    assert glow[1] < 0.5 * glow[0]  # the halo is (mostly) gone
+    np.testing.assert_allclose(outs[1][32:64, 44:68], 1.0, atol=0.01)  # the subject stays sharp
+    # far from both, the background gets its full blur either way; a thin wire limits only the
+    # smallest discs right next to it (it covers little of a larger one)
+    np.testing.assert_allclose(outs[0][:, 100:130], outs[1][:, 100:130], atol=1e-5)
+    np.testing.assert_allclose(outs[0][:, 155:170], outs[1][:, 155:170], atol=1e-5)
+    # the cap itself: only behind the focus, only where sharper pixels cover more than the share
+    signed = torch.from_numpy((disparity - lens[0]) * lens[1] * 1024 / width)[None, None]
+    cap = occlusion_cap(signed, [0.0] + [(k - 1) / 2 for k in occluding.kernels], width / 1024)[0, 0].numpy()
+    assert np.isinf(cap[32:64, 40:72]).all() and np.isinf(cap[:, 100:130]).all() and np.isinf(cap[:, 155:]).all()
+    assert np.isfinite(cap[halo]).all() and (cap[halo] < np.abs(signed[0, 0].numpy()[halo])).all()
+    assert 0 < OCCLUSION_SHARE < 0.5
+
+
+def test_blurred_foreground_spreads_over_the_sharp_background_behind_its_edge():
+    from lensblur.systems.dbsi.model import foreground_floor, occlusion_cap
+
+    width = 192
+    levels = [0.0] + [(k - 1) / 2 for k in _prior_model().kernels]
+    signed = torch.zeros(1, 1, 96, width)  # an in-focus background...
+    signed[..., 20:76, 20:80] = 40.0  # ...behind a near square blurred by 40 px at 1024 width (7.5 px here)
+    floor = foreground_floor(signed, levels, width / 1024)[0, 0].numpy()
+    assert (floor[40:56, 81:84] > 0).all()  # right outside the edge: gathers over the blurred square
+    assert (floor[:, 100:] == 0).all() and (floor[85:, :] == 0).all()  # beyond its reach: stays sharp
+    assert floor.max() <= 40.0  # never more blur than the foreground's own
+    assert np.isinf(occlusion_cap(signed, levels, width / 1024).numpy()).all()  # nothing behind the focus

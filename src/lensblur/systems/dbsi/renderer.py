@@ -9,10 +9,12 @@ system as published: the image-only network run at its training size with the ou
 paper's section 5.3 baseline: a soft subject map keeps the subject, the rest is replaced by a
 75×75 Gaussian blur, blended by Eq. 1 (no torch).
 
-Both work on sRGB internally (as the paper does) and take and return linear float32 H×W×3.
-Kernel sizes are measured at an image width of 1024 pixels and scaled to the input's width
-(docs/dbsi.md). Neither renders highlights, bokeh shapes or grain: ``lens.aperture``,
-``lens.highlights``, ``lens.grain``, ``lens.rim`` and ``lens.cat_eye`` are ignored.
+All take and return linear float32 H×W×3. The paper's networks and the saliency baseline blend
+Gaussian blurs in sRGB (as the paper does); the shipped depth-conditioned checkpoint blends round
+discs in linear light with an analytic prior (docs/dbsi.md, "the disc-stack model"). Kernel sizes
+are measured at an image width of 1024 pixels and scaled to the input's width. None renders
+highlights, bokeh shapes or grain: ``lens.aperture``, ``lens.highlights``, ``lens.grain``,
+``lens.rim`` and ``lens.cat_eye`` are ignored.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ is the paper's network (the full-width MegaDepth hourglass) at the paper's sizes
 ``--config small`` (the default) is a 1/8-width hourglass at 96×128 and 192×256, which trains on
 one CPU thread in minutes (docs/dbsi.md). Phases 2 and 3 start from the previous phase's checkpoint
 (``--resume``); ``--resume`` within a phase continues an interrupted run exactly (the batch of
-every step depends only on the seed, the phase and the step).
+every step depends only on the seed, the phase and the step). ``--kernel-shape disc --linear
+--prior --occlusion`` with ``--depth-input`` trains the disc-stack model of ``--renderer dbsi``
+(not in the paper; the network learns corrections to an analytic blend, docs/dbsi.md).
 """
 
 from __future__ import annotations
@@ -82,6 +84,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hourglass width multiplier (overrides --config; 1 = the full MegaDepth network)")
     parser.add_argument("--depth-input", action="store_true",
                         help="depth-conditioned variant: disparity and signed CoC as extra input channels")
+    parser.add_argument("--kernel-shape", choices=["gaussian", "disc"],
+                        help="blur kernels: gaussian (the paper's, default) or disc (uniform discs of diameter K, "
+                             "default sizes 7,13,...,127; not in the paper, docs/dbsi.md)")
+    parser.add_argument("--linear", action="store_true",
+                        help="blend in linear light instead of sRGB (not in the paper)")
+    parser.add_argument("--prior", action="store_true",
+                        help="with --depth-input --kernel-shape disc: the analytic bracketing blend as a prior on the "
+                             "logits, the last conv starting at zero (training learns corrections only)")
+    parser.add_argument("--occlusion", action="store_true",
+                        help="with --prior: pixels behind the focus do not gather over discs that sharper pixels "
+                             "in front cover (no halo of the subject in the background)")
     parser.add_argument("--kernel-width", type=int, metavar="PX",
                         help="image width at which --kernels are measured (default 1024, the paper's)")
     parser.add_argument("--ship", metavar="PATH",
@@ -105,15 +118,22 @@ def _phase_settings(args, stored: dict | None = None) -> dict:
 
 
 def _model_config(args, previous: dict | None) -> dict:
-    from lensblur.systems.dbsi.model import CONFIGS, DEFAULT_WIDTH, KERNEL_WIDTH, PAPER_KERNELS
+    from lensblur.systems.dbsi.model import CONFIGS, DEFAULT_WIDTH, DISC_KERNELS, KERNEL_WIDTH, PAPER_KERNELS
 
     width = args.width if args.width is not None else CONFIGS.get(getattr(args, "config", None) or "", None)
+    shape = getattr(args, "kernel_shape", None)
     given = {"kernels": args.kernels, "width": width, "depth_input": True if args.depth_input else None,
-             "kernel_width": args.kernel_width}
+             "kernel_width": args.kernel_width, "kernel_shape": shape,
+             "linear": True if getattr(args, "linear", False) else None,
+             "prior": True if getattr(args, "prior", False) else None,
+             "occlusion": True if getattr(args, "occlusion", False) else None}
     if previous is None:
-        defaults = {"kernels": list(PAPER_KERNELS), "width": DEFAULT_WIDTH, "depth_input": False,
-                    "kernel_width": KERNEL_WIDTH}
+        defaults = {"kernels": list(DISC_KERNELS if shape == "disc" else PAPER_KERNELS), "width": DEFAULT_WIDTH,
+                    "depth_input": False, "kernel_width": KERNEL_WIDTH, "kernel_shape": "gaussian", "linear": False,
+                    "prior": False, "occlusion": False}
         return {key: (value if value is not None else defaults[key]) for key, value in given.items()}
+    # checkpoints written before these options
+    previous = {"kernel_shape": "gaussian", "linear": False, "prior": False, "occlusion": False, **previous}
     for key, value in given.items():
         if value is not None and value != previous[key]:
             raise InputError(f"--{key.replace('_', '-')} {value} differs from the checkpoint's {previous[key]}: "
