@@ -174,3 +174,25 @@ def test_srgb_to_lab_matches_opencv_and_the_cie_white_and_black():
     assert np.abs(srgb_to_lab(colours) - reference).max() < 0.6
     assert np.allclose(srgb_to_lab(colours)[0, 1], (100.0, 0.0, 0.0), atol=0.05)
     assert np.allclose(srgb_to_lab(colours)[0, 0], (0.0, 0.0, 0.0), atol=1e-4)
+
+
+def test_a_thumbnail_runs_no_people_models_cues_or_matting(monkeypatch):
+    """Under MIN_CUE_SIDE px on a side the estimate is the layout prior and a salient subject only:
+    the person/face models (which find faces in upscaled noise) and the matting solver never run."""
+    from lensblur.depth import auto, people as people_models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("must not run on a thumbnail")
+
+    monkeypatch.setattr(people_models, "segment_person", refuse)
+    monkeypatch.setattr(people_models, "detect_faces", refuse)
+    monkeypatch.setattr(auto, "matte_band", refuse)
+    noise = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
+    estimate = auto.estimate_auto(noise)
+    assert estimate.disparity.shape == (16, 16) and np.isfinite(estimate.disparity).all()
+    assert any("people models not run" in note for note in estimate.notes)
+    calls = []
+    monkeypatch.setattr(auto, "_people", lambda small, notes: calls.append(small.shape) or (None, None))
+    big = np.random.default_rng(0).random((auto.MIN_CUE_SIDE, auto.MIN_CUE_SIDE, 3), dtype=np.float32)
+    auto.estimate_auto(big, matte=False)
+    assert calls == [(auto.MIN_CUE_SIDE, auto.MIN_CUE_SIDE, 3)]  # from MIN_CUE_SIDE on, the models run

@@ -27,7 +27,10 @@ DEFOCUS_WEIGHT, OCCLUSION_WEIGHT = 0.15, 0.05  # disparity units for the stronge
 MIN_BLUR_SPREAD = 0.5  # px at work size: edge blur varying less than this is an all-in-focus photo
 CUES = ("defocus", "occlusion", "contact")
 OCCLUSION_SIDE = 256  # px: long side of the segmentation the occlusion cue runs on
-MIN_CUE_SIDE = 64  # px: thumbnails carry too few edges to measure blur and too few pixels per region to order
+# px: on a thumbnail smaller than this on a side there are too few edges to measure blur, too few
+# pixels per region to order, nothing the person/face models can recognise (upscaled to their
+# input they hallucinate faces in noise) and no edge band wider than a pixel to matte.
+MIN_CUE_SIDE = 64
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -268,7 +271,10 @@ def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True
     small_linear = cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA) if scale < 1 else image
     small = linear_to_srgb(small_linear)
     notes: list[str] = []
-    person, face = _people(small, notes) if people else (None, None)
+    thumbnail = min(height, width) < MIN_CUE_SIDE
+    if people and thumbnail:
+        notes.append(f"image under {MIN_CUE_SIDE} px on a side: people models not run")
+    person, face = _people(small, notes) if people and not thumbnail else (None, None)
     focus = None
     if person is not None:
         # refine the coarse 256×256 network mask to the photo's edges
@@ -305,7 +311,7 @@ def estimate_auto(image: np.ndarray, *, work_side: int = 512, matte: bool = True
         background = layout_prior(height, width)
     if not mask.any():
         return DepthEstimate(_full_range(background, cues is not False), None, focus, notes)
-    if matte:
+    if matte and not thumbnail:
         # nearest upsampling is enough: matte_band snaps the edge to the full-resolution image
         full_mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
         alpha = matte_band(image, full_mask, max_side=matte_side, method=matte_method)
