@@ -127,6 +127,7 @@ def test_web_default_models_night_lamps():
     from lensblur.web.app import parse_settings
 
     session = SimpleNamespace(full_size=(480, 320), focus_disparity=0.8,
+                              disparity_range=np.array([0.0, 1.0], np.float32),
                               depth=SimpleNamespace(blur_at_infinity=None,
                                                     disparity=np.linspace(0, 1, 480 * 320, dtype=np.float32)
                                                     .reshape(320, 480)))
