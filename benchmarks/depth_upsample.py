@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from lensblur.api import make_lens
 from lensblur.color import linear_to_srgb
-from lensblur.depth.refine import photo_guide, upsample_guided
+from lensblur.depth.refine import photo_guide, upsample_where_explained
 from lensblur.depth_source import choose_depth
 from lensblur.io.depth import fit_to_image
 from lensblur.io.images import read_image
@@ -69,7 +69,7 @@ def methods() -> dict:
         return fit_to_image(small, *pixels.shape[:2], pixels, "guided")
 
     def variant(space, **options):
-        return lambda pixels, small: upsample_guided(photo_guide(pixels, space), small, **options)
+        return lambda pixels, small: upsample_where_explained(photo_guide(pixels, space), small, **options)
 
     return {"bilinear": bilinear, "guided (sRGB grey, r 2, eps 1e-3)": guided,
             "guided, linear grey guide": variant("linear"),

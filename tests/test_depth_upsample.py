@@ -11,7 +11,7 @@ import pytest
 
 from lensblur import api
 from lensblur.color import srgb_to_linear
-from lensblur.depth.refine import photo_guide, upsample_guided
+from lensblur.depth.refine import photo_guide, upsample_where_explained
 from lensblur.depth_source import choose_depth
 from lensblur.errors import InputError
 from lensblur.io.depth import fit_to_image
@@ -111,7 +111,7 @@ def test_a_small_depth_file_is_upsampled_guided_by_default(tmp_path):
     small = small16.astype(np.float32) / 65535
     guided = choose_depth(str(image), photo, str(depth))
     bilinear = choose_depth(str(image), photo, str(depth), upsample="bilinear")
-    assert np.array_equal(guided.disparity, upsample_guided(photo_guide(photo), small))
+    assert np.array_equal(guided.disparity, upsample_where_explained(photo_guide(photo), small))
     assert np.array_equal(bilinear.disparity, cv2.resize(small, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR))
     assert "guided" in guided.upsampling and "bilinear" in bilinear.upsampling
 

@@ -173,11 +173,13 @@ def photo_guide(pixels: np.ndarray, space: str = "srgb") -> np.ndarray:
     return np.maximum(encoded, 0.0, out=encoded)
 
 
-def upsample_guided(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: float = 1e-3) -> np.ndarray:
     """Edge-aware upsampling of a low-resolution map (a phone's 768×576 disparity for a 12 MP
     photo) to the size of the full-resolution ``guide``, so its edges land on the photo's edges.
 
-    The fast guided filter (He & Sun 2015): the map p is explained as ``a·I + b`` in windows at
+    :func:`guided_upsample` (the fast guided filter, used for mattes and estimates) plus a
+    fallback to bilinear wherever the photo does not explain the map. The fast guided filter
+    (He & Sun 2015): the map p is explained as ``a·I + b`` in windows at
     the map's own resolution, against the guide I area-averaged to that size, and the smooth a, b
     are applied to the full-resolution guide. Across a guide edge the map's step then follows
     the guide's edge to the pixel, and a soft guide edge (hair, fur) gives a soft depth

@@ -85,7 +85,7 @@ def fit_to_image(disparity: np.ndarray, height: int, width: int, photo: np.ndarr
     (embedded, ``--depth FILE``, an array given to the API, an estimate) is fitted to its photo.
 
     photo: the photo's linear H×W×3 pixels. A map smaller than the photo is enlarged by edge-aware
-    guided upsampling (upsample="guided", the default; lensblur.depth.refine.upsample_guided), so
+    guided upsampling (upsample="guided", the default; lensblur.depth.refine.upsample_where_explained), so
     its depth edges land on the photo's edges instead of a ramp as wide as one map pixel that
     makes in-focus edges glow; upsample="bilinear", or no photo, enlarges it bilinearly
     (cv2.INTER_LINEAR). A map at the photo's size is returned unchanged (copied); a larger one is
@@ -111,9 +111,9 @@ def fit_to_image(disparity: np.ndarray, height: int, width: int, photo: np.ndarr
         raise InputError(f"depth map is {cols}×{rows} but the image is {width}×{height}: "
                          "aspect ratios differ")
     if upsample == GUIDED and photo is not None and rows <= height and cols <= width:
-        from lensblur.depth.refine import photo_guide, upsample_guided
+        from lensblur.depth.refine import photo_guide, upsample_where_explained
 
-        return upsample_guided(photo_guide(photo), values)
+        return upsample_where_explained(photo_guide(photo), values)
     return cv2.resize(np.ascontiguousarray(values), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
