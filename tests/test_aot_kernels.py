@@ -45,6 +45,13 @@ def built(tmp_path_factory) -> Path:
     return folder
 
 
+def _import_kernel_users() -> None:
+    """Import the modules that bind kernels by name at import time, so that a test's proxies are
+    set (and removed again) on them too, instead of being bound for good by a later import."""
+    import lensblur.renderers.discs  # noqa: F401
+    import lensblur.renderers.scatter  # noqa: F401
+
+
 def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
     """Each kernel the renderer, the encoder and the depth estimate call runs through both routes
     on the same (copied) arguments, in the warm-up renders on other random pictures: outputs and
@@ -86,6 +93,7 @@ def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
 
         return call
 
+    _import_kernel_users()
     for qualified, (value, _) in kernels.items():
         wrapper = proxy(qualified)
         for name, module in list(sys.modules.items()):
@@ -145,14 +153,16 @@ import sys
 from lensblur.cli import main
 code = main(["render", "tiny.png", "-o", "tiny.jpg", "-q", "--blur", "1"])
 print(code, "numba" in sys.modules)
+print("thread pool:", "concurrent.futures.thread" in sys.modules)
 """
 
 
 def test_a_16x16_render_with_the_compiled_module_does_not_import_numba(built, tmp_path):
+    """...nor start the kernels' thread pool (lensblur.threads): start-up stays as it was."""
     _tiny_png(tmp_path)
     done = _run(_CLI_SCRIPT, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["0", "False"]
+    assert done.stdout.splitlines() == ["0 False", "thread pool: False"]
     assert done.stderr == ""
     assert (tmp_path / "tiny.jpg").stat().st_size > 0
 
@@ -180,7 +190,7 @@ def test_a_stale_or_broken_module_is_ignored(built, tmp_path, damage):
     _tiny_png(tmp_path)
     done = _run(_CLI_SCRIPT, {"LENSBLUR_AOT_DIR": str(folder)}, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["0", "True"]  # the JIT kernels served
+    assert done.stdout.splitlines()[0] == "0 True"  # the JIT kernels served
     assert done.stderr == ""
     assert (tmp_path / "tiny.jpg").stat().st_size > 0
 
@@ -207,15 +217,6 @@ def test_type_keys_follow_numbas_types():
     assert not aot.accepts(aot._parse("uint16[2C]"), frozen)  # read-only into a writable export
 
 
-def test_a_long_running_process_prefers_the_jit_kernels(built, tmp_path):
-    """lensblur.aot.prefer_jit (called by ``lensblur serve`` and ``lensblur batch``) sends every
-    kernel call to numba's parallel JIT kernels even with a compiled module present."""
-    script = "from lensblur.aot import prefer_jit\nprefer_jit()\n" + _RENDER_SCRIPT
-    done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "True"
-
-
 def test_the_compile_step_without_a_c_compiler_still_succeeds(tmp_path):
     """No C compiler: ``python -m lensblur.compile`` still compiles the JIT kernels, exits 0, says
     on stderr that there are no ahead-of-time kernels, and leaves no module behind."""
@@ -230,11 +231,181 @@ def test_the_compile_step_without_a_c_compiler_still_succeeds(tmp_path):
     assert aot.find_path(aot.source_key(), [folder]) is None
 
 
-def test_a_render_from_the_size_threshold_on_switches_to_the_jit_kernels(built, tmp_path):
-    """A render of JIT_MIN_PIXELS or more (here lowered below the test image's size) runs numba's
-    parallel kernels; the same render below it does not import numba."""
-    for threshold, expected in ((1000, "True"), (10**9, "False")):
-        script = f"from lensblur import aot\naot.JIT_MIN_PIXELS = {threshold}\n" + _RENDER_SCRIPT
-        done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+def _export(exports: dict, qualified: str, args: tuple):
+    """The compiled export of ``qualified`` that takes ``args``."""
+    found = [fn for fn, kinds in exports[qualified]
+             if len(kinds) == len(args) and all(aot.accepts(kind, arg) for kind, arg in zip(kinds, args))]
+    assert found, f"{qualified}: no export takes {[aot.type_key(a) for a in args]}"
+    return found[0]
+
+
+def test_the_compiled_exports_release_the_gil(built, monkeypatch):
+    """The module's wrappers save and restore the thread state around the kernel (the symbols
+    are in the library), and while an export runs in a worker thread the main thread runs Python
+    code: with the switch interval raised so that no thread is ever forced to give up the GIL,
+    the main thread can only count while the worker is inside the kernel if the kernel released
+    it; the worker reads the count after its calls return (0 if the GIL was held throughout)."""
+    import threading
+
+    library = aot.find_path(aot.source_key(), [built])
+    symbols = library.read_bytes()
+    assert b"PyEval_SaveThread" in symbols and b"PyEval_RestoreThread" in symbols
+    monkeypatch.setenv("LENSBLUR_AOT_DIR", str(built))
+    found = aot.find(aot.source_key())
+    assert found is not None
+    from lensblur.renderers.scatter import slab_edges
+
+    coc = np.random.default_rng(0).uniform(-40, 40, (3000, 3000)).astype(np.float32)
+    edges = slab_edges(40.0)
+    labels = np.empty(coc.shape, np.uint8)
+    args = (coc, edges, labels, 0, coc.shape[0])
+    kernel = _export(found[1], "lensblur.renderers.kernels:slab_labels", args)
+    started, counter, seen = threading.Event(), [0], []
+
+    def work():
+        started.set()
+        for _ in range(3):
+            kernel(*args)
+        seen.append(counter[0])
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        started.wait()
+        for _ in range(200_000):
+            counter[0] += 1
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert seen == [200_000], "the main thread did not run while the compiled kernel ran"
+    assert np.array_equal(labels, np.digitize(coc, edges).astype(np.uint8))
+
+
+def test_chunk_bounds_and_run_chunks():
+    """run_chunks cuts [lo, hi) into consecutive chunks that cover it exactly once, runs them
+    on the pool's threads (small inputs on the calling thread), and raises a chunk's error."""
+    import threading
+
+    from lensblur import threads
+
+    assert threads.chunk_bounds(3, 10, 3) == [(3, 5), (5, 7), (7, 10)]
+    assert threads.chunk_bounds(0, 2, 16) == [(0, 1), (1, 2)]
+    assert threads.chunk_bounds(5, 5, 4) == [(5, 5)]
+    calls = []
+
+    def record(array, lo, hi):
+        calls.append((lo, hi, threading.current_thread().name))
+        array[lo:hi] += 1
+
+    big = np.zeros(1000)
+    threads.run_chunks(record, (big, 0, 1000), threads=3, min_elements=10)
+    assert np.array_equal(big, np.ones(1000))  # every index exactly once
+    assert len(calls) == 24 and all(name.startswith("lensblur-kernel") for *_, name in calls)
+    calls.clear()
+    small = np.zeros(5)
+    threads.run_chunks(record, (small, 0, 5), threads=3, min_elements=10)
+    assert calls == [(0, 5, threading.current_thread().name)]
+
+    def fail(array, lo, hi):
+        if lo == 0:
+            raise ValueError("chunk 0")
+
+    with pytest.raises(ValueError, match="chunk 0"):
+        threads.run_chunks(fail, (big, 0, 1000), threads=2, min_elements=10)
+
+
+def test_chunked_compiled_kernels_equal_one_call(built, monkeypatch):
+    """Every kernel declared ``chunked`` gives bit-identical outputs whether its range runs as one
+    call of the compiled export (the serial route) or as uneven chunks on three threads, on every
+    call of the warm-up renders, encodes and depth estimate and of a larger render with lights."""
+    from lensblur import threads
+
+    monkeypatch.setenv("LENSBLUR_AOT_DIR", str(built))
+    found = aot.find(aot.source_key())
+    assert found is not None
+    _, exports = found
+    import importlib
+
+    checked: dict[str, int] = {}
+
+    def proxy(qualified):
+        def call(*args):
+            copies = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}  # aliases stay aliases
+            serial = [copies.get(id(a), a) for a in args]
+            compiled = _export(exports, qualified, args)
+            compiled(*serial)
+            threads.run_chunks(compiled, args, threads=3, min_elements=0)
+            for chunked, whole in zip(args, serial):
+                if isinstance(chunked, np.ndarray):
+                    np.testing.assert_array_equal(chunked, whole, err_msg=qualified)
+            if args[-1] - args[-2] >= 2:
+                checked[qualified] = checked.get(qualified, 0) + 1
+
+        return call
+
+    chunked = {}
+    for qualified in exports:
+        module_name, attribute = qualified.split(":")
+        value = getattr(importlib.import_module(module_name), attribute)  # a Kernel or numba's dispatcher
+        if qualified in aot.CHUNKED:
+            chunked[qualified] = value
+    assert {"lensblur.renderers.kernels:scatter_spans", "lensblur.renderers.kernels:composite_over",
+            "lensblur.renderers.kernels:slab_block_sum", "lensblur.io.tone_lookup:quantize_channels"} <= set(chunked)
+    _import_kernel_users()
+    for qualified, value in chunked.items():
+        wrapper = proxy(qualified)
+        for name, module in list(sys.modules.items()):
+            if name.startswith("lensblur") and module is not None:
+                for attribute, held in list(vars(module).items()):
+                    if held is value:
+                        monkeypatch.setattr(module, attribute, wrapper)
+
+    import lensblur
+    from lensblur.compile import warm_up
+
+    warm_up(1)
+    rng = np.random.default_rng(5)
+    image = rng.uniform(0, 1, (150, 220, 3)).astype(np.float32)
+    image[20:24, 150:154] = 6.0  # lights
+    image[100:103, 30:33] = 4.0
+    disparity = np.repeat(np.linspace(0.1, 1.0, 150, dtype=np.float32)[:, None], 220, axis=1)
+    disparity[40:110, 60:140] = 0.9
+    lensblur.render(image, disparity, blur=30.0, focus_disparity=0.9)
+    assert set(checked) == set(chunked), f"not split: {sorted(set(chunked) - set(checked))}"
+
+
+_THREADS_SCRIPT = """
+import sys, numpy as np
+import lensblur
+rng = np.random.default_rng(4)
+image = rng.uniform(0, 1, (240, 320, 3)).astype(np.float32)
+image[30:34, 200:204] = 6.0
+disparity = np.repeat(np.linspace(0.1, 1.0, 240, dtype=np.float32)[:, None], 320, axis=1)
+disparity[60:180, 80:200] = 0.85
+out = lensblur.render(image, disparity, blur=30.0, focus_disparity=0.85)
+np.save(sys.argv[1], np.asarray(out))
+from lensblur import threads
+print("numba" in sys.modules, threads._pool is not None)
+"""
+
+
+def test_a_threaded_compiled_render_equals_the_serial_one(built, tmp_path):
+    """The compiled route on two threads (kernels split into chunks) and on one give the
+    identical image, neither importing numba; only the two-thread run starts the pool. The
+    default route (``auto``) takes the compiled kernels for this render too: there is no size
+    from which it switches to numba's."""
+    script = tmp_path / "render.py"
+    script.write_text(_THREADS_SCRIPT)
+    images, lines = {}, {}
+    for count in (1, 2):
+        env = {**os.environ, "PYTHONPATH": SRC, "LENSBLUR_AOT_DIR": str(built),
+               "LENSBLUR_KERNELS": "aot" if count == 1 else "auto", "NUMBA_NUM_THREADS": str(count)}
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / f"{count}.npy")], capture_output=True,
+                              text=True, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert done.stdout.strip().splitlines()[-1] == expected, threshold
+        images[count], lines[count] = np.load(tmp_path / f"{count}.npy"), done.stdout.split()
+    assert lines == {1: ["False", "False"], 2: ["False", "True"]}
+    assert images[1].shape == (240, 320, 3) and images[1].std() > 0.05
+    np.testing.assert_array_equal(images[2], images[1])

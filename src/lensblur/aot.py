@@ -8,22 +8,25 @@ signature those kernels were called with during its warm-up renders (:func:`buil
 
 The kernel modules take ``njit`` and ``prange`` from here instead of from numba. When a fresh
 module is found (:func:`load`) a kernel is a :class:`Kernel`: a call whose arguments match an
-exported signature runs the compiled function (serial: pycc does not support ``parallel=True``,
-and ``prange`` is plain ``range``) unless a render of :data:`JIT_MIN_PIXELS` or more pixels
-(:func:`plan`) or a JIT kernel made earlier switched the process to numba's parallel kernels.
+exported signature runs the compiled function, at every image size, unless a JIT kernel made
+earlier in the process switched it to numba's kernels (its import is then paid). pycc does not
+support ``parallel=True`` (``prange`` is plain ``range`` there), but the exports are built for
+this CPU and release the GIL, and a kernel declared ``chunked=True`` (its last two arguments
+``lo, hi`` bound its ``prange`` loop) runs that range in chunks on :func:`get_num_threads`
+threads (:func:`lensblur.threads.run_chunks`), as numba's ``prange`` would.
 Any other call goes to numba's JIT kernel, made from the same Python function on first use. Without a fresh
 module, ``njit`` *is* ``numba.njit`` and nothing changes. The module is fresh when its name holds
-:func:`source_key`, a hash of the kernel sources, numba's version, Python and the machine; a
-stale, foreign or broken one is ignored.
+:func:`source_key`, a hash of the kernel sources, numba's version, Python, the machine and its
+CPU; a stale, foreign or broken one is ignored.
 
-Processes that render many times (``lensblur serve``, ``lensblur batch``) call :func:`prefer_jit`:
-they pay numba's import once and then run its parallel kernels. ``LENSBLUR_KERNELS=jit`` ignores
-the compiled module; ``aot`` uses it for every size (both also for measuring and testing the two
-routes). ``LENSBLUR_AOT_DIR`` names the one folder where it is built and looked for.
+``LENSBLUR_KERNELS=jit`` ignores the compiled module; ``aot`` uses it even after a JIT kernel was
+made (both for measuring and testing the routes). ``LENSBLUR_AOT_DIR`` names the one folder where
+it is built and looked for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import importlib.machinery
@@ -44,12 +47,9 @@ KERNEL_MODULES = {  # module name -> its source, relative to the package
     "lensblur.depth.refine": "depth/refine.py",
 }
 PREFIX = "lensblur_aot_"
-FORMAT = 1  # of the module and its manifest: raise it when build() or the manifest changes
-# From about this many pixels in a render numba's parallel JIT kernels may save
-# more than numba's import and cache load (≈1.4 s); on two cores a 12 MP render only breaks even
-# (docs/renderer.md, "Ahead-of-time compiled kernels").
-JIT_MIN_PIXELS = 16_000_000
-_use_jit = False  # set by a large render (:func:`plan`) or once a JIT kernel exists: numba's import is paid
+FORMAT = 2  # of the module and its manifest: raise it when build() or the manifest changes (2: no GIL, host CPU)
+_use_jit = False  # set once a JIT kernel exists: numba's import is paid
+CHUNKED: set[str] = set()  # "module:kernel" of the kernels declared ``chunked=True`` (whatever the route)
 
 _loaded: tuple[types.ModuleType, dict] | None | bool = False  # False: not looked for yet
 
@@ -68,8 +68,26 @@ def source_key() -> str:
     # the kernels, plus the warm-up that chooses the signatures to export
     for relative in sorted(KERNEL_MODULES.values()) + ["compile.py"]:
         digest.update(relative.encode() + b"\0" + (_PACKAGE / relative).read_bytes())
-    digest.update(f"{FORMAT}|{_numba_version()}|{sys.version}|{platform.machine()}|{sys.platform}".encode())
+    digest.update(f"{FORMAT}|{_numba_version()}|{sys.version}|{platform.machine()}|{sys.platform}|{_cpu()}".encode())
     return digest.hexdigest()[:16]
+
+
+def _cpu() -> str:
+    """This CPU's model and instruction-set features (the module is built for them, as numba's
+    JIT kernels are): the first processor of /proc/cpuinfo on Linux, else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            lines = []
+            for line in info:
+                if not line.strip():
+                    break
+                if line.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part"):
+                    lines.append(line.strip())
+        if lines:
+            return "\n".join(lines)
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def _numba_version() -> str:
@@ -232,10 +250,11 @@ class Kernel:
     numba's JIT kernel (made on first need from the same function; its ``prange`` is numba's and
     the kernels it calls are their JIT versions)."""
 
-    def __init__(self, function, options: dict, exports: list):
+    def __init__(self, function, options: dict, exports: list, chunked: bool = False):
         self.py_func = function
         self.options = options
         self.exports = exports  # [(compiled function, argument kinds)]
+        self.chunked = chunked  # the last two arguments bound the prange loop: threads may split it
         self._jit = None
         self.__name__, self.__qualname__, self.__doc__ = function.__name__, function.__qualname__, function.__doc__
         self.__module__ = function.__module__
@@ -245,6 +264,10 @@ class Kernel:
         if self.exports and (route == "aot" or (route == "auto" and not _use_jit)):
             for compiled, kinds in self.exports:
                 if len(kinds) == len(args) and all(accepts(kind, arg) for kind, arg in zip(kinds, args)):
+                    if self.chunked:
+                        from lensblur.threads import run_chunks
+
+                        return run_chunks(compiled, args)
                     return compiled(*args)
         return self.jit()(*args)
 
@@ -269,40 +292,29 @@ class Kernel:
         return self._jit
 
 
-def plan(pixels: int) -> None:
-    """Called as a render of ``pixels`` pixels starts: from :data:`JIT_MIN_PIXELS` on, this process
-    uses numba's parallel JIT kernels from here on (at that size their saving may exceed numba's
-    import; a smaller render keeps the compiled ones)."""
-    global _use_jit
-    if pixels >= JIT_MIN_PIXELS and mode() == "auto":
-        _use_jit = True
-
-
-def njit(function=None, **options):
+def njit(function=None, *, chunked: bool = False, **options):
     """``numba.njit`` for lensblur's kernels (same arguments, used as ``@njit(...)``): numba's own
-    when no compiled module is loaded, else a :class:`Kernel`."""
+    when no compiled module is loaded, else a :class:`Kernel`. chunked: the kernel's last two
+    arguments ``lo, hi`` bound its outer ``prange`` loop, whose iterations are independent and
+    write disjoint outputs, and it returns nothing; the compiled route then runs [lo, hi) in
+    chunks on threads (:func:`lensblur.threads.run_chunks`); callers pass the whole range."""
     def decorate(fn):
+        if chunked:
+            CHUNKED.add(f"{fn.__module__}:{fn.__name__}")
         found = load()
         if found is None:
             import numba
 
             return numba.njit(**options)(fn)
-        return Kernel(fn, options, found[1].get(f"{fn.__module__}:{fn.__name__}", []))
+        return Kernel(fn, options, found[1].get(f"{fn.__module__}:{fn.__name__}", []), chunked)
 
     return decorate(function) if callable(function) else decorate
 
 
-def prefer_jit() -> None:
-    """For a process that renders many times (the web app, a batch, a throughput benchmark): numba's
-    parallel JIT kernels for every call, since numba's import is paid once there; sets
-    ``LENSBLUR_KERNELS=jit`` (inherited by worker processes) unless the user chose ``aot``."""
-    if mode() == "auto":
-        os.environ["LENSBLUR_KERNELS"] = "jit"
-
-
 def get_num_threads() -> int:
     """numba's thread count when numba is loaded, else what it would be (``NUMBA_NUM_THREADS`` or
-    the CPU count): sizes work split into bands, without importing numba for it."""
+    the CPU count): sizes work split into bands, and the compiled kernels' thread pool
+    (lensblur.threads), without importing numba for it."""
     if "numba" in sys.modules:
         return sys.modules["numba"].get_num_threads()
     try:
@@ -325,8 +337,9 @@ def build(folder: Path | None = None, verbose: bool = False) -> Path:
     """Compile every kernel of :data:`KERNEL_MODULES` that has been called in this process (so
     run the warm-up renders first, with ``LENSBLUR_KERNELS=jit``) into
     ``folder/lensblur_aot_<key>.<ext>`` (default: the first writable of :func:`folders`), one
-    export per signature it was called with; writes the manifest beside it and removes older
-    builds there. Returns the module's path. Needs a C compiler."""
+    export per signature it was called with, for this CPU (its model and features, as numba's
+    JIT does), each releasing the GIL while it runs; writes the manifest beside it and removes
+    older builds there. Returns the module's path. Needs a C compiler."""
     import importlib
 
     import numba
@@ -359,7 +372,8 @@ def build(folder: Path | None = None, verbose: bool = False) -> Path:
                     [export, [_numba_type_key(arg) for arg in args]])
     if not manifest:
         raise RuntimeError("no kernel has been called: nothing to compile")
-    cc.compile()
+    with _for_this_cpu_without_the_gil():
+        cc.compile()
     built = [path for path in glob.glob(str(folder / f"{name}.*")) if not path.endswith(".json")]
     (folder / f"{name}.json").write_text(json.dumps({"key": key, "numba": numba.__version__,
                                                      "kernels": manifest}, indent=1))
@@ -367,6 +381,39 @@ def build(folder: Path | None = None, verbose: bool = False) -> Path:
         if not Path(old).name.startswith(name):
             Path(old).unlink(missing_ok=True)
     return Path(built[0])
+
+
+@contextlib.contextmanager
+def _for_this_cpu_without_the_gil():
+    """During a pycc build only: (1) its compiler flags with ``release_gil`` set, so that each
+    export's Python wrapper releases the GIL around the kernel (numba.pycc builds with plain
+    ``Flags()``, which holds it), as ``@njit(nogil=True)`` does: threads can then run kernels
+    side by side (lensblur.threads); (2) code for this CPU's model and features, as numba's JIT
+    kernels get (pycc's default is the generic x86-64 model: no AVX), which :func:`source_key`
+    names through :func:`_cpu`."""
+    from numba.core import codegen
+    from numba.pycc import compiler
+
+    plain_flags = compiler.Flags
+    plain_options = codegen.AOTCPUCodegen._customize_tm_options
+
+    class ReleaseGilFlags(plain_flags):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    def host_options(self, options):
+        plain_options(self, options)
+        options["cpu"] = self._get_host_cpu_name()
+        options["features"] = self._get_host_cpu_features()
+
+    compiler.Flags = ReleaseGilFlags
+    codegen.AOTCPUCodegen._customize_tm_options = host_options
+    try:
+        yield
+    finally:
+        compiler.Flags = plain_flags
+        codegen.AOTCPUCodegen._customize_tm_options = plain_options
 
 
 def _writable_folder() -> Path:

@@ -99,10 +99,10 @@ def _lookup(linear: np.ndarray, curves, levels: int = 0) -> np.ndarray:
     flat = linear.reshape(-1, len(curves))
     if levels:
         out = np.empty(flat.shape, dtype=np.uint8 if levels <= 255 else np.uint16)
-        quantize_channels(flat, tables, levels, out)
+        quantize_channels(flat, tables, levels, out, 0, flat.shape[0])
     else:
         out = np.empty(flat.shape, dtype=np.float32)
-        encode_channels(flat, tables, out)
+        encode_channels(flat, tables, out, 0, flat.shape[0])
     return out.reshape(linear.shape)
 
 

@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 
-from lensblur.aot import plan as plan_kernels
 from lensblur.errors import InputError
 
 RenderFunction = Callable[..., np.ndarray]
@@ -75,5 +74,4 @@ def render_with(name: str, image: np.ndarray, disparity: np.ndarray, lens, matte
     for option in options:
         if option not in accepted:
             raise InputError(f"renderer {name!r} takes no {option} option")
-    plan_kernels(int(np.shape(image)[0]) * int(np.shape(image)[1]))  # a large render: numba's parallel kernels
     return function(image, disparity, lens, matte=matte, **options)

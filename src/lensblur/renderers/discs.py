@@ -51,9 +51,12 @@ class DiscScatter:
         optics = np.array([self.rim, self.cat_eye, origin[0], origin[1], height / 2 / scale, width / 2 / scale,
                            max(math.hypot(height, width) / 2 / scale, 1.0)], dtype=np.float64)
         target = _NO_TARGET if composite_into is None else composite_into
-        out = scatter_spans(np.ascontiguousarray(values, dtype=np.float32), radii, table.left, table.right,
-                            table.weight, table.reach, table.steps_per_pixel, get_num_threads() * 8, optics,
-                            target, origin[0], origin[1], active, int(tile), float(max_radius))
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        out = np.zeros((0, 0, values.shape[2]) if composite_into is not None else values.shape, np.float32)
+        n_bands = 8 * max(get_num_threads(), 2)  # the same bands on one thread as on two: the same sums
+        scatter_spans(values, radii, table.left, table.right, table.weight, table.reach, table.steps_per_pixel,
+                      n_bands, optics, target, origin[0], origin[1], active, int(tile), float(max_radius), out, 0,
+                      n_bands)
         return None if composite_into is not None else out
 
 

@@ -130,9 +130,9 @@ def _table_index(radius, steps_per_pixel, n_radii):
     return k, f - k
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, parallel=True, fastmath=True, chunked=True)
 def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_bands, optics, target, target_y,
-                  target_x, active, tile, max_radius):
+                  target_x, active, tile, max_radius, out, band_lo, band_hi):
     """Spread each source pixel's values over its aperture-shaped disc.
 
     values: float32 (H, W, C) what each pixel spreads (premultiplied colour, then coverage α
@@ -145,10 +145,11 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     half_diagonal), giving cat's-eye discs towards the corners; the other five place this
     output's pixel (0, 0) at (origin_y, origin_x) of an image whose centre and half-diagonal are
     given, in the same pixel units. Every disc keeps a total of exactly its source's value.
-    Returns float32 (H, W, C), the sum of all discs (parts falling outside are lost) — unless
-    ``target`` is a non-empty premultiplied (rgb, α) image: then the sum (C = 4) is composited
-    over it in place at (target_y, target_x) with :func:`composite_over`'s rule, and an empty
-    array is returned (this saves a full-size layer).
+    Adds into ``out`` (float32 (H, W, C), zeros on entry) the sum of all discs (parts falling
+    outside are lost) — unless ``target`` is a non-empty premultiplied (rgb, α) image: then the
+    sum (C = 4) is composited over it in place at (target_y, target_x) with
+    :func:`composite_over`'s rule, and ``out`` is not touched (it may be empty; this saves a
+    full-size layer).
 
     active: bool (n_ty, n_tx), which tiles of ``tile``×``tile`` pixels hold sources (the others
     are not read at all, so they may hold anything); max_radius: bound on the radii of the
@@ -156,7 +157,9 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
 
     Rows of the output are split into bands, one thread per band, so no two threads write the
     same row; each source touches only the rows of its disc. A band works only on the columns
-    its sources' discs can reach (the active tiles' extent plus the largest reach).
+    its sources' discs can reach (the active tiles' extent plus the largest reach). Only bands
+    band_lo … band_hi − 1 are drawn (pass 0, n_bands for all; the compiled route splits this
+    range over threads).
     """
     height, width, channels = values.shape
     n_radii = reach.shape[0]
@@ -168,7 +171,6 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     k_max, _ = _table_index(max_radius, steps_per_pixel, n_radii)
     max_reach = reach[k_max + 1]
     in_place = target.shape[0] > 0
-    out = np.zeros((0 if in_place else height, width, channels), dtype=np.float32)
     n_tx = active.shape[1]
     last = channels - 1
     # Only the rows the active tiles' discs can reach are split into bands: on continuous depth a
@@ -182,13 +184,13 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                 ty_first = min(ty_first, ty)
                 ty_last = ty
     if ty_last < 0:
-        return out
+        return
     rows_lo = max(ty_first * tile - max_reach, 0)
     rows_hi = min((ty_last + 1) * tile + max_reach, height)
     n_rows = rows_hi - rows_lo
     band_rows = max((n_rows + n_bands - 1) // max(n_bands, 1), 2 * max_reach + 1, 16)
     n_bands = (n_rows + band_rows - 1) // band_rows
-    for band in prange(n_bands):
+    for band in prange(max(band_lo, 0), min(band_hi, n_bands)):
         y0 = rows_lo + band * band_rows
         y1 = min(rows_hi, y0 + band_rows)
         if y0 >= y1:
@@ -303,24 +305,30 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                 tx_ = target_x + x_lo + x
                 for c in range(channels):
                     target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
-    return out
 
 
-@njit(cache=True, parallel=True, fastmath=True)
-def composite_over(acc, layer, scale, y0, x0):
-    """acc ← layer + (1 − α)·acc over the layer's footprint, in place.
+@njit(cache=True, parallel=True, fastmath=True, chunked=True)
+def composite_over(acc, layer, scale, y0, x0, lo, hi):
+    """acc ← layer + (1 − α)·acc over the layer's footprint, in place, on acc's rows lo … hi − 1.
 
     acc: float32 (H, W, 4) premultiplied (rgb, α); layer: float32 (h, w, 4) premultiplied at
     1/scale resolution whose pixel (0, 0) covers full-resolution block (y0, x0); it is
     upsampled bilinearly (divided by scale² so energy is kept). The layer's α is clipped to 1
     and its colour scaled with it. Only the columns near the layer's covered pixels (α > 0) of
-    each row are visited.
+    each row are visited. lo, hi: pass y0·scale, (y0 + h)·scale for the whole footprint.
     """
     height, width = acc.shape[0], acc.shape[1]
     lh, lw = layer.shape[0], layer.shape[1]
+    y_start = max(lo, y0 * scale)
+    y_end = min(height, (y0 + lh) * scale, hi)
+    if y_start >= y_end:
+        return
+    # the layer rows these output rows interpolate between (a row more each side: rounding)
+    iy_lo = min(max(int(np.floor((y_start + 0.5) / scale - 0.5)) - y0 - 1, 0), lh - 1)
+    iy_hi = min(max(int(np.floor((y_end - 0.5) / scale - 0.5)) - y0 + 2, 0), lh - 1)
     first = np.empty(lh, np.int64)
     last = np.empty(lh, np.int64)
-    for iy in prange(lh):
+    for iy in prange(iy_lo, iy_hi + 1):
         first[iy] = lw
         last[iy] = -1
         for ix in range(lw):
@@ -328,8 +336,7 @@ def composite_over(acc, layer, scale, y0, x0):
                 first[iy] = min(first[iy], ix)
                 last[iy] = ix
     inv_area = 1.0 / (scale * scale)
-    y_end = min(height, (y0 + lh) * scale)
-    for y in prange(y0 * scale, y_end):
+    for y in prange(y_start, y_end):
         fy = (y + 0.5) / scale - 0.5 - y0
         iy = int(np.floor(fy))
         ty = fy - iy
@@ -364,17 +371,18 @@ def composite_over(acc, layer, scale, y0, x0):
                 acc[y, x, c] = ((1 - tx) * row[ix0, c] + tx * row[ix1, c]) * clip + keep * acc[y, x, c]
 
 
-@njit(cache=True, parallel=True)
-def composite_tiles(acc, layer, tiles, tile, y0, x0):
+@njit(cache=True, parallel=True, chunked=True)
+def composite_tiles(acc, layer, tiles, tile, y0, x0, lo, hi):
     """acc ← layer + (1 − α)·acc, in place, on the listed tiles of a full-resolution layer.
 
     acc: float32 (H, W, 4) premultiplied; layer: float32 (h, w, 4) premultiplied whose pixel
     (0, 0) is acc's (y0, x0); tiles: int32 (n, 2) (row, column) of the ``tile``×``tile`` blocks
-    of the layer to composite (the rest of the layer is not read). α is clipped to 1.
+    of the layer to composite (the rest of the layer is not read), here those of rows lo … hi − 1
+    of ``tiles`` (0, n for all). α is clipped to 1.
     """
     height, width = acc.shape[0], acc.shape[1]
     lh, lw = layer.shape[0], layer.shape[1]
-    for i in prange(tiles.shape[0]):
+    for i in prange(max(lo, 0), min(hi, tiles.shape[0])):
         for y in range(tiles[i, 0] * tile, min((tiles[i, 0] + 1) * tile, lh, height - y0)):
             for x in range(tiles[i, 1] * tile, min((tiles[i, 1] + 1) * tile, lw, width - x0)):
                 alpha = layer[y, x, 3]
@@ -386,24 +394,21 @@ def composite_tiles(acc, layer, tiles, tile, y0, x0):
                     acc[y0 + y, x0 + x, c] = layer[y, x, c] * clip + keep * acc[y0 + y, x0 + x, c]
 
 
-@njit(cache=True, parallel=True)
-def tile_occupancy(labels, n_labels, tile):
-    """Pixels of each label in each ``tile``×``tile`` block: int32 (n_labels, ceil(H/tile),
-    ceil(W/tile))."""
+@njit(cache=True, parallel=True, chunked=True)
+def tile_occupancy(labels, tile, counts, lo, hi):
+    """Adds into ``counts`` (int32 (n_labels, ceil(H/tile), ceil(W/tile)), zeros on entry) the
+    pixels of each label in each ``tile``×``tile`` block of ``labels`` (H, W), for the block rows
+    lo … hi − 1 (0, ceil(H/tile) for all)."""
     height, width = labels.shape
-    n_ty = (height + tile - 1) // tile
-    n_tx = (width + tile - 1) // tile
-    counts = np.zeros((n_labels, n_ty, n_tx), dtype=np.int32)
-    for ty in prange(n_ty):
+    for ty in prange(max(lo, 0), min(hi, counts.shape[1])):
         for y in range(ty * tile, min((ty + 1) * tile, height)):
             for x in range(width):
                 counts[labels[y, x], ty, x // tile] += 1
-    return counts
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, chunked=True)
 def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radius_low, tiles, tile, light_level,
-                   hidden):
+                   hidden, lo, hi):
     """Block sums of one slab over the listed tiles of a crop, at 1/scale resolution.
 
     radiance: float32 (H, W, 3); coc: float32 (H, W) signed circle of confusion in full-resolution
@@ -416,13 +421,14 @@ def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radiu
     cell_x[x]) is ``owned`` takes the colour and |coc| of analysis cell (source_y, source_x) of
     that cell. Own pixels brighter than ``light_level`` (any channel; ignored when <= 0) are
     left out (the caller scatters them on their own). sums holds (rgb, count) and radius_low
-    the mean radius per cell divided by scale.
+    the mean radius per cell divided by scale. Only rows lo … hi − 1 of ``tiles`` are done (0, n
+    for all).
     """
     owned, source_y, source_x, colour, coc, cell_y, cell_x = hidden
     has_hidden = owned.shape[0] > 0
     height, width = labels.shape
     low_h, low_w = sums.shape[0], sums.shape[1]
-    for i in prange(tiles.shape[0]):
+    for i in prange(max(lo, 0), min(hi, tiles.shape[0])):
         for by in range(tiles[i, 0] * tile, min((tiles[i, 0] + 1) * tile, low_h)):
             for bx in range(tiles[i, 1] * tile, min((tiles[i, 1] + 1) * tile, low_w)):
                 s0 = 0.0
@@ -478,12 +484,12 @@ def add_points_to_blocks(sums, radius_low, ys, xs, colours, radii, scale, y0, x0
         radius_low[by, bx] = total_radius / (count + 1.0) / scale
 
 
-@njit(cache=True, parallel=True)
-def unpremultiply(acc, fallback, out):
+@njit(cache=True, parallel=True, chunked=True)
+def unpremultiply(acc, fallback, out, lo, hi):
     """rgb / α of a premultiplied (H, W, 4) image into float32 ``out`` (H, W, 3), ``fallback``
-    where α≈0; ``out`` may be ``fallback`` itself. Returns ``out``."""
+    where α≈0, on rows lo … hi − 1 (0, H for all); ``out`` may be ``fallback`` itself."""
     height, width = acc.shape[0], acc.shape[1]
-    for y in prange(height):
+    for y in prange(max(lo, 0), min(hi, height)):
         for x in range(width):
             alpha = acc[y, x, 3]
             if alpha > 1e-6:
@@ -493,37 +499,33 @@ def unpremultiply(acc, fallback, out):
             else:
                 for c in range(3):
                     out[y, x, c] = fallback[y, x, c]
-    return out
 
 
-@njit(cache=True, parallel=True)
-def slab_labels(coc, edges):
-    """Slab label of every pixel: the index of ``coc`` among the sorted ``edges`` (as
-    np.digitize), uint8 (H, W)."""
+@njit(cache=True, parallel=True, chunked=True)
+def slab_labels(coc, edges, labels, lo, hi):
+    """Slab label of every pixel of ``coc`` (H, W) on rows lo … hi − 1 (0, H for all) into uint8
+    ``labels`` (H, W): the index of ``coc`` among the sorted ``edges`` (as np.digitize)."""
     height, width = coc.shape
-    labels = np.empty((height, width), dtype=np.uint8)
     n = edges.shape[0]
-    for y in prange(height):
+    for y in prange(max(lo, 0), min(hi, height)):
         for x in range(width):
             c = coc[y, x]
-            lo = 0
-            hi = n
-            while lo < hi:  # first edge greater than c
-                mid = (lo + hi) // 2
+            first = 0
+            last = n
+            while first < last:  # first edge greater than c
+                mid = (first + last) // 2
                 if edges[mid] <= c:
-                    lo = mid + 1
+                    first = mid + 1
                 else:
-                    hi = mid
-            labels[y, x] = lo
-    return labels
+                    last = mid
+            labels[y, x] = first
 
 
-@njit(cache=True, parallel=True)
-def brighter_than(radiance, level):
-    """bool (H, W): pixels of float32 (H, W, 3) ``radiance`` with a channel above ``level``."""
+@njit(cache=True, parallel=True, chunked=True)
+def brighter_than(radiance, level, mask, lo, hi):
+    """Into bool ``mask`` (H, W), rows lo … hi − 1 (0, H for all): which pixels of float32
+    (H, W, 3) ``radiance`` have a channel above ``level``."""
     height, width = radiance.shape[0], radiance.shape[1]
-    mask = np.empty((height, width), dtype=np.bool_)
-    for y in prange(height):
+    for y in prange(max(lo, 0), min(hi, height)):
         for x in range(width):
             mask[y, x] = radiance[y, x, 0] > level or radiance[y, x, 1] > level or radiance[y, x, 2] > level
-    return mask

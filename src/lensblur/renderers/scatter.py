@@ -93,11 +93,13 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     coc = np.ascontiguousarray(coc, dtype=np.float32)
     height, width = coc.shape
     edges = slab_edges(float(np.abs(coc).max()))
-    labels = slab_labels(coc, edges)
+    labels = np.empty((height, width), np.uint8)
+    slab_labels(coc, edges, labels, 0, height)
     if isinstance(discs, Aperture):
         discs = DiscScatter(discs, coc.shape)
     hidden_owners = HiddenAreaOwners(radiance, coc, edges)
-    occupancy = tile_occupancy(labels, len(edges) + 1, TILE)
+    occupancy = np.zeros((len(edges) + 1, -(-height // TILE), -(-width // TILE)), np.int32)
+    tile_occupancy(labels, TILE, occupancy, 0, occupancy.shape[1])
     work = _Scratch(height * width)
     lights = _bright_pixels(radiance, labels)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
@@ -108,7 +110,8 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
         slab = _Slab(int(label), upper, scale, occupancy[label] > 0, hidden)
         _composite_slab(accumulated, radiance, coc, labels, slab, work, lights, discs)
     out = radiance if reuse_input else np.empty_like(radiance)
-    return unpremultiply(accumulated, radiance, out)
+    unpremultiply(accumulated, radiance, out, 0, height)
+    return out
 
 
 def slab_edges(max_radius: float) -> np.ndarray:
@@ -162,7 +165,9 @@ class _Scratch:
 
 def _bright_pixels(radiance: np.ndarray, labels: np.ndarray):
     """Rows, columns and slab labels of the pixels brighter than HIGHLIGHT_RADIANCE."""
-    ly, lx = np.nonzero(brighter_than(radiance, HIGHLIGHT_RADIANCE))
+    mask = np.empty(labels.shape, bool)
+    brighter_than(radiance, HIGHLIGHT_RADIANCE, mask, 0, mask.shape[0])
+    ly, lx = np.nonzero(mask)
     return ly, lx, labels[ly, lx]
 
 
@@ -205,9 +210,9 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     sums, radius_low = work.views(y1 - y0, x1 - x0)
     light_level = HIGHLIGHT_RADIANCE if scale > 1 else 0.0
     slab_block_sum(radiance, coc, labels, slab.label, scale, y0, x0, sums, radius_low, tile_list, cells,
-                   light_level, NO_HIDDEN if slab.hidden is None else slab.hidden.kernel_args)
+                   light_level, NO_HIDDEN if slab.hidden is None else slab.hidden.kernel_args, 0, len(tile_list))
     if slab.in_focus:
-        composite_tiles(accumulated, sums, tile_list, cells, y0, x0)
+        composite_tiles(accumulated, sums, tile_list, cells, y0, x0, 0, len(tile_list))
         return
     tiles = (crop_active, cells, slab.upper / scale)
     own_lights = None
@@ -219,7 +224,8 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     if scale == 1:
         discs(sums, radius_low, (y0, x0), composite_into=accumulated, tiles=tiles)
     else:
-        composite_over(accumulated, discs(sums, radius_low, (y0, x0), scale, tiles=tiles), scale, y0, x0)
+        layer = discs(sums, radius_low, (y0, x0), scale, tiles=tiles)
+        composite_over(accumulated, layer, scale, y0, x0, y0 * scale, (y0 + layer.shape[0]) * scale)
     if own_lights is not None and own_lights[0].size:
         ly, lx = own_lights[0], own_lights[1]
         light_radius = np.abs(coc[ly, lx])

@@ -1,0 +1,69 @@
+"""Run a compiled kernel's parallel loop on several threads: the ahead-of-time route's ``prange``.
+
+numba.pycc has no ``parallel=True``: in the compiled module (lensblur.aot) a kernel's ``prange``
+is plain ``range``. Its exports release the GIL, so a kernel whose last two arguments ``lo, hi``
+bound its outer loop (declared with ``@njit(..., chunked=True)``) can run that range as chunks
+on a few threads instead: :func:`run_chunks`. The JIT route does not come here (numba's
+``prange`` over ``range(lo, hi)`` parallelises the same loop).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from lensblur.aot import get_num_threads
+
+# Below this many elements in the kernel's largest array a call stays on the calling thread
+# (a 16×16 start-up render never creates the pool).
+MIN_ELEMENTS = 1 << 16
+CHUNKS_PER_THREAD = 8  # chunks are taken as threads free up, so uneven chunks even out
+
+_pool = None  # concurrent.futures.ThreadPoolExecutor, made on the first call that splits
+_pool_threads = 0
+_pool_lock = threading.Lock()
+
+
+def chunk_bounds(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
+    """[lo, hi) cut into ``pieces`` (at least 1, at most hi − lo) consecutive ranges of sizes
+    differing by at most one."""
+    pieces = max(1, min(pieces, hi - lo))
+    cuts = [lo + (hi - lo) * i // pieces for i in range(pieces + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _executor(threads: int):
+    global _pool, _pool_threads
+    with _pool_lock:
+        if _pool is None or _pool_threads != threads:
+            from concurrent.futures import ThreadPoolExecutor  # only renders large enough to split pay it
+
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="lensblur-kernel")
+            _pool_threads = threads
+        return _pool
+
+
+def run_chunks(function, args: tuple, threads: int | None = None, min_elements: int | None = None) -> None:
+    """``function(*args)`` where ``args`` ends with ``lo, hi`` (ints), run as calls on chunks of
+    [lo, hi) on ``threads`` (default :func:`lensblur.aot.get_num_threads`) worker threads, waiting
+    for all of them; one call on this thread when there is one thread, one iteration, or less
+    work than ``min_elements`` (default :data:`MIN_ELEMENTS`) elements in the largest array
+    argument. The function must release the GIL to gain anything, treat every iteration of
+    [lo, hi) independently and write disjoint outputs: then the result is identical to one
+    call. Its return value is dropped. The first exception of a chunk is raised (after every
+    chunk has finished)."""
+    *head, lo, hi = args
+    threads = get_num_threads() if threads is None else threads
+    limit = MIN_ELEMENTS if min_elements is None else min_elements
+    largest = max((getattr(a, "size", 0) for a in head), default=0)
+    if threads < 2 or hi - lo < 2 or largest < limit:
+        function(*args)
+        return
+    from concurrent.futures import wait
+
+    pool = _executor(threads)
+    futures = [pool.submit(function, *head, a, b) for a, b in chunk_bounds(lo, hi, CHUNKS_PER_THREAD * threads)]
+    wait(futures)
+    for future in futures:
+        future.result()
