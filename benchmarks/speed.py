@@ -68,7 +68,10 @@ def save_inputs(folder: Path, height: int, width: int, radius: float) -> Path:
 
 def child(renderer: str, path: str) -> dict:
     """Measure one case in this (fresh) process; returns a dict (printed as JSON by --child).
-    The renderer's throughput, on the kernels a render uses (the compiled ones when fresh)."""
+    The renderer's throughput: numba's JIT kernels, as in a process that renders many times."""
+    from lensblur.aot import prefer_jit
+
+    prefer_jit()
     from lensblur.aperture import Aperture
     from lensblur.lens import Lens
     from lensblur.renderers import get_renderer
@@ -99,8 +102,11 @@ def child(renderer: str, path: str) -> dict:
 
 def sweep(renderer: str) -> list[dict]:
     """Median render time (of 3, warm) over blur radii at 1024×1536 and over sizes at radius 30,
-    to show how the cost scales; run in this process (the same kernels as :func:`child`)."""
+    to show how the cost scales; run in this process (numba's JIT kernels, as :func:`child`)."""
+    from lensblur.aot import prefer_jit
     from lensblur.renderers import get_renderer
+
+    prefer_jit()
 
     render = get_renderer(renderer)
     rows = []

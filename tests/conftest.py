@@ -27,6 +27,7 @@ def private_settings(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def default_kernel_route(monkeypatch):
-    """Each test starts on the default kernel route (``LENSBLUR_KERNELS=auto``); a test that sets
-    the variable has it removed again afterwards by monkeypatch."""
+    """Each test starts on the default kernel route; ``lensblur.aot.prefer_jit`` (called by
+    ``lensblur serve`` and ``lensblur batch``, which tests run in-process) sets
+    LENSBLUR_KERNELS, and setting it here makes monkeypatch remove it again afterwards."""
     monkeypatch.setenv("LENSBLUR_KERNELS", "auto")

@@ -45,11 +45,24 @@ def built(tmp_path_factory) -> Path:
     return folder
 
 
-def _import_kernel_users() -> None:
-    """Import the modules that bind kernels by name at import time, so that a test's proxies are
-    set (and removed again) on them too, instead of being bound for good by a later import."""
+def _replace_kernel(monkeypatch, kernel, wrapper) -> None:
+    """``wrapper`` wherever a lensblur module holds ``kernel``, until the test ends. The modules
+    that bind kernels by name at import time are imported first, so that they get the wrapper
+    (and lose it again) too, instead of binding it for good on a later import."""
     import lensblur.renderers.discs  # noqa: F401
     import lensblur.renderers.scatter  # noqa: F401
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("lensblur") and module is not None:
+            for attribute, held in list(vars(module).items()):
+                if held is kernel:
+                    monkeypatch.setattr(module, attribute, wrapper)
+
+
+def _copies(args: tuple) -> list:
+    """``args`` with every array copied (an array passed twice stays one array)."""
+    copies = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}
+    return [copies.get(id(a), a) for a in args]
 
 
 def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
@@ -74,8 +87,7 @@ def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
         fastmath = jit.targetoptions.get("fastmath", False)
 
         def call(*args):
-            copies = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}  # aliases stay aliases
-            copied = [copies.get(id(a), a) for a in args]
+            copied = _copies(args)
             expected = jit(*args)
             compiled = next((fn for fn, kinds in exports[qualified]
                              if all(aot.accepts(kind, arg) for kind, arg in zip(kinds, copied))), None)
@@ -93,14 +105,8 @@ def test_every_compiled_kernel_gives_the_jit_kernels_result(built, monkeypatch):
 
         return call
 
-    _import_kernel_users()
     for qualified, (value, _) in kernels.items():
-        wrapper = proxy(qualified)
-        for name, module in list(sys.modules.items()):
-            if name.startswith("lensblur") and module is not None:
-                for attribute, held in list(vars(module).items()):
-                    if held is value:
-                        monkeypatch.setattr(module, attribute, wrapper)
+        _replace_kernel(monkeypatch, value, proxy(qualified))
 
     from lensblur.compile import warm_up
 
@@ -113,11 +119,11 @@ _RENDER_SCRIPT = """
 import sys, numpy as np
 import lensblur
 rng = np.random.default_rng(3)
-image = rng.uniform(0, 1, (72, 96, 3)).astype(np.float32)
-image[10:13, 60:63] = 5.0
-disparity = np.repeat(np.linspace(0.1, 1.0, 72, dtype=np.float32)[:, None], 96, axis=1)
-disparity[20:50, 20:45] = 0.9
-out = lensblur.render(image, disparity, blur=25.0, focus_disparity=0.9, aperture="blades:7:0:0.2", rim=0.3)
+image = rng.uniform(0, 1, (144, 192, 3)).astype(np.float32)
+image[20:26, 120:126] = 5.0
+disparity = np.repeat(np.linspace(0.1, 1.0, 144, dtype=np.float32)[:, None], 192, axis=1)
+disparity[40:100, 40:90] = 0.9
+out = lensblur.render(image, disparity, blur=50.0, focus_disparity=0.9, aperture="blades:7:0:0.2", rim=0.3)
 np.save(sys.argv[1] if len(sys.argv) > 1 else "out.npy", np.asarray(out))
 print("numba" in sys.modules)
 """
@@ -135,7 +141,7 @@ def test_a_render_through_each_route_is_the_same(built, tmp_path):
     assert outputs["aot"][1] == "False", "the compiled route imported numba"
     assert outputs["jit"][1] == "True"
     aot_image, jit_image = outputs["aot"][0], outputs["jit"][0]
-    assert aot_image.shape == jit_image.shape == (72, 96, 3)
+    assert aot_image.shape == jit_image.shape == (144, 192, 3)
     np.testing.assert_allclose(aot_image, jit_image, rtol=1e-4, atol=1e-5)
     assert np.abs(aot_image - jit_image).max() < 1e-4
 
@@ -215,6 +221,15 @@ def test_type_keys_follow_numbas_types():
     assert not aot.accepts(aot._parse("int64"), 2.0)
     assert not aot.accepts(aot._parse("uint16[2C]"), frozen.copy().view(np.int16))
     assert not aot.accepts(aot._parse("uint16[2C]"), frozen)  # read-only into a writable export
+
+
+def test_a_long_running_process_prefers_the_jit_kernels(built, tmp_path):
+    """lensblur.aot.prefer_jit (called by ``lensblur serve`` and ``lensblur batch``) sends every
+    kernel call to numba's parallel JIT kernels even with a compiled module present."""
+    script = "from lensblur.aot import prefer_jit\nprefer_jit()\n" + _RENDER_SCRIPT
+    done = _run(script, {"LENSBLUR_AOT_DIR": str(built)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_the_compile_step_without_a_c_compiler_still_succeeds(tmp_path):
@@ -332,8 +347,7 @@ def test_chunked_compiled_kernels_equal_one_call(built, monkeypatch):
 
     def proxy(qualified):
         def call(*args):
-            copies = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}  # aliases stay aliases
-            serial = [copies.get(id(a), a) for a in args]
+            serial = _copies(args)
             compiled = _export(exports, qualified, args)
             compiled(*serial)
             threads.run_chunks(compiled, args, threads=3, min_elements=0)
@@ -353,14 +367,8 @@ def test_chunked_compiled_kernels_equal_one_call(built, monkeypatch):
             chunked[qualified] = value
     assert {"lensblur.renderers.kernels:scatter_spans", "lensblur.renderers.kernels:composite_over",
             "lensblur.renderers.kernels:slab_block_sum", "lensblur.io.tone_lookup:quantize_channels"} <= set(chunked)
-    _import_kernel_users()
     for qualified, value in chunked.items():
-        wrapper = proxy(qualified)
-        for name, module in list(sys.modules.items()):
-            if name.startswith("lensblur") and module is not None:
-                for attribute, held in list(vars(module).items()):
-                    if held is value:
-                        monkeypatch.setattr(module, attribute, wrapper)
+        _replace_kernel(monkeypatch, value, proxy(qualified))
 
     import lensblur
     from lensblur.compile import warm_up
@@ -376,18 +384,9 @@ def test_chunked_compiled_kernels_equal_one_call(built, monkeypatch):
     assert set(checked) == set(chunked), f"not split: {sorted(set(chunked) - set(checked))}"
 
 
-_THREADS_SCRIPT = """
-import sys, numpy as np
-import lensblur
-rng = np.random.default_rng(4)
-image = rng.uniform(0, 1, (240, 320, 3)).astype(np.float32)
-image[30:34, 200:204] = 6.0
-disparity = np.repeat(np.linspace(0.1, 1.0, 240, dtype=np.float32)[:, None], 320, axis=1)
-disparity[60:180, 80:200] = 0.85
-out = lensblur.render(image, disparity, blur=30.0, focus_disparity=0.85)
-np.save(sys.argv[1], np.asarray(out))
+_THREADS_SCRIPT = _RENDER_SCRIPT + """
 from lensblur import threads
-print("numba" in sys.modules, threads._pool is not None)
+print(threads._pool is not None)
 """
 
 
@@ -405,7 +404,7 @@ def test_a_threaded_compiled_render_equals_the_serial_one(built, tmp_path):
         done = subprocess.run([sys.executable, str(script), str(tmp_path / f"{count}.npy")], capture_output=True,
                               text=True, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
-        images[count], lines[count] = np.load(tmp_path / f"{count}.npy"), done.stdout.split()
+        images[count], lines[count] = np.load(tmp_path / f"{count}.npy"), done.stdout.split()[-2:]
     assert lines == {1: ["False", "False"], 2: ["False", "True"]}
-    assert images[1].shape == (240, 320, 3) and images[1].std() > 0.05
+    assert images[1].shape == (144, 192, 3) and images[1].std() > 0.05
     np.testing.assert_array_equal(images[2], images[1])

@@ -19,9 +19,11 @@ module, ``njit`` *is* ``numba.njit`` and nothing changes. The module is fresh wh
 :func:`source_key`, a hash of the kernel sources, numba's version, Python, the machine and its
 CPU; a stale, foreign or broken one is ignored.
 
+Processes that render many times (``lensblur serve``, ``lensblur batch``) call :func:`prefer_jit`:
+they pay numba's import once and then run its kernels, which cost less CPU time per call.
 ``LENSBLUR_KERNELS=jit`` ignores the compiled module; ``aot`` uses it even after a JIT kernel was
-made (both for measuring and testing the routes). ``LENSBLUR_AOT_DIR`` names the one folder where
-it is built and looked for.
+made (both also for measuring and testing the routes). ``LENSBLUR_AOT_DIR`` names the one folder
+where it is built and looked for.
 """
 
 from __future__ import annotations
@@ -309,6 +311,15 @@ def njit(function=None, *, chunked: bool = False, **options):
         return Kernel(fn, options, found[1].get(f"{fn.__module__}:{fn.__name__}", []), chunked)
 
     return decorate(function) if callable(function) else decorate
+
+
+def prefer_jit() -> None:
+    """For a process that renders many times (the web app, a batch, a throughput benchmark): numba's
+    parallel JIT kernels for every call, since numba's import is paid once there and its kernels
+    cost less CPU time than the compiled ones (benchmarks/results/kernel_cpu.md); sets
+    ``LENSBLUR_KERNELS=jit`` (inherited by worker processes) unless the user chose ``aot``."""
+    if mode() == "auto":
+        os.environ["LENSBLUR_KERNELS"] = "jit"
 
 
 def get_num_threads() -> int:

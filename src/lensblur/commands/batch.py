@@ -47,8 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the batch; exit 1 (one line on stderr) when any photo failed."""
+    from lensblur.aot import prefer_jit
     from lensblur.batch import run_batch
 
+    prefer_jit()  # many photos: numba's parallel kernels pay back their import
     _check_quality(args.quality)
     with progress_bar(0, "batch", args.quiet) as bar:
         def step(row: dict | None, total: int) -> None:

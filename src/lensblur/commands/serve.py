@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if remote and not args.allow_remote:
         raise InputError(f"--host {args.host} would let other computers use the app: add --allow-remote "
                          "(requests then need the token printed at start), or keep the default 127.0.0.1")
+    from lensblur.aot import prefer_jit
+
+    prefer_jit()  # a long-running server: numba's parallel kernels pay back their import
     try:
         import uvicorn
 
