@@ -41,16 +41,18 @@ class SubjectLayers:
     background_disparity: np.ndarray
 
 
-def split_subject(image: np.ndarray, disparity: np.ndarray, matte: np.ndarray) -> SubjectLayers:
+def split_subject(image: np.ndarray, disparity: np.ndarray, matte: np.ndarray,
+                  margin: int | None = None) -> SubjectLayers:
     """Split ``image`` (linear H×W×3) and ``disparity`` (H×W, [0, 1]) along ``matte`` (H×W, [0, 1]).
 
     Depth maps are least reliable along the subject's outline, where the matte is most precise:
-    disparity within BOUNDARY_TRUST of the diagonal of the outline is replaced by the nearest
-    trusted value on the same side.
+    disparity within ``margin`` pixels of the outline (default BOUNDARY_TRUST of the diagonal) is
+    replaced by the nearest trusted value on the same side.
     """
     matte = np.clip(matte, 0, 1).astype(np.float32)
     foreground, background = split_foreground_background(image, matte)
-    margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*matte.shape))))
+    if margin is None:
+        margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*matte.shape))))
     subject = matte > 0.5
     subject_disparity = fill_from(disparity, _eroded(subject, margin)) if subject.any() else disparity
     background_disparity = fill_from(disparity, _eroded(matte <= SURE_NOT, margin))
@@ -79,13 +81,18 @@ def split_foreground_background(image: np.ndarray, alpha: np.ndarray, smoothing_
     background[rest] = image[rest]
     ys, xs = np.nonzero(~subject & ~rest)
     if ys.size:
-        a = alpha[ys, xs][:, None]
-        prior_f, prior_b = foreground[ys, xs], background[ys, xs]
-        residual = image[ys, xs] - a * prior_f - (1 - a) * prior_b
-        norm = a * a + (1 - a) * (1 - a)
-        foreground[ys, xs] = np.maximum(prior_f + a * residual / norm, 0)
-        background[ys, xs] = np.maximum(prior_b + (1 - a) * residual / norm, 0)
+        foreground[ys, xs], background[ys, xs] = closest_pair(image[ys, xs], alpha[ys, xs], foreground[ys, xs],
+                                                              background[ys, xs])
     return foreground.astype(np.float32, copy=False), background.astype(np.float32, copy=False)
+
+
+def closest_pair(colour: np.ndarray, alpha: np.ndarray, prior_f: np.ndarray, prior_b: np.ndarray):
+    """(F, B), each N×3 and ≥ 0, closest to the priors (N×3) with colour = α·F + (1 − α)·B for
+    the N pixels' colours (N×3, linear) and alphas (N, in [0, 1])."""
+    a = alpha[:, None]
+    residual = colour - a * prior_f - (1 - a) * prior_b
+    norm = a * a + (1 - a) * (1 - a)
+    return np.maximum(prior_f + a * residual / norm, 0), np.maximum(prior_b + (1 - a) * residual / norm, 0)
 
 
 def _normalised_blur(image: np.ndarray, valid: np.ndarray, sigma: float, max_cells: int = 500_000) -> np.ndarray:
