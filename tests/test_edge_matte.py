@@ -1,0 +1,146 @@
+"""Edge matte: matted two-layer rendering along depth steps (lensblur.renderers.edge_matte)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import lensblur
+from lensblur.color import linear_to_srgb
+from lensblur.lens import Lens, signed_coc
+from lensblur.renderers.edge_matte import band_width, edge_subject, find_steps
+from lensblur.renderers.scatter import render_scatter
+from test_cli import run_cli
+
+SUBJECT = np.array([0.8, 0.7, 0.5], np.float32)  # cream, like the vase
+WALL = np.array([0.03, 0.035, 0.05], np.float32)  # dark wall
+RADIUS = 40.0
+
+
+def _coverage(height: int, width: int, shift: float = 0.0) -> np.ndarray:
+    """Share of each pixel inside a disc of RADIUS px at the centre (8×8 supersampled): the
+    mixed pixels a camera records along an outline."""
+    ss = 8
+    y, x = np.mgrid[0:height * ss, 0:width * ss].astype(np.float32)
+    inside = (np.hypot((y + 0.5) / ss - height / 2, (x + 0.5) / ss - width / 2 - shift) < RADIUS).astype(np.float32)
+    return inside.reshape(height, ss, width, ss).mean(axis=(1, 3))
+
+
+def step_scene(height=128, width=160):
+    """An in-focus cream disc with anti-aliased (mixed) edge pixels over a dark far wall; the
+    depth map's edge is the disc moved 1.5 px right (a map's edge is never exactly on the
+    outline). Returns linear image, disparity, coverage (alpha) of the disc."""
+    alpha = _coverage(height, width)
+    rng = np.random.default_rng(1)
+    wall = WALL + rng.normal(0, 0.002, (height, width, 3)).astype(np.float32)
+    image = alpha[..., None] * SUBJECT + (1 - alpha[..., None]) * wall
+    disparity = np.where(_coverage(height, width, shift=1.5) > 0.5, 0.9, 0.2).astype(np.float32)
+    return np.clip(image, 0, 1).astype(np.float32), disparity, alpha
+
+
+def _glow(render: np.ndarray, alpha: np.ndarray) -> float:
+    """Mean excess brightness (8-bit levels) over the wall 3–15 px outside the disc."""
+    outside = cv2.distanceTransform((alpha < 0.01).astype(np.uint8), cv2.DIST_L2, 5)
+    ring = (outside >= 3) & (outside <= 15)
+    wall_level = float(linear_to_srgb(WALL).mean() * 255)
+    return float((linear_to_srgb(np.clip(render, 0, 1)) * 255).mean(axis=2)[ring].mean() - wall_level)
+
+
+def test_glow_outside_a_sharp_subject_drops_with_the_edge_matte():
+    image, disparity, alpha = step_scene()
+    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
+    off = render_scatter(image, disparity, lens.with_(edge_matte=False))
+    on = render_scatter(image, disparity, lens)
+    glow_off, glow_on = _glow(off, alpha), _glow(on, alpha)
+    assert glow_off > 4.0  # the scene does show the fault
+    assert glow_on < 0.5 * glow_off, (glow_off, glow_on)
+    # the subject stays sharp and its edge keeps its soft pixels
+    inside = alpha > 0.99
+    assert np.abs(on[inside] - image[inside]).max() < 0.02
+    edge = (alpha > 0.2) & (alpha < 0.8)
+    assert np.abs(on[edge] - image[edge]).mean() < np.abs(off[edge] - image[edge]).mean() + 0.01
+
+
+def test_matte_is_soft_only_along_the_step():
+    image, disparity, alpha = step_scene()
+    coc = signed_coc(disparity, 20.0, 0.9)
+    layers = edge_subject(image, disparity, coc)
+    assert layers is not None
+    matte = layers.matte
+    soft = (matte > 0.02) & (matte < 0.98)
+    distance_to_edge = np.abs(cv2.distanceTransform((alpha < 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+                              - cv2.distanceTransform((alpha >= 0.5).astype(np.uint8), cv2.DIST_L2, 5))
+    assert soft.any() and distance_to_edge[soft].max() <= band_width(*matte.shape) + 3
+    # the matte follows the photo's coverage, not the map's shifted edge
+    band = (alpha > 0.1) & (alpha < 0.9)
+    assert np.abs(matte[band] - alpha[band]).mean() < 0.25
+    # far from the step nothing changes
+    far = distance_to_edge > 30
+    assert (matte[far] == 0).all() or (matte[far & (alpha < 0.5)] == 0).all()
+    assert np.array_equal(layers.background[matte == 0], image[matte == 0])
+    # F and B reproduce the photo in the band (up to where a colour would go below 0)
+    composite = matte[..., None] * layers.foreground + (1 - matte[..., None]) * layers.background
+    assert np.abs(composite[soft] - image[soft]).mean() < 0.01
+
+
+@pytest.mark.parametrize("case", ["ramp", "blurrier_near_side", "small_step"])
+def test_renders_without_such_steps_are_unchanged(case):
+    image, disparity, _ = step_scene()
+    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
+    if case == "ramp":  # continuous depth: a tilted floor
+        disparity = np.tile(np.linspace(0, 1, disparity.shape[0], dtype=np.float32)[:, None], (1, disparity.shape[1]))
+    elif case == "blurrier_near_side":  # focus on the wall: the disc is the blurred one
+        lens = lens.with_(focus_disparity=0.2)
+    else:  # a step of 1 px of blur
+        lens = lens.with_(blur=1.4)
+    assert find_steps(signed_coc(disparity, lens.blur, lens.focus_disparity)) is None
+    on = render_scatter(image, disparity, lens)
+    off = render_scatter(image, disparity, lens.with_(edge_matte=False))
+    assert np.array_equal(on, off)
+
+
+def test_a_given_matte_takes_precedence():
+    image, disparity, alpha = step_scene()
+    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
+    on = render_scatter(image, disparity, lens, matte=alpha)
+    off = render_scatter(image, disparity, lens.with_(edge_matte=False), matte=alpha)
+    assert np.array_equal(on, off)
+
+
+def test_api_option():
+    image, disparity, alpha = step_scene()
+    encoded = np.round(linear_to_srgb(image) * 255).astype(np.uint8)
+    on = lensblur.render(encoded, disparity, blur=20.0, focus_disparity=0.9, highlights=False)
+    off = lensblur.render(encoded, disparity, blur=20.0, focus_disparity=0.9, highlights=False, edge_matte=False)
+    assert on.dtype == np.uint8 and not np.array_equal(on, off)
+    assert _glow(image_from(on), alpha) < 0.5 * _glow(image_from(off), alpha)
+    assert lensblur.make_lens(disparity, edge_matte=False).edge_matte is False
+    assert lensblur.make_lens(disparity).edge_matte is True
+
+
+def image_from(encoded: np.ndarray) -> np.ndarray:
+    from lensblur.color import srgb_to_linear
+
+    return srgb_to_linear(encoded.astype(np.float32) / 255)
+
+
+def test_cli_option_and_verbose_report(tmp_path):
+    image, disparity, alpha = step_scene()
+    photo, depth = tmp_path / "disc.png", tmp_path / "disc_depth.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(np.round(linear_to_srgb(image) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(depth), np.round(disparity * 65535).astype(np.uint16))
+    common = [photo, "--depth", depth, "--focus", "80,64", "--blur", "20", "--highlights", "off", "-v"]
+    on = run_cli("render", *common, "-o", tmp_path / "on.png")
+    off = run_cli("render", *common, "--edge-matte", "off", "-o", tmp_path / "off.png")
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert "edge matte: on, matting" in on.stderr
+    assert "edge matte: off" in off.stderr
+    rendered = {name: image_from(cv2.cvtColor(cv2.imread(str(tmp_path / f"{name}.png")), cv2.COLOR_BGR2RGB))
+                for name in ("on", "off")}
+    assert _glow(rendered["on"], alpha) < 0.5 * _glow(rendered["off"], alpha)
+    bad = run_cli("render", *common, "--edge-matte", "maybe", "-o", tmp_path / "bad.png")
+    assert bad.returncode == 2 and "--edge-matte" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad.png").exists()
+    info = run_cli("info", photo)
+    assert info.returncode == 0 and "edge matte: on (render --edge-matte off)" in info.stdout
