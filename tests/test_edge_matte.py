@@ -134,6 +134,7 @@ def test_cli_option_and_verbose_report(tmp_path):
     on = run_cli("render", *common, "-o", tmp_path / "on.png")
     off = run_cli("render", *common, "--edge-matte", "off", "-o", tmp_path / "off.png")
     assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert on.stdout == "" and off.stdout == ""  # nothing from the matting library leaks
     assert "edge matte: on, matting" in on.stderr
     assert "edge matte: off" in off.stderr
     rendered = {name: image_from(cv2.cvtColor(cv2.imread(str(tmp_path / f"{name}.png")), cv2.COLOR_BGR2RGB))
