@@ -257,14 +257,13 @@ def edge_matte_note(renderer: str, disparity, lens: Lens, has_matte: bool) -> st
     if has_matte:
         return "not needed: the subject matte splits the layers"
     from lensblur.lens import signed_coc
-    from lensblur.renderers.edge_matte import band_width, find_steps, grid_size
+    from lensblur.renderers.edge_matte import band_width, find_steps
 
     steps = find_steps(signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range))
     if steps is None:
         return "on, no depth step from a sharp side to a blurrier one needs it"
     height, width = disparity.shape
-    scale = grid_size(height, width)[0]
-    return (f"on, matting ±{band_width(height, width)} px along about {steps.count / scale:.0f} px of depth "
+    return (f"on, matting ±{band_width(height, width)} px along about {steps.length_px:.0f} px of depth "
             f"steps (far side up to {steps.far_blur:.0f} px blur radius)")
 
 

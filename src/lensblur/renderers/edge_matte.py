@@ -35,9 +35,10 @@ from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, _normalise
 STEP_BLUR = 2.0         # px: a step is matted when its far side's blur radius exceeds its near side's by this
 BAND_FRACTION = 0.003   # half-width of the unknown band, as a fraction of the image diagonal
 MIN_BAND = 2            # px: the narrowest half-width of the unknown band
-SOLVE_BAND = 4          # cells: the band's half-width on the grid where steps are found and matting solved
+SOLVE_BAND = 4          # cells: the widest the band's half-width is on the grid where steps are found and matting solved
 STEP_REACH = 2          # cells either side of a pixel over which a step's two sides are compared
 STRAIGHTNESS = 0.75     # a step keeps this share of its blur difference over twice the reach (a slope: half)
+MIN_RAMP = 1.0          # px: a map whose steps cross in less is as sharp as the photo: nothing to matte
 MIN_STEP_CELLS = 4      # fewer step cells than this are noise
 SMOOTHING_PX = 8.0      # Gaussian scale (px) of the colour priors, as lensblur.renderers.subject uses
 GREY = np.array([0.299, 0.587, 0.114], np.float32)
@@ -58,35 +59,61 @@ def grid_size(height: int, width: int) -> tuple[float, tuple[int, int]]:
 @dataclass(frozen=True)
 class Steps:
     """Strong depth steps on the analysis grid: which cells lie on one (bool), the c midway
-    across the step carried to every cell (px), and the largest far-side blur radius (px)."""
+    across the step carried to every cell (px), the largest far-side blur radius (px), and the
+    grid's scale (cells per photo pixel)."""
 
     strong: np.ndarray
     middle: np.ndarray
     far_blur: float
+    scale: float
+    coc_small: np.ndarray
+    reach: int
 
     @property
-    def count(self) -> int:
-        return int(self.strong.sum())
+    def length_px(self) -> float:
+        """Rough length of the steps in photo pixels (a step is marked 2·reach + 1 cells wide)."""
+        return float(self.strong.sum()) / (2 * self.reach + 1) / self.scale
 
 
-def find_steps(coc: np.ndarray) -> Steps | None:
+def find_steps(coc: np.ndarray, reach: int = STEP_REACH, coc_small: np.ndarray | None = None) -> Steps | None:
     """Steps of ``coc`` (signed circle of confusion, H×W px, larger = nearer; lensblur.lens.signed_coc)
     whose far side's blur radius exceeds the near side's by more than STEP_BLUR, on the grid of
-    :func:`grid_size`; None when there is none. Costs one area resize of ``coc`` and grid work."""
+    :func:`grid_size`, comparing the sides ``reach`` cells apart; None when there is none.
+    coc_small: ``coc`` already on that grid. Costs one area resize of ``coc`` and grid work."""
     height, width = coc.shape
     if float(coc.max() - coc.min()) <= STEP_BLUR:
         return None
     scale, size = grid_size(height, width)
-    coc_small = cv2.resize(coc, size, interpolation=cv2.INTER_AREA) if scale < 1 else np.asarray(coc, np.float32)
-    near, far = _extremes(coc_small, STEP_REACH)
+    if coc_small is None:
+        coc_small = cv2.resize(coc, size, interpolation=cv2.INTER_AREA) if scale < 1 else np.asarray(coc, np.float32)
+    near, far = _extremes(coc_small, reach)
     difference = np.abs(far) - np.abs(near)
-    wide_near, wide_far = _extremes(coc_small, 2 * STEP_REACH)
+    wide_near, wide_far = _extremes(coc_small, 2 * reach)
     # a slope's difference doubles when the window does; a step's stays
     strong = (difference > STEP_BLUR) & (difference >= STRAIGHTNESS * (np.abs(wide_far) - np.abs(wide_near)))
     if int(strong.sum()) < MIN_STEP_CELLS:
         return None
     middle = fill_from(np.where(strong, 0.5 * (near + far), 0).astype(np.float32), strong)
-    return Steps(strong, middle, float(np.abs(far[strong]).max()))
+    return Steps(strong, middle, float(np.abs(far[strong]).max()), scale, coc_small, reach)
+
+
+def ramp_width(coc: np.ndarray, steps: Steps) -> float:
+    """Mean width in photo pixels over which ``coc`` (H×W) crosses its strong steps: the share of
+    pixels in step cells whose c lies strictly between the cell's two sides (15–85 %), times the
+    width of the marked band. About 0–1 px for a map as sharp as the photo; a map enlarged from
+    a fifth of the size crosses in several pixels, and its edge misses the outline by as much."""
+    near, far = _extremes(steps.coc_small, steps.reach)
+    cy, cx = np.nonzero(steps.strong)
+    cell = 1.0 / steps.scale
+    offsets = np.arange(max(1, int(math.floor(cell))))
+    height, width = coc.shape
+    ys = np.minimum((cy[:, None] * cell).astype(np.intp) + offsets[None, :], height - 1)
+    xs = np.minimum((cx[:, None] * cell).astype(np.intp) + offsets[None, :], width - 1)
+    values = coc[ys[:, :, None], xs[:, None, :]]
+    low, high = far[cy, cx][:, None, None], near[cy, cx][:, None, None]
+    share = ((values - low) / np.maximum(high - low, 1e-6))
+    inside = float(((share > 0.15) & (share < 0.85)).mean())
+    return inside * (2 * steps.reach + 1) * cell
 
 
 def _extremes(values: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,24 +126,41 @@ def edge_subject(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray) -> S
     """The photo split into the near side of every strong step (matted) and the rest, or None.
 
     image: linear float32 H×W×3 in [0, 1]; disparity: float32 H×W in [0, 1]; coc: its signed
-    circle of confusion (px). The matte is 1 on the near side within reach of a step (the far
-    side's blur plus two bands), fractional only within ±:func:`band_width` px of the step itself,
-    0 elsewhere. Outside the matte every returned array equals its input.
+    circle of confusion (px). The matte is 1 on the near side within three bands of a step,
+    fractional only within ±band px of the step itself (band: the larger of :func:`band_width`
+    and the map's :func:`ramp_width`), 0 elsewhere. None also when the map's steps are as sharp as
+    the photo (ramp below MIN_RAMP): then they lie on the outline already, and matting a one-pixel
+    edge only adds its errors. Outside the matte every returned array equals its input.
     """
     steps = find_steps(coc)
     if steps is None:
         return None
+    ramp = ramp_width(coc, steps)
+    if ramp < MIN_RAMP:
+        return None
     height, width = coc.shape
     scale, size = grid_size(height, width)
+    if ramp * scale > steps.reach:  # a wide ramp: compare the sides across all of it
+        steps = find_steps(coc, int(math.ceil(ramp * scale)), steps.coc_small) or steps
+    reach = steps.reach
     distance = cv2.distanceTransform((~steps.strong).astype(np.uint8), cv2.DIST_L2, 3)
     # The layer needs only to hold the band: behind the sure subject beyond it, the background's
     # own extension of the far side (scatter.HiddenAreaOwners) finds the far side's colour.
-    zone = distance <= STEP_REACH + 3 * SOLVE_BAND
-    coc_small = cv2.resize(coc, size, interpolation=cv2.INTER_AREA) if scale < 1 else coc
+    band = max(band_width(height, width), int(math.ceil(ramp / 2)) + 1)
+    cells = max(1, int(round(band * scale)))  # the band's half-width on the grid
+    zone = distance <= reach + 3 * cells
+    coc_small = steps.coc_small
     near = (zone & (coc_small > steps.middle)).astype(np.uint8)
-    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * SOLVE_BAND + 1,) * 2)
-    unknown = (cv2.dilate(near, ring) > cv2.erode(near, ring)) & (distance <= STEP_REACH + SOLVE_BAND)
-    if not near.any() or not unknown.any():
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cells + 1,) * 2)
+    unknown = (cv2.dilate(near, ring) > cv2.erode(near, ring)) & (distance <= reach + cells)
+    # Matting needs sure subject nearby: a near side thinner than the band (a strand, a twig) has
+    # none and is left to the renderer as it is, as is the band around it.
+    sure = (near > 0) & ~unknown
+    supported = cv2.dilate(sure.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (4 * cells + 1,) * 2)) > 0
+    near = (near > 0) & supported
+    unknown &= supported
+    if not sure.any() or not unknown.any():
         return None
     small = (lambda a: cv2.resize(a, size, interpolation=cv2.INTER_AREA)) if scale < 1 else (lambda a: a)
     image_small = small(np.ascontiguousarray(image, dtype=np.float32))
