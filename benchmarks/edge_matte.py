@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,8 @@ from lensblur.renderers.scatter import render_scatter
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from depth_upsample import BAND, CROP, REAL, SAMPLES, halo_bands, srgb8  # noqa: E402
+from depth_upsample import (BAND, CROP, REAL, SAMPLES, common_arguments, halo_bands, mean_of, srgb8,  # noqa: E402
+                            write_sheet)
 from quality import dataset  # noqa: E402
 
 # BokehMe inputs (photo + full-resolution 16-bit disparity): crop corner and focus point on the hat
@@ -131,19 +131,8 @@ def real() -> tuple[list[dict], list[np.ndarray]]:
     return rows, sheet
 
 
-def _mean(rows, key, **match) -> float:
-    values = [r[key] for r in rows if all(r[k] == v for k, v in match.items())]
-    return float(np.mean(values)) if values else float("nan")
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=6, help="synthetic scenes per kind (default 6)")
-    parser.add_argument("--factor", type=int, default=5, help="map downsampling factor (default 5, as Apple's)")
-    parser.add_argument("--kinds", default="layered,mixed", help="synthetic scene kinds (default layered,mixed)")
-    parser.add_argument("--skip-real", action="store_true", help="only the synthetic part")
-    parser.add_argument("--out", default=str(HERE / "results"), help="results folder")
-    args = parser.parse_args(argv)
+    args = common_arguments(__doc__).parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Edge matte: scatter renderer with `--edge-matte off` and `on` (`python benchmarks/edge_matte.py`)", "",
@@ -154,8 +143,8 @@ def main(argv=None) -> int:
     rows = synthetic(args.count, args.factor, args.kinds.split(","))
     for kind in args.kinds.split(","):
         for on in (False, True):
-            lines.append(f"| {kind} | {'on' if on else 'off'} | {_mean(rows, 'psnr', kind=kind, edge_matte=on):.2f} | "
-                         f"{_mean(rows, 'band_psnr', kind=kind, edge_matte=on):.2f} |")
+            lines.append(f"| {kind} | {'on' if on else 'off'} | {mean_of(rows, 'psnr', kind=kind, edge_matte=on):.2f} | "
+                         f"{mean_of(rows, 'band_psnr', kind=kind, edge_matte=on):.2f} |")
     if not args.skip_real:
         real_rows, sheet = real()
         lines += ["", "## (b) Real photos: halo measure", "",
@@ -173,10 +162,7 @@ def main(argv=None) -> int:
                          f"| {r['sample']} | {r['edge']} | {r['size']} | off | {r['outer']:.2f} | {r['inner']:.2f} | "
                          f"{r['cpu_s']:.1f} | – |")
         if sheet:
-            width = max(s.shape[1] for s in sheet)
-            sheet = np.vstack([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255)
-                               for s in sheet])
-            cv2.imwrite(str(out / "edge_matte.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+            write_sheet(sheet, out / "edge_matte.png")
             lines += ["", "Sheet `edge_matte.png`: per row photo crop | edge matte off | on | the matte (white = "
                       "near side); rows as in the table."]
     (out / "edge_matte.md").write_text("\n".join(lines) + "\n")
