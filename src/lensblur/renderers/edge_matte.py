@@ -176,14 +176,18 @@ def edge_subject(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray) -> S
     subject_disparity_small = fill_from(disparity_small, trimap == 1)
     background_disparity_small = fill_from(disparity_small, trimap == 0)
     coefficients = _coefficients_gray(encoded_small @ GREY, alpha_small, 2, 1e-4)
-    return _assemble(image, disparity, scale, trimap, prior_f, prior_b, subject_disparity_small,
+    # The far side is hidden behind the subject only near the step: deeper in, the background
+    # layer keeps the subject itself, so the layer's inner cut is no seam.
+    hidden = (trimap == 1) & (distance <= reach + 2 * cells)
+    return _assemble(image, disparity, scale, trimap, hidden, prior_f, prior_b, subject_disparity_small,
                      background_disparity_small, coefficients)
 
 
-def _assemble(image, disparity, scale, trimap, prior_f, prior_b, subject_disparity_small,
+def _assemble(image, disparity, scale, trimap, hidden, prior_f, prior_b, subject_disparity_small,
               background_disparity_small, coefficients) -> SubjectLayers:
     """Full-resolution SubjectLayers from the grid's results. Only the layer's box is visited:
-    sure-subject cells get the background prior and the far side's disparity behind them; band
+    sure-subject cells near the step (``hidden``) get the background prior and the far side's
+    disparity behind them; band
     cells get an alpha from the guided filter's coefficients (brought to each pixel
     bilinearly, applied to its own grey) and the closest (F, B) pair."""
     height, width = disparity.shape
@@ -199,9 +203,10 @@ def _assemble(image, disparity, scale, trimap, prior_f, prior_b, subject_dispari
     gx = np.minimum(((np.arange(x0, x1) + 0.5) * scale).astype(np.intp), trimap.shape[1] - 1)
     box_trimap = trimap[gy[:, None], gx[None, :]]
     ys, xs = np.nonzero(box_trimap == 1)
+    matte[ys + y0, xs + x0] = 1.0
+    ys, xs = np.nonzero(hidden[gy[:, None], gx[None, :]])
     cy, cx = gy[ys], gx[xs]
     ys, xs = ys + y0, xs + x0
-    matte[ys, xs] = 1.0
     background[ys, xs] = prior_b[cy, cx]
     background_disparity[ys, xs] = background_disparity_small[cy, cx]
     ys, xs = np.nonzero(box_trimap == 0.5)
