@@ -159,5 +159,10 @@ def test_cli_option_and_verbose_report(tmp_path):
     bad = run_cli("render", *common, "--edge-matte", "maybe", "-o", tmp_path / "bad.png")
     assert bad.returncode == 2 and "--edge-matte" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad.png").exists()
+    sharp_map = tmp_path / "sharp_depth.png"
+    cv2.imwrite(str(sharp_map), np.where(alpha > 0.5, 65535, 13107).astype(np.uint16))
+    sharp = run_cli("render", photo, "--depth", sharp_map, "--focus", "80,64", "--blur", "20", "-v",
+                    "-o", tmp_path / "sharp.png")
+    assert sharp.returncode == 0 and "as sharp as the photo" in sharp.stderr
     info = run_cli("info", photo)
     assert info.returncode == 0 and "edge matte: on (render --edge-matte off)" in info.stdout

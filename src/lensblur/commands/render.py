@@ -257,13 +257,17 @@ def edge_matte_note(renderer: str, disparity, lens: Lens, has_matte: bool) -> st
     if has_matte:
         return "not needed: the subject matte splits the layers"
     from lensblur.lens import signed_coc
-    from lensblur.renderers.edge_matte import band_width, find_steps
+    from lensblur.renderers.edge_matte import MIN_RAMP, find_steps, matte_band, ramp_width
 
-    steps = find_steps(signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range))
+    coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
+    steps = find_steps(coc)
     if steps is None:
         return "on, no depth step from a sharp side to a blurrier one needs it"
+    ramp = ramp_width(coc, steps)
+    if ramp < MIN_RAMP:
+        return "on, but the depth map's steps are as sharp as the photo: nothing to matte"
     height, width = disparity.shape
-    return (f"on, matting ±{band_width(height, width)} px along about {steps.length_px:.0f} px of depth "
+    return (f"on, matting ±{matte_band(height, width, ramp)} px along about {steps.length_px:.0f} px of depth "
             f"steps (far side up to {steps.far_blur:.0f} px blur radius)")
 
 

@@ -50,6 +50,12 @@ def band_width(height: int, width: int) -> int:
     return max(MIN_BAND, int(round(BAND_FRACTION * math.hypot(height, width))))
 
 
+def matte_band(height: int, width: int, ramp: float) -> int:
+    """Half-width in pixels of the unknown band for a map whose steps cross in ``ramp`` px:
+    :func:`band_width`, widened to half the ramp plus a pixel, where the map's edge may lie."""
+    return max(band_width(height, width), int(math.ceil(ramp / 2)) + 1)
+
+
 def grid_size(height: int, width: int) -> tuple[float, tuple[int, int]]:
     """(scale, (width, height)) of the analysis grid: the photo scaled so the band is SOLVE_BAND cells."""
     scale = min(1.0, SOLVE_BAND / band_width(height, width))
@@ -146,7 +152,7 @@ def edge_subject(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray) -> S
     distance = cv2.distanceTransform((~steps.strong).astype(np.uint8), cv2.DIST_L2, 3)
     # The layer needs only to hold the band: behind the sure subject beyond it, the background's
     # own extension of the far side (scatter.HiddenAreaOwners) finds the far side's colour.
-    band = max(band_width(height, width), int(math.ceil(ramp / 2)) + 1)
+    band = matte_band(height, width, ramp)
     cells = max(1, int(round(band * scale)))  # the band's half-width on the grid
     zone = distance <= reach + 3 * cells
     coc_small = steps.coc_small
