@@ -12,11 +12,13 @@ renderer draws as two layers exactly as it does a portrait matte (scatter._rende
 Where it applies: a step whose near side is the sharper one by more than STEP_BLUR pixels of blur
 radius (an in-focus subject in front of a blurred background). Steps whose near side is the
 blurrier one are left alone: the scatter renderer's background extension already handles a
-blurred foreground over a sharp background. An image without such a step is rendered exactly as
-without this module.
+blurred foreground over a sharp background. Nor does it apply where the map's steps are as sharp
+as the photo (they lie on the outline already), or to images under MIN_SIDE pixels a side (a
+thumbnail's start-up would otherwise import the matting solver). Everything else is rendered
+exactly as without this module.
 
 Cost: everything but the final assembly runs on one grid on which the band is SOLVE_BAND cells
-wide (the photo scaled by SOLVE_BAND / band; 1.1 MP for a 12 MP photo); at full resolution only
+wide (the photo scaled by SOLVE_BAND / band; 0.9 MP for a 12 MP photo); at full resolution only
 the pixels of the layer are written, and only the band pixels are computed one by one.
 """
 
@@ -39,6 +41,7 @@ SOLVE_BAND = 4          # cells: the widest the band's half-width is on the grid
 STEP_REACH = 2          # cells either side of a pixel over which a step's two sides are compared
 STRAIGHTNESS = 0.75     # a step keeps this share of its blur difference over twice the reach (a slope: half)
 MIN_RAMP = 1.0          # px: a map whose steps cross in less is as sharp as the photo: nothing to matte
+MIN_SIDE = 64           # px: smaller images are left alone
 MIN_STEP_CELLS = 4      # fewer step cells than this are noise
 SMOOTHING_PX = 8.0      # Gaussian scale (px) of the colour priors, as lensblur.renderers.subject uses
 GREY = np.array([0.299, 0.587, 0.114], np.float32)
@@ -87,7 +90,7 @@ def find_steps(coc: np.ndarray, reach: int = STEP_REACH, coc_small: np.ndarray |
     :func:`grid_size`, comparing the sides ``reach`` cells apart; None when there is none.
     coc_small: ``coc`` already on that grid. Costs one area resize of ``coc`` and grid work."""
     height, width = coc.shape
-    if float(coc.max() - coc.min()) <= STEP_BLUR:
+    if min(height, width) < MIN_SIDE or float(coc.max() - coc.min()) <= STEP_BLUR:
         return None
     scale, size = grid_size(height, width)
     if coc_small is None:
