@@ -41,18 +41,16 @@ class SubjectLayers:
     background_disparity: np.ndarray
 
 
-def split_subject(image: np.ndarray, disparity: np.ndarray, matte: np.ndarray,
-                  margin: int | None = None) -> SubjectLayers:
+def split_subject(image: np.ndarray, disparity: np.ndarray, matte: np.ndarray) -> SubjectLayers:
     """Split ``image`` (linear H×W×3) and ``disparity`` (H×W, [0, 1]) along ``matte`` (H×W, [0, 1]).
 
     Depth maps are least reliable along the subject's outline, where the matte is most precise:
-    disparity within ``margin`` pixels of the outline (default BOUNDARY_TRUST of the diagonal) is
-    replaced by the nearest trusted value on the same side.
+    disparity within BOUNDARY_TRUST of the diagonal of the outline is replaced by the nearest
+    trusted value on the same side.
     """
     matte = np.clip(matte, 0, 1).astype(np.float32)
     foreground, background = split_foreground_background(image, matte)
-    if margin is None:
-        margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*matte.shape))))
+    margin = max(2, int(round(BOUNDARY_TRUST * math.hypot(*matte.shape))))
     subject = matte > 0.5
     subject_disparity = fill_from(disparity, _eroded(subject, margin)) if subject.any() else disparity
     background_disparity = fill_from(disparity, _eroded(matte <= SURE_NOT, margin))
