@@ -100,7 +100,7 @@ def test_a_map_as_sharp_as_the_photo_is_left_alone():
     assert ramp_width(phone_coc, find_steps(phone_coc)) > 1.0
 
 
-@pytest.mark.parametrize("case", ["ramp", "blurrier_near_side", "small_step"])
+@pytest.mark.parametrize("case", ["ramp", "blurrier_near_side", "small_step", "noise"])
 def test_renders_without_such_steps_are_unchanged(case):
     image, disparity, _ = step_scene()
     lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
@@ -108,8 +108,10 @@ def test_renders_without_such_steps_are_unchanged(case):
         disparity = np.tile(np.linspace(0, 1, disparity.shape[0], dtype=np.float32)[:, None], (1, disparity.shape[1]))
     elif case == "blurrier_near_side":  # focus on the wall: the disc is the blurred one
         lens = lens.with_(focus_disparity=0.2)
-    else:  # a step of 1 px of blur
+    elif case == "small_step":  # a step of 1 px of blur
         lens = lens.with_(blur=1.4)
+    else:  # a noisy map: "steps" everywhere
+        disparity = np.random.default_rng(2).uniform(0, 1, disparity.shape).astype(np.float32)
     assert find_steps(signed_coc(disparity, lens.blur, lens.focus_disparity)) is None
     on = render_scatter(image, disparity, lens)
     off = render_scatter(image, disparity, lens.with_(edge_matte=False))

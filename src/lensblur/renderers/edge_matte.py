@@ -43,6 +43,7 @@ STRAIGHTNESS = 0.75     # a step keeps this share of its blur difference over tw
 MIN_RAMP = 1.0          # px: a map whose steps cross in less is as sharp as the photo: nothing to matte
 MIN_SIDE = 64           # px: smaller images are left alone
 MIN_STEP_CELLS = 4      # fewer step cells than this are noise
+MAX_STEP_LENGTH = 0.015  # steps longer (in cells) than this share of the grid's cells are a noisy map, not outlines
 SMOOTHING_PX = 8.0      # Gaussian scale (px) of the colour priors, as lensblur.renderers.subject uses
 GREY = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -87,7 +88,8 @@ class Steps:
 def find_steps(coc: np.ndarray, reach: int = STEP_REACH, coc_small: np.ndarray | None = None) -> Steps | None:
     """Steps of ``coc`` (signed circle of confusion, H×W px, larger = nearer; lensblur.lens.signed_coc)
     whose far side's blur radius exceeds the near side's by more than STEP_BLUR, on the grid of
-    :func:`grid_size`, comparing the sides ``reach`` cells apart; None when there is none.
+    :func:`grid_size`, comparing the sides ``reach`` cells apart; None when there is none (or when
+    the "steps" are longer than MAX_STEP_LENGTH × the grid's cells: a noisy map, not outlines).
     coc_small: ``coc`` already on that grid. Costs one area resize of ``coc`` and grid work."""
     height, width = coc.shape
     if min(height, width) < MIN_SIDE or float(coc.max() - coc.min()) <= STEP_BLUR:
@@ -100,7 +102,8 @@ def find_steps(coc: np.ndarray, reach: int = STEP_REACH, coc_small: np.ndarray |
     wide_near, wide_far = _extremes(coc_small, 2 * reach)
     # a slope's difference doubles when the window does; a step's stays
     strong = (difference > STEP_BLUR) & (difference >= STRAIGHTNESS * (np.abs(wide_far) - np.abs(wide_near)))
-    if int(strong.sum()) < MIN_STEP_CELLS:
+    count = int(strong.sum())
+    if count < MIN_STEP_CELLS or count / (2 * reach + 1) > MAX_STEP_LENGTH * strong.size:
         return None
     middle = fill_from(np.where(strong, 0.5 * (near + far), 0).astype(np.float32), strong)
     return Steps(strong, middle, float(np.abs(far[strong]).max()), scale, coc_small, reach)
