@@ -188,19 +188,32 @@ def surfaces() -> list[dict]:
     return rows
 
 
-def _mean(rows, key, **match) -> float:
+def mean_of(rows, key, **match) -> float:
+    """Mean of ``key`` over the rows whose fields equal ``match`` (nan when none)."""
     values = [r[key] for r in rows if all(r[k] == v for k, v in match.items())]
     return float(np.mean(values)) if values else float("nan")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_arguments(description: str) -> argparse.ArgumentParser:
+    """The options this benchmark and benchmarks/edge_matte.py share."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=6, help="synthetic scenes per kind (default 6)")
     parser.add_argument("--factor", type=int, default=5, help="map downsampling factor (default 5, as Apple's)")
     parser.add_argument("--kinds", default="layered,mixed", help="synthetic scene kinds (default layered,mixed)")
     parser.add_argument("--skip-real", action="store_true", help="only the synthetic part")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def write_sheet(rows: list[np.ndarray], path: Path) -> None:
+    """Stack sheet rows (uint8 RGB, padded white to the widest) into one PNG."""
+    width = max(r.shape[1] for r in rows)
+    sheet = np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def main(argv=None) -> int:
+    args = common_arguments(__doc__).parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -212,10 +225,10 @@ def main(argv=None) -> int:
     rows = synthetic(args.count, args.factor, args.kinds.split(","))
     for kind in args.kinds.split(","):
         for name in methods():
-            lines.append(f"| {kind} | {name} | {_mean(rows, 'psnr', kind=kind, method=name):.2f} | "
-                         f"{_mean(rows, 'band_psnr', kind=kind, method=name):.2f} | "
-                         f"{_mean(rows, 'band_disparity_mae', kind=kind, method=name):.4f} | "
-                         f"{_mean(rows, 'cpu_s', kind=kind, method=name):.3f} |")
+            lines.append(f"| {kind} | {name} | {mean_of(rows, 'psnr', kind=kind, method=name):.2f} | "
+                         f"{mean_of(rows, 'band_psnr', kind=kind, method=name):.2f} | "
+                         f"{mean_of(rows, 'band_disparity_mae', kind=kind, method=name):.4f} | "
+                         f"{mean_of(rows, 'cpu_s', kind=kind, method=name):.3f} |")
     if not args.skip_real:
         real_rows, sheet = real()
         lines += ["", "## (b) Real photos with embedded low-resolution depth: halo measure", "",
@@ -236,10 +249,7 @@ def main(argv=None) -> int:
             lines.append(f"| {r['sample']} | {r['surface']} | {r['mean']:.4f} | {r['p99']:.4f} | {r['max']:.4f} | "
                          f"{r['range']:.3f} |")
         if sheet:
-            width = max(s.shape[1] for s in sheet)
-            sheet = np.vstack([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255)
-                               for s in sheet])
-            cv2.imwrite(str(out / "depth_upsample.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+            write_sheet(sheet, out / "depth_upsample.png")
             lines += ["", "Sheet `depth_upsample.png`: per row photo crop | render, bilinear map | render, "
                       "guided map (rows: " + "; ".join(r[1] for r in REAL) + ")."]
     (out / "depth_upsample.md").write_text("\n".join(lines) + "\n")

@@ -132,7 +132,8 @@ def two_plane_scene():
 def test_render_with_a_low_resolution_map_has_less_error_at_edges_when_guided():
     pixels, truth = two_plane_scene()
     small = small_map(truth)
-    settings = {"blur": 12.0, "focus_disparity": 0.9, "highlights": False}
+    # the upsampling alone: the edge matte would repair the bilinear map's ramp (0.035 -> 0.001)
+    settings = {"blur": 12.0, "focus_disparity": 0.9, "highlights": False, "edge_matte": False}
     reference = api.render(pixels, truth, **settings)
     guided = api.render(pixels, small, **settings)
     bilinear = api.render(pixels, small, depth_upsample="bilinear", **settings)

@@ -18,7 +18,8 @@ __all__ = ["render", "read_image", "write_image", "read_depth", "make_lens", "es
 def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, float] | None = None,
               focus_disparity: float | None = None, focus_range: float = 0.0,
               aperture: Aperture | str = "disk", highlights: Highlights | bool | None = True,
-              grain: str | float | None = None, rim: float = 0.0, cat_eye: float = 0.0) -> Lens:
+              grain: str | float | None = None, rim: float = 0.0, cat_eye: float = 0.0,
+              edge_matte: bool = True) -> Lens:
     """Build a :class:`Lens` from user-level settings.
 
     focus: (x, y) pixel to focus on; focus_disparity: a disparity in [0, 1] instead (default:
@@ -26,6 +27,8 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
     aperture: an :class:`Aperture` or its text form (``disk``, ``blades:6:15``).
     highlights: True for the default recovery, False/None for none, or a :class:`Highlights`.
     grain: None, "auto" or a deviation in encoded units; rim, cat_eye: see :class:`Lens`.
+    edge_matte: matte strong depth steps and render their sharp near side as its own layer
+        (lensblur.renderers.edge_matte; the scatter renderer without a matte).
     """
     if focus is not None and focus_disparity is not None:
         raise InputError("give either a focus point or a focus disparity, not both")
@@ -41,7 +44,8 @@ def make_lens(disparity: np.ndarray, *, blur: float = 20.0, focus: tuple[float, 
     elif highlights is False:
         highlights = None
     return Lens(blur=float(blur), focus_disparity=float(focus_disparity), focus_range=float(focus_range),
-                aperture=aperture, highlights=highlights, grain=grain, rim=rim, cat_eye=cat_eye)
+                aperture=aperture, highlights=highlights, grain=grain, rim=rim, cat_eye=cat_eye,
+                edge_matte=bool(edge_matte))
 
 
 def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, lens: Lens | None = None,
@@ -62,7 +66,7 @@ def render(image: np.ndarray | Photo, disparity: np.ndarray | None = None, *, le
         edges put on the image's edges (lensblur.io.depth.fit_to_image), so in-focus edges do not
         glow; "bilinear": plain bilinear interpolation (``--depth-upsample``).
     lens: full settings; otherwise keyword settings as in :func:`make_lens` (blur in pixels,
-        focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain).
+        focus=(x, y), focus_disparity, focus_range, aperture, highlights, grain, edge_matte).
     renderer: a registered renderer name (``lensblur.renderers.available_renderers()``).
     matte: optional subject alpha H×W in [0, 1] that the renderer keeps sharp.
     renderer_options: extra keyword options of the renderer, e.g. ``{"checkpoint": "my.pt"}`` for

@@ -61,6 +61,9 @@ class Lens:
         noise, or a standard deviation in encoded (sRGB) units (0 to 0.1).
     rim: share of each bokeh disc's energy in a bright outer ring (0 to 1; 0 = uniform discs).
     cat_eye: mechanical vignetting (0 to 1): discs turn into cat's eyes towards the corners.
+    edge_matte: where the disparity steps from a sharp near side to a much blurrier far side,
+        matte the edge and render the near side as its own layer (lensblur.renderers.edge_matte;
+        scatter renderer only).
     """
 
     blur: float = 20.0
@@ -71,6 +74,7 @@ class Lens:
     grain: str | float | None = None
     rim: float = 0.0
     cat_eye: float = 0.0
+    edge_matte: bool = True
 
     def __post_init__(self):
         if not np.isfinite(self.blur) or self.blur < 0:

@@ -89,7 +89,15 @@ def _depth_and_focus(path: str, pixels, max_pixels: int, depth: str | None, norm
         focus = "image centre (no subject suggested)"
     why = choice.notes or (["where the phone focused"] if choice.focus_point is not None else [])
     return {"depth_used": choice.source, "disparity": choice.scaling, "depth_map_size": choice.upsampling,
-            "focus": focus, "why": why}
+            "focus": focus, "why": why, "edge_matte": _edge_matte(choice.matte is not None)}
+
+
+def _edge_matte(has_matte: bool) -> str:
+    """What render does along depth steps (lensblur.renderers.edge_matte)."""
+    if has_matte:
+        return "not needed: render splits the layers along the subject matte stored in the photo"
+    return ("on (render --edge-matte off): where the depth steps from the sharp subject to a much blurrier "
+            "background, the edge is matted and the subject rendered as its own layer; render -v says where")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -70,6 +70,10 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                              "spots: without the night-lamp model")
     parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
                         help="add grain to blurred areas: auto matches the photo's noise (default off)")
+    parser.add_argument("--edge-matte", type=_on_off, default=True, metavar="on|off",
+                        help="where the depth steps from a sharp subject to a much blurrier background, matte "
+                             "the edge and render the subject as its own layer, so its edge does not glow "
+                             "(scatter renderer without --matte; default on)")
     parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),
                         help=f"rendering method (default {DEFAULT_RENDERER})")
     parser.add_argument("--checkpoint", metavar="CKPT",
@@ -181,6 +185,8 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
         print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
               f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
               file=sys.stderr)
+        print(f"edge matte: {edge_matte_note(args.renderer, depth.disparity, lens, matte is not None)}",
+              file=sys.stderr)
     options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
     step()
@@ -239,7 +245,30 @@ def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoic
         blur = 0.02 * width
     return Lens(blur=blur, focus_disparity=focus_disparity, focus_range=args.focus_range,
                 aperture=args.shape, highlights=args.highlights, grain=args.grain, rim=args.rim,
-                cat_eye=args.cat_eye)
+                cat_eye=args.cat_eye, edge_matte=getattr(args, "edge_matte", True))
+
+
+def edge_matte_note(renderer: str, disparity, lens: Lens, has_matte: bool) -> str:
+    """One line for -v: whether the edge matte (lensblur.renderers.edge_matte) is on and where it applies."""
+    if not lens.edge_matte:
+        return "off (--edge-matte off)"
+    if renderer != "scatter":
+        return f"not used by the {renderer} renderer"
+    if has_matte:
+        return "not needed: the subject matte splits the layers"
+    from lensblur.lens import signed_coc
+    from lensblur.renderers.edge_matte import MIN_RAMP, find_steps, matte_band, ramp_width
+
+    coc = signed_coc(disparity, lens.blur, lens.focus_disparity, lens.focus_range)
+    steps = find_steps(coc)
+    if steps is None:
+        return "on, no depth step from a sharp side to a blurrier one needs it"
+    ramp = ramp_width(coc, steps)
+    if ramp < MIN_RAMP:
+        return "on, but the depth map's steps are as sharp as the photo: nothing to matte"
+    height, width = disparity.shape
+    return (f"on, matting ±{matte_band(height, width, ramp)} px along about {steps.length_px:.0f} px of depth "
+            f"steps (far side up to {steps.far_blur:.0f} px blur radius)")
 
 
 def _blur_from_camera_args(args, photo, width: int, focus_disparity: float) -> float:
@@ -307,6 +336,15 @@ def _highlights(text: str) -> Highlights | None:
     except (TypeError, ValueError, InputError):
         raise argparse.ArgumentTypeError(f"expected on, off, spots or STRENGTH[:THRESHOLD] (threshold in (0, 1)), "
                                          f"got {text!r}") from None
+
+
+def _on_off(text: str) -> bool:
+    text = text.strip().lower()
+    if text in ("on", "yes", "true", "1"):
+        return True
+    if text in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
 def _grain(text: str) -> str | float | None:

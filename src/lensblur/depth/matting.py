@@ -8,6 +8,9 @@ exactly 0/1 elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import cv2
 import numpy as np
 
@@ -44,7 +47,10 @@ def solve_alpha(image: np.ndarray, trimap: np.ndarray, method: str = "cf") -> np
     if not np.any(trimap64 == 0.5) or not np.any(trimap64 == 1.0) or not np.any(trimap64 == 0.0):
         return np.clip(trimap64, 0, 1).astype(np.float32)
     solver = estimate_alpha_knn if method == "knn" else estimate_alpha_cf
-    alpha = solver(image64, trimap64, laplacian_kwargs={}, cg_kwargs={"maxiter": 300})
+    # pymatting prints a "PERFORMANCE WARNING" on stdout when its preconditioner needs a diagonal
+    # shift (it then retries with one): that is no concern of the user's, and stdout may hold an image
+    with contextlib.redirect_stdout(io.StringIO()):
+        alpha = solver(image64, trimap64, laplacian_kwargs={}, cg_kwargs={"maxiter": 300})
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 

@@ -38,6 +38,7 @@ from lensblur.highlights import ClippedAnalysis, recover_highlights, sparse_reco
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
+from lensblur.renderers.edge_matte import edge_subject
 from lensblur.renderers.nearest import nearest_zero
 from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles,
                                      slab_block_sum, slab_labels, tile_occupancy, unpremultiply)
@@ -68,6 +69,8 @@ def render_scatter(image: np.ndarray, disparity: np.ndarray, lens: Lens, matte: 
     discs = DiscScatter(lens.aperture, coc.shape, lens.rim, lens.cat_eye)
     if subject is None and matte is not None and (matte > SURE_NOT).any():
         subject = split_subject(image, disparity, matte)
+    if subject is None and matte is None and lens.edge_matte:
+        subject = edge_subject(image, disparity, coc)
     if subject is None:
         radiance = recover_highlights(image, coc, lens.highlights, clipped)
         # recover_highlights returns a copy when it boosts anything: that copy can hold the result

@@ -79,13 +79,23 @@ def split_foreground_background(image: np.ndarray, alpha: np.ndarray, smoothing_
     background[rest] = image[rest]
     ys, xs = np.nonzero(~subject & ~rest)
     if ys.size:
-        a = alpha[ys, xs][:, None]
-        prior_f, prior_b = foreground[ys, xs], background[ys, xs]
-        residual = image[ys, xs] - a * prior_f - (1 - a) * prior_b
-        norm = a * a + (1 - a) * (1 - a)
-        foreground[ys, xs] = np.maximum(prior_f + a * residual / norm, 0)
-        background[ys, xs] = np.maximum(prior_b + (1 - a) * residual / norm, 0)
+        foreground[ys, xs], background[ys, xs] = closest_pair(image[ys, xs], alpha[ys, xs], foreground[ys, xs],
+                                                              background[ys, xs])
     return foreground.astype(np.float32, copy=False), background.astype(np.float32, copy=False)
+
+
+def closest_pair(colour: np.ndarray, alpha: np.ndarray, prior_f: np.ndarray, prior_b: np.ndarray):
+    """(F, B), each N×3 and ≥ 0, closest to the priors (N×3) with colour = α·F + (1 − α)·B for
+    the N pixels' colours (N×3, linear, ≥ 0) and alphas (N, in [0, 1]). Where the closest pair
+    has a negative channel, that channel is 0 and the other colour takes what is left."""
+    a = alpha[:, None]
+    residual = colour - a * prior_f - (1 - a) * prior_b
+    norm = a * a + (1 - a) * (1 - a)
+    foreground, background = prior_f + a * residual / norm, prior_b + (1 - a) * residual / norm
+    with np.errstate(divide="ignore", invalid="ignore"):
+        foreground = np.where(background < 0, colour / a, foreground)
+        background = np.where(foreground < 0, colour / (1 - a), background)
+    return np.maximum(np.nan_to_num(foreground), 0), np.maximum(np.nan_to_num(background), 0)
 
 
 def _normalised_blur(image: np.ndarray, valid: np.ndarray, sigma: float, max_cells: int = 500_000) -> np.ndarray:
