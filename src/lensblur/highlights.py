@@ -51,7 +51,9 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
     if parts is None:
         return linear
     bright, gain, cleaned = parts
-    result = np.array(cleaned if cleaned is not None else linear, dtype=np.float32, copy=True)
+    # the cleaned image is already a new array; the input itself is copied before it is boosted
+    result = (cleaned.astype(np.float32, copy=False) if cleaned is not None
+              else np.array(linear, dtype=np.float32, copy=True))
     result[bright] *= gain[:, None]
     return result
 
@@ -118,7 +120,8 @@ def analyse_clipped(linear: np.ndarray, settings: Highlights) -> ClippedAnalysis
 
 
 def _clipped(linear, settings):
-    peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
+    peak = np.maximum(linear[..., 0], linear[..., 1])
+    np.maximum(peak, linear[..., 2], out=peak)  # in place: one full-size temporary instead of two
     return peak, peak >= srgb_to_linear(np.float32(settings.threshold))
 
 
@@ -141,7 +144,9 @@ def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | 
     if analysis is not None and not analysis.fits(linear, settings):
         analysis = None
     peak, candidate = (analysis.peak, analysis.candidate) if analysis is not None else _clipped(linear, settings)
-    bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
+    rows, columns = np.nonzero(candidate)  # clipped pixels are few: test |c| on them alone
+    defocused = np.abs(coc[rows, columns]) > FADE_START
+    bright = (rows[defocused], columns[defocused])
     if bright[0].size == 0:
         return None
     if analysis is None:
