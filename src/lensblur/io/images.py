@@ -405,20 +405,16 @@ def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes |
     if deep and channels > 1:
         temp.write_bytes(_png16(values, profile, exif))
         return
-    if fmt == "JPEG" and channels == 3:
-        encoded = _opencv_jpeg_bytes(values, profile, exif, quality)
-        if encoded is not None:
-            temp.write_bytes(encoded)
-            return
+    if fmt == "JPEG":
+        temp.write_bytes(jpeg_bytes(values, profile, exif, quality))
+        return
     image = Image.fromarray(values)
     options = {}
     if profile:
         options["icc_profile"] = profile
     if exif:
         options["exif"] = exif
-    if fmt == "JPEG":
-        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
-    elif fmt == "WEBP":
+    if fmt == "WEBP":
         options.update(quality=quality, lossless=quality >= 100, exact=True)
     elif fmt == "HEIF":
         options.update(quality=quality)
@@ -426,6 +422,27 @@ def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes |
 
 
 _JPEG_SEGMENT = 65519  # the largest ICC profile or EXIF block one APP segment holds here
+
+
+def jpeg_bytes(values: np.ndarray, profile: bytes | None = None, exif: bytes | None = None,
+               quality: int = 95) -> bytes:
+    """A JPEG file of 8-bit encoded values: H×W×3 RGB or H×W grey uint8, with the ICC profile
+    and EXIF block ("Exif\\0\\0" + TIFF data) given. quality 1-100; chroma is kept at full
+    resolution (4:4:4) from quality 90, halved both ways (4:2:0) below; Huffman tables are the
+    standard ones. Colour images are encoded by OpenCV (:func:`_opencv_jpeg_bytes`), the rest,
+    and metadata too large for it, by Pillow with the same settings."""
+    if values.ndim == 3 and values.shape[2] == 3:
+        encoded = _opencv_jpeg_bytes(values, profile, exif, quality)
+        if encoded is not None:
+            return encoded
+    options = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    if profile:
+        options["icc_profile"] = profile
+    if exif:
+        options["exif"] = exif
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
 
 
 def _opencv_jpeg_bytes(values: np.ndarray, profile: bytes | None, exif: bytes | None, quality: int) -> bytes | None:
