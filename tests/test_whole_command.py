@@ -282,3 +282,72 @@ def test_cli_render_equals_the_pillow_paths(tmp_path):
     finally:
         images._opencv_jpeg, images._opencv_jpeg_bytes = saved_decode, saved_encode
     assert (tmp_path / "fast.jpg").read_bytes() == (tmp_path / "plain.jpg").read_bytes()
+
+
+def test_background_highlight_analysis_gives_the_same_file(tmp_path, monkeypatch):
+    """The clipped-highlight analysis found in a second thread during the depth stage is the one
+    the renderer would find itself: the same file."""
+    import lensblur.commands.render as render_command
+
+    source = tmp_path / "in.png"
+    values = picture(90, 120, seed=4)
+    values[20:24, 30:34] = 255  # lights in the defocused part
+    values[70:72, 100:103] = 255
+    Image.fromarray(values).save(source)
+    depth = write_flat_depth(tmp_path, 90, 120)
+    args = ["render", str(source), "--depth", str(depth), "--focus-disparity", "0.2", "--blur", "12", "-q"]
+    analyses = []
+    real = render_command._ClippedInBackground
+
+    class Recorded(real):
+        def result(self):
+            analyses.append(super().result())
+            return analyses[-1]
+
+    monkeypatch.setattr(render_command, "_ClippedInBackground", Recorded)
+    assert main(args + ["-o", str(tmp_path / "background.png")]) == 0
+    assert analyses and analyses[0] is not None and analyses[0].candidate.any()
+
+    class Nothing(real):
+        def __init__(self, pixels, settings):
+            super().__init__(pixels, None)
+
+    monkeypatch.setattr(render_command, "_ClippedInBackground", Nothing)
+    assert main(args + ["-o", str(tmp_path / "inline.png")]) == 0
+    a = np.asarray(Image.open(tmp_path / "background.png"))
+    b = np.asarray(Image.open(tmp_path / "inline.png"))
+    np.testing.assert_array_equal(a, b)
+    assert (a != values).any()  # it did blur
+
+
+def test_background_highlight_analysis_error_is_raised_in_the_caller(monkeypatch):
+    import lensblur.commands.render as render_command
+    import lensblur.highlights as highlights
+
+    def broken(*args):
+        raise InputError("analysis failed")
+
+    monkeypatch.setattr(highlights, "analyse_clipped", broken)
+    background = render_command._ClippedInBackground(np.zeros((4, 4, 3), np.float32), Highlights())
+    with pytest.raises(InputError, match="analysis failed"):
+        background.result()
+    assert render_command._ClippedInBackground(np.zeros((4, 4, 3), np.float32), None).result() is None
+
+
+def test_web_preview_jpeg_is_encoded_as_a_saved_file():
+    """The preview's 8-bit values come from the saved file's one-pass encoder; against the exact
+    curve they used before, they differ by at most one level, only where the exact value lies
+    within 1/500 level of a rounding boundary."""
+    from lensblur.web.app import encode_jpeg
+
+    rng = np.random.default_rng(11)
+    linear = rng.uniform(-0.1, 1.3, (48, 64, 3)).astype(np.float32)
+    levels = icc.encode_levels(linear, None, 255)
+    assert encode_jpeg(linear, None) == jpeg_bytes(levels, None, quality=88)
+    exact = linear_to_srgb(np.clip(linear, 0, 1)) * 255
+    before = np.round(exact).astype(int)
+    differ = levels.astype(int) != before
+    assert np.abs(levels.astype(int) - before).max() <= 1
+    assert (np.abs(exact[differ] - np.floor(exact[differ]) - 0.5) < 0.01).all()
+    grey_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not RGB: sRGB, no profile
+    assert encode_jpeg(linear, grey_profile) == jpeg_bytes(levels, None, quality=88)

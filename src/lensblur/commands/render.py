@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 from dataclasses import dataclass
 
 from lensblur.aperture import Aperture
@@ -169,6 +170,7 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
     photo = read_image(args.input, max_pixels=args.max_pixels)
     height, width = photo.pixels.shape[:2]
     step()
+    clipped = _ClippedInBackground(photo.pixels, args.highlights) if args.renderer == "scatter" else None
     depth = load_depth(args, photo)
     matte = depth.matte
     if args.matte:
@@ -182,11 +184,42 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
               f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
               file=sys.stderr)
     options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    if clipped is not None and depth.pixels is photo.pixels:
+        options["clipped"] = clipped.result()
     result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
     step()
     write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
     step()
     return Rendered(depth.source, float(lens.focus_disparity), float(lens.blur))
+
+
+class _ClippedInBackground:
+    """The lens-independent part of highlight recovery (lensblur.highlights.analyse_clipped: the
+    clipped pixels, their spots and crowds, night lamps) found in a second thread while the depth
+    is read and fitted, which leaves the second core mostly idle; it needs only the photo."""
+
+    def __init__(self, pixels, settings) -> None:
+        self._result = self._error = None
+        self._thread = None
+        if settings is not None and settings.enabled:
+            self._thread = threading.Thread(target=self._run, args=(pixels, settings), daemon=True)
+            self._thread.start()
+
+    def _run(self, pixels, settings) -> None:
+        from lensblur.highlights import analyse_clipped
+
+        try:
+            self._result = analyse_clipped(pixels, settings)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
+            self._error = error
+
+    def result(self):
+        """The analysis (None when recovery is off); an error in the thread is raised here."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def input_files(args: argparse.Namespace) -> list[str | None]:
