@@ -351,3 +351,21 @@ def test_web_preview_jpeg_is_encoded_as_a_saved_file():
     assert (np.abs(exact[differ] - np.floor(exact[differ]) - 0.5) < 0.01).all()
     grey_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not RGB: sRGB, no profile
     assert encode_jpeg(linear, grey_profile) == jpeg_bytes(levels, None, quality=88)
+
+
+def test_analysis_of_a_photo_without_clipped_pixels_is_what_the_full_steps_give():
+    import lensblur.highlights as highlights
+
+    rng = np.random.default_rng(2)
+    linear = rng.uniform(0, 0.5, (70, 90, 3)).astype(np.float32)
+    linear[:35] *= 0.02  # dark enough for the night test to run
+    settings = Highlights()
+    peak, candidate = _clipped(linear, settings)
+    assert not candidate.any()
+    short = highlights._analysis(linear, settings, peak, candidate)
+    spots, centroids = highlights._spots(candidate)
+    crowd, factor = highlights._crowd_grid(centroids, candidate)
+    np.testing.assert_array_equal(short.spots, spots)
+    np.testing.assert_array_equal(short.crowd, crowd)
+    assert short.factor == factor and short.lights is None
+    assert highlights.find_lights(linear, candidate) is None

@@ -126,6 +126,10 @@ def _clipped(linear, settings):
 
 
 def _analysis(linear, settings, peak, candidate) -> ClippedAnalysis:
+    if not candidate.any():  # nothing clipped: no spots and no lamps, as the steps below would find
+        spots, centroids, lights = np.zeros(candidate.shape, dtype=bool), np.empty((0, 2)), None
+        crowd, factor = _crowd_grid(centroids, candidate)
+        return ClippedAnalysis(settings.threshold, settings.lamps, peak, candidate, spots, crowd, factor, lights)
     spots, centroids = _spots(candidate)
     crowd, factor = _crowd_grid(centroids, candidate)
     lights = find_lights(linear, candidate) if settings.lamps else None

@@ -449,7 +449,7 @@ def _opencv_jpeg_bytes(values: np.ndarray, profile: bytes | None, exif: bytes | 
     """An RGB uint8 H×W×3 image as a baseline JPEG encoded by OpenCV, with the ICC profile (APP2)
     and EXIF block (APP1) after the JFIF header; None (let Pillow write it) for metadata too large
     for one segment. The settings are Pillow's: quality, 4:4:4 chroma from quality 90 (4:2:0
-    below), standard Huffman tables (an optimised pass would make files about 4 % smaller for
+    below), standard Huffman tables (an optimised pass would make files 4–10 % smaller for
     twice the encoding time); the file is the one Pillow writes, byte for byte
     (tests/test_whole_command.py), without Pillow's copy of the array into its own layout."""
     tiff = exif[6:] if exif and exif.startswith(b"Exif\x00\x00") else exif
