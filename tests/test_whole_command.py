@@ -369,3 +369,69 @@ def test_analysis_of_a_photo_without_clipped_pixels_is_what_the_full_steps_give(
     np.testing.assert_array_equal(short.crowd, crowd)
     assert short.factor == factor and short.lights is None
     assert highlights.find_lights(linear, candidate) is None
+
+
+def reference_recovery(linear, coc, settings, clean):
+    """sparse_recovery as it was before the per-pixel terms moved into the analysis."""
+    import lensblur.highlights as h
+
+    peak, candidate = _clipped(linear, settings)
+    bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
+    if bright[0].size == 0:
+        return None
+    spots, centroids = h._spots(candidate)
+    crowd, factor = h._crowd_grid(centroids, candidate)
+    lights = h.find_lights(linear, candidate) if settings.lamps else None
+    share = np.where(spots[bright], crowd[bright[0] // factor, bright[1] // factor], np.float32(h.AREA_SHARE))
+    t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
+    boost = np.float32(settings.strength) * share * (t * t * (3 - 2 * t))
+    cleaned = None
+    if lights is not None:
+        lamp = lights.weight[bright]
+        lamp_boost = (lights.radiance[bright] - 1.0) * np.float32(settings.strength / h.DEFAULT_STRENGTH)
+        boost = (1 - lamp) * boost + lamp * np.maximum(lamp_boost, boost)
+        if clean:
+            cleaned = linear + h._fade(coc)[..., None] * (lights.cleaned - linear)
+    return bright, (1.0 + boost * h._fade(coc[bright])).astype(np.float32), cleaned
+
+
+def night_photo(seed):
+    from lensblur.color import srgb_to_linear
+    from lensblur.synth.night import make_night_scene, random_glare, small_aperture_photo
+    from lensblur.synth.thinlens import visible_disparity
+
+    rng = np.random.default_rng([19, seed])
+    scene, _ = make_night_scene(rng, 160, 240, lamps=6)
+    photo = small_aperture_photo(scene, random_glare(rng, 160 / 384))
+    return (srgb_to_linear(photo.astype(np.float32) / 255),
+            signed_coc(visible_disparity(scene), scene.blur, scene.focus_disparity))
+
+
+@pytest.mark.parametrize("scene", ["day", "night"])
+@pytest.mark.parametrize("settings", [Highlights(), Highlights(strength=3.0, threshold=0.9), Highlights(lamps=False)])
+def test_sparse_recovery_equals_the_dense_formula(scene, settings):
+    from lensblur.highlights import analyse_clipped
+
+    linear, coc = clipped_scene(2) if scene == "day" else night_photo(3)
+    found_lamps = False
+    for clean in (True, False):
+        expected = reference_recovery(linear, coc, settings, clean)
+        for analysis in (None, analyse_clipped(linear, settings)):
+            got = sparse_recovery(linear, coc, settings, clean, analysis=analysis)
+            np.testing.assert_array_equal(got[0][0], expected[0][0])
+            np.testing.assert_array_equal(got[0][1], expected[0][1])
+            np.testing.assert_array_equal(got[1], expected[1])
+            assert (got[2] is None) == (expected[2] is None)
+            if got[2] is not None:
+                found_lamps = True
+                np.testing.assert_array_equal(got[2], expected[2])
+    assert found_lamps == (scene == "night" and settings.lamps)
+
+
+def test_sparse_recovery_nothing_defocused_is_none():
+    linear, coc = clipped_scene(0)
+    assert sparse_recovery(linear, np.zeros_like(coc), Highlights()) is None
+    from lensblur.highlights import analyse_clipped
+
+    assert sparse_recovery(linear, np.zeros_like(coc), Highlights(),
+                           analysis=analyse_clipped(linear, Highlights())) is None
