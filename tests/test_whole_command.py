@@ -367,6 +367,12 @@ def test_analysis_of_a_photo_without_clipped_pixels_is_what_the_full_steps_give(
     crowd, factor = highlights._crowd_grid(centroids, candidate)
     np.testing.assert_array_equal(short.spots, spots)
     np.testing.assert_array_equal(short.crowd, crowd)
+    np.testing.assert_array_equal(crowd, np.ones_like(crowd))
+    # nothing clipped: every cell keeps the full share; one clipped pixel already lowers some
+    some = np.zeros_like(candidate)
+    some[3, 3] = True
+    grid, _ = highlights._crowd_grid(np.empty((0, 2)), some)
+    assert grid.shape == crowd.shape and grid.min() < 1
     assert short.factor == factor and short.lights is None
     assert highlights.find_lights(linear, candidate) is None
 

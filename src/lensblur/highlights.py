@@ -214,6 +214,8 @@ def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray,
     side = 2 * int(round(CROWD_RADIUS_FRACTION * math.hypot(height, width))) + 1
     factor = max(1, side // 32)
     grid_h, grid_w = -(-height // factor), -(-width // factor)
+    if not len(centroids) and not clipped.any():
+        return np.ones((grid_h, grid_w), np.float32), factor  # no spots, nothing clipped: 1 / (1 + 0 + 0)
     centres = np.zeros((grid_h, grid_w), np.float32)
     if len(centroids):
         cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, width - 1) // factor
