@@ -14,7 +14,10 @@ clock, except the clipped-highlight analysis, which runs in a thread of its own 
 stage and is timed on that thread (so the depth stage's figure also holds the part of it that
 overlapped). The last row is wall-clock time. Writes benchmarks/results/whole_command.md.
 
-    python benchmarks/whole_command.py [--baseline /tmp/old/src] [--runs 3] [--photo PATH ...]
+``--inline`` also times this tree with the clipped-highlight analysis in the main thread, which
+shows what running it beside the depth stage saves in wall-clock time.
+
+    python benchmarks/whole_command.py [--baseline /tmp/old/src] [--inline] [--runs 3] [--photo PATH ...]
 """
 
 from __future__ import annotations
@@ -86,14 +89,21 @@ def child(photo: str, output: str) -> None:
             finally:
                 times[_name] = times.get(_name, 0.0) + _cpu(who) - begin
         setattr(module, attribute, timed)
+    if os.environ.get("WHOLE_COMMAND_INLINE"):  # --inline: the highlight analysis in the main thread
+        import lensblur.commands.render as render_command
+
+        class Inline(render_command._ClippedInBackground):
+            def __init__(self, pixels, settings):
+                super().__init__(pixels, None)  # no thread: the renderer analyses the photo itself
+        render_command._ClippedInBackground = Inline
     lensblur.cli.main(["render", photo, "-o", output, "-q", "--overwrite"])
     times["imports"] = imports
     times["whole process"] = _cpu()
     print(json.dumps(times))
 
 
-def run_child(tree: str, photo: Path, output: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=tree)
+def run_child(tree: str, photo: Path, output: Path, inline: bool = False) -> dict:
+    env = dict(os.environ, PYTHONPATH=tree, WHOLE_COMMAND_INLINE="1" if inline else "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
     start = time.perf_counter()
     done = subprocess.run([sys.executable, __file__, "--child", str(photo), str(output)], env=env,
@@ -123,6 +133,8 @@ def main() -> None:
     parser.add_argument("--baseline", help="another src/ folder to time the same way (e.g. an older commit's)")
     parser.add_argument("--runs", type=int, default=3, help="runs per tree and photo (median reported)")
     parser.add_argument("--photo", action="append", type=Path, help="photos to render (default: the phone samples)")
+    parser.add_argument("--inline", action="store_true",
+                        help="also time this tree with the highlight analysis in the main thread (no overlap)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -131,9 +143,10 @@ def main() -> None:
     photos = [p for p in (args.photo or PHOTOS) if p.exists()]
     if not photos:
         raise SystemExit("no photos: ../shared/samples is missing; give --photo")
-    trees = [("this tree", str(ROOT / "src"))] + ([("baseline", args.baseline)] if args.baseline else [])
+    trees = [("this tree", str(ROOT / "src"))] + ([("analysis inline", str(ROOT / "src"))] if args.inline else []) \
+        + ([("baseline", args.baseline)] if args.baseline else [])
     lines = ["# Whole `lensblur render IN -o OUT.jpg` process, CPU seconds per stage", "",
-             f"`python benchmarks/whole_command.py --runs {args.runs}"
+             f"`python benchmarks/whole_command.py --runs {args.runs}" + (" --inline" if args.inline else "")
              + (" --baseline SRC" if args.baseline else "") + f"` on {platform.machine()}, {os.cpu_count()} "
              f"CPUs, load average {os.getloadavg()[0]:.1f} at the start; process CPU seconds (user + system, "
              f"all threads summed), median of {args.runs} fresh processes per tree, run alternately. "
@@ -144,7 +157,7 @@ def main() -> None:
             for run in range(args.runs):
                 for name, tree in trees:
                     output = Path(scratch) / f"{name.replace(' ', '_')}_{photo.stem}.jpg"
-                    results[name].append(run_child(tree, photo, output))
+                    results[name].append(run_child(tree, photo, output, inline=name == "analysis inline"))
                     print(f"{photo.name} {name} run {run + 1}: {results[name][-1]['whole process']:.2f} s",
                           file=sys.stderr)
             stages = ["imports"] + list(STAGES) + ["whole process", "whole process, wall clock"]
