@@ -61,11 +61,11 @@ def pillow_read(path) -> images.Photo:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-@pytest.mark.parametrize("quality,subsampling", [(95, 0), (75, 2), (60, 1)])
-def test_opencv_jpeg_decode_equals_pillow(tmp_path, orientation, quality, subsampling):
+@pytest.mark.parametrize("quality,subsampling,progressive", [(95, 0, False), (75, 2, True), (60, 1, False)])
+def test_opencv_jpeg_decode_equals_pillow(tmp_path, orientation, quality, subsampling, progressive):
     path = tmp_path / "in.jpg"
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    Image.fromarray(picture(37, 53)).save(path, quality=quality, subsampling=subsampling,
+    Image.fromarray(picture(37, 53)).save(path, quality=quality, subsampling=subsampling, progressive=progressive,
                                           exif=exif_with_orientation(orientation), icc_profile=profile)
     fast, plain = read_image(path), pillow_read(path)
     assert fast.pixels.shape == plain.pixels.shape
