@@ -441,3 +441,20 @@ def test_sparse_recovery_nothing_defocused_is_none():
 
     assert sparse_recovery(linear, np.zeros_like(coc), Highlights(),
                            analysis=analyse_clipped(linear, Highlights())) is None
+
+
+def test_bad_depth_while_the_analysis_thread_runs_is_one_line_and_exit_1(tmp_path):
+    """The depth stage fails while the highlight analysis is still running beside it: one line,
+    exit 1, and no abort from a thread left inside OpenCV at exit."""
+    photo = tmp_path / "big.png"
+    values = np.tile(picture(150, 200), (10, 10, 1))  # 1500×2000 with many clipped spots
+    Image.fromarray(values).save(photo, compress_level=1)
+    depth = tmp_path / "depth.png"
+    depth.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    done = subprocess.run([sys.executable, "-m", "lensblur", "render", str(photo), "--depth", str(depth),
+                           "-o", str(tmp_path / "out.jpg")], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("lensblur: error:") and "depth" in lines[0]
+    assert not (tmp_path / "out.jpg").exists()

@@ -170,22 +170,25 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
     photo = read_image(args.input, max_pixels=args.max_pixels)
     height, width = photo.pixels.shape[:2]
     step()
-    clipped = _ClippedInBackground(photo.pixels, args.highlights) if args.renderer == "scatter" else None
-    depth = load_depth(args, photo)
-    matte = depth.matte
-    if args.matte:
-        limit = map_limit(height * width, args.max_pixels)
-        matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
-    step()
-    lens = lens_from_args(args, photo, depth.disparity, depth)
-    check_blur_radius(depth.disparity, lens)
-    if getattr(args, "verbose", False):
-        print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
-              f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
-              file=sys.stderr)
-    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-    if clipped is not None and depth.pixels is photo.pixels:
-        options["clipped"] = clipped.result()
+    clipped = _ClippedInBackground(photo.pixels, args.highlights if args.renderer == "scatter" else None)
+    try:
+        depth = load_depth(args, photo)
+        matte = depth.matte
+        if args.matte:
+            limit = map_limit(height * width, args.max_pixels)
+            matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
+        step()
+        lens = lens_from_args(args, photo, depth.disparity, depth)
+        check_blur_radius(depth.disparity, lens)
+        if getattr(args, "verbose", False):
+            print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
+                  f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
+                  file=sys.stderr)
+        options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+        if depth.pixels is photo.pixels and (analysis := clipped.result()) is not None:
+            options["clipped"] = analysis
+    finally:
+        clipped.join()  # an error above must not leave the thread inside OpenCV at exit (abort)
     result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
     step()
     write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
@@ -202,7 +205,7 @@ class _ClippedInBackground:
         self._result = self._error = None
         self._thread = None
         if settings is not None and settings.enabled:
-            self._thread = threading.Thread(target=self._run, args=(pixels, settings), daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(pixels, settings))
             self._thread.start()
 
     def _run(self, pixels, settings) -> None:
@@ -213,10 +216,14 @@ class _ClippedInBackground:
         except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
             self._error = error
 
-    def result(self):
-        """The analysis (None when recovery is off); an error in the thread is raised here."""
+    def join(self) -> None:
+        """Wait for the thread to end."""
         if self._thread is not None:
             self._thread.join()
+
+    def result(self):
+        """The analysis (None when recovery is off); an error in the thread is raised here."""
+        self.join()
         if self._error is not None:
             raise self._error
         return self._result
