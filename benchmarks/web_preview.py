@@ -98,8 +98,8 @@ STAGES = [("settings (parse_settings)", ["parse_settings"]),
           ("highlight recovery, lens part", ["sparse_recovery"]),
           ("background slabs (scatter_layers)", ["scatter_layers"]),
           ("subject layer (scatter_premultiplied)", ["scatter_premultiplied"]),
-          ("tone encode to 8 bits", ["encode", "linear_to_srgb"]),
-          ("JPEG compression (Pillow)", ["save"])]
+          ("tone encode to 8 bits", ["encode_levels", "encode", "linear_to_srgb"]),
+          ("JPEG compression", ["jpeg_bytes", "save"])]
 
 
 def stage_breakdown(session) -> dict:

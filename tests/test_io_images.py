@@ -346,7 +346,8 @@ def test_unsupported_format(tmp_path):
 # ---------------------------------------------------------------- atomic writes
 
 
-def test_failed_encode_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["out.png", "out.jpg"])
+def test_failed_encode_leaves_nothing(tmp_path, monkeypatch, name):
     photo = read_image(save(tmp_path / "in.png", gradient()))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -355,9 +356,13 @@ def test_failed_encode_leaves_nothing(tmp_path, monkeypatch):
         Path(fp).write_bytes(b"partial")
         raise ValueError("encoder exploded")
 
+    def broken_encode(*args, **kwargs):  # colour JPEGs are encoded by OpenCV
+        raise ValueError("encoder exploded")
+
     monkeypatch.setattr(Image.Image, "save", broken_save)
+    monkeypatch.setattr(cv2, "imencodeWithMetadata", broken_encode)
     with pytest.raises(OutputError, match="encoder exploded"):
-        write_image(out_dir / "out.jpg", photo)
+        write_image(out_dir / name, photo)
     assert list(out_dir.iterdir()) == []
 
 

@@ -51,7 +51,9 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
     if parts is None:
         return linear
     bright, gain, cleaned = parts
-    result = np.array(cleaned if cleaned is not None else linear, dtype=np.float32, copy=True)
+    # the cleaned image is already a new array; the input itself is copied before it is boosted
+    result = (cleaned.astype(np.float32, copy=False) if cleaned is not None
+              else np.array(linear, dtype=np.float32, copy=True))
     result[bright] *= gain[:, None]
     return result
 
@@ -92,7 +94,10 @@ class ClippedAnalysis:
 
     peak: H×W largest linear channel; candidate: H×W bool, clipped (peak at or above the
     threshold); spots, crowd, factor: :func:`light_spots` and :func:`uncrowded`'s share on its
-    block grid; lights: the night lamps (lensblur.lamps) or None.
+    block grid; lights: the night lamps (lensblur.lamps) or None. Per clipped pixel (in the
+    order of ``rows``, ``columns``, their coordinates), so that a render only gathers them: share
+    (the size and crowd rules' share of the boost), smooth (its rise from the threshold to the
+    clip level), and for night lamps lamp_weight and lamp_radiance (else None).
     """
 
     threshold: float
@@ -103,6 +108,12 @@ class ClippedAnalysis:
     crowd: np.ndarray
     factor: int
     lights: Lights | None
+    rows: np.ndarray
+    columns: np.ndarray
+    share: np.ndarray
+    smooth: np.ndarray
+    lamp_weight: np.ndarray | None
+    lamp_radiance: np.ndarray | None
 
     def fits(self, linear: np.ndarray, settings: Highlights) -> bool:
         """Whether this analysis holds for a photo of ``linear``'s size under ``settings``."""
@@ -118,15 +129,26 @@ def analyse_clipped(linear: np.ndarray, settings: Highlights) -> ClippedAnalysis
 
 
 def _clipped(linear, settings):
-    peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
+    peak = np.maximum(linear[..., 0], linear[..., 1])
+    np.maximum(peak, linear[..., 2], out=peak)  # in place: one full-size temporary instead of two
     return peak, peak >= srgb_to_linear(np.float32(settings.threshold))
 
 
-def _analysis(linear, settings, peak, candidate) -> ClippedAnalysis:
-    spots, centroids = _spots(candidate)
+def _analysis(linear, settings, peak, candidate, where=None) -> ClippedAnalysis:
+    rows, columns = np.nonzero(candidate) if where is None else where
+    if rows.size == 0:  # nothing clipped: no spots and no lamps, as the steps below would find
+        spots, centroids, lights = np.zeros(candidate.shape, dtype=bool), np.empty((0, 2)), None
+    else:
+        spots, centroids = _spots(candidate)
+        lights = find_lights(linear, candidate) if settings.lamps else None
     crowd, factor = _crowd_grid(centroids, candidate)
-    lights = find_lights(linear, candidate) if settings.lamps else None
-    return ClippedAnalysis(settings.threshold, settings.lamps, peak, candidate, spots, crowd, factor, lights)
+    share = np.where(spots[rows, columns], crowd[rows // factor, columns // factor], np.float32(AREA_SHARE))
+    t = np.clip((linear_to_srgb(peak[rows, columns]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
+    lamp_weight = lamp_radiance = None
+    if lights is not None:
+        lamp_weight, lamp_radiance = lights.weight[rows, columns], lights.radiance[rows, columns]
+    return ClippedAnalysis(settings.threshold, settings.lamps, peak, candidate, spots, crowd, factor, lights,
+                           rows, columns, share, t * t * (3 - 2 * t), lamp_weight, lamp_radiance)
 
 
 def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None, clean: bool = True,
@@ -140,25 +162,26 @@ def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | 
         return None
     if analysis is not None and not analysis.fits(linear, settings):
         analysis = None
-    peak, candidate = (analysis.peak, analysis.candidate) if analysis is not None else _clipped(linear, settings)
-    bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
-    if bright[0].size == 0:
-        return None
     if analysis is None:
-        analysis = _analysis(linear, settings, peak, candidate)
-    spots, crowd, factor, lights = analysis.spots, analysis.crowd, analysis.factor, analysis.lights
-    share = np.where(spots[bright], crowd[bright[0] // factor, bright[1] // factor], np.float32(AREA_SHARE))
-    t = np.clip((linear_to_srgb(peak[bright]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
+        peak, candidate = _clipped(linear, settings)
+        where = np.nonzero(candidate)  # clipped pixels are few: test |c| on them alone
+        if not (np.abs(coc[where]) > FADE_START).any():
+            return None  # nothing clipped is defocused: the analysis is not needed
+        analysis = _analysis(linear, settings, peak, candidate, where)
+    defocused = np.abs(coc[analysis.rows, analysis.columns]) > FADE_START
+    if not defocused.any():
+        return None
+    bright = (analysis.rows[defocused], analysis.columns[defocused])
     u = _fade(coc[bright])
-    boost = np.float32(settings.strength) * share * (t * t * (3 - 2 * t))
+    boost = np.float32(settings.strength) * analysis.share[defocused] * analysis.smooth[defocused]
     cleaned = None
-    if lights is not None:
-        lamp = lights.weight[bright]
-        lamp_boost = (lights.radiance[bright] - 1.0) * np.float32(settings.strength / DEFAULT_STRENGTH)
+    if analysis.lights is not None:
+        lamp = analysis.lamp_weight[defocused]
+        lamp_boost = (analysis.lamp_radiance[defocused] - 1.0) * np.float32(settings.strength / DEFAULT_STRENGTH)
         # never below the size rule: a light whose glare is too faint to read keeps that boost
         boost = (1 - lamp) * boost + lamp * np.maximum(lamp_boost, boost)
         if clean:
-            cleaned = linear + _fade(coc)[..., None] * (lights.cleaned - linear)
+            cleaned = linear + _fade(coc)[..., None] * (analysis.lights.cleaned - linear)
     return bright, (1.0 + boost * u).astype(np.float32), cleaned
 
 
@@ -191,6 +214,8 @@ def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray,
     side = 2 * int(round(CROWD_RADIUS_FRACTION * math.hypot(height, width))) + 1
     factor = max(1, side // 32)
     grid_h, grid_w = -(-height // factor), -(-width // factor)
+    if not len(centroids) and not clipped.any():
+        return np.ones((grid_h, grid_w), np.float32), factor  # no spots, nothing clipped: 1 / (1 + 0 + 0)
     centres = np.zeros((grid_h, grid_w), np.float32)
     if len(centroids):
         cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, width - 1) // factor

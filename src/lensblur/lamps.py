@@ -81,8 +81,10 @@ def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
     photo is not dark enough to hold any, or none is found (see module doc)."""
     lum = luminance(linear)
     dark = lum < srgb_to_linear(np.float32(DARK_LEVEL))  # linear_to_srgb(lum) < DARK_LEVEL, without encoding
-    open_area = ~clipped
-    photo_night = float(night_weight(dark[open_area].mean() if open_area.any() else 0.0))
+    # share of dark pixels outside the clipped ones, counted without gathering them
+    open_count = clipped.size - np.count_nonzero(clipped)
+    dark_open = np.count_nonzero(dark) - np.count_nonzero(dark & clipped)
+    photo_night = float(night_weight(dark_open / open_count if open_count else 0.0))
     if photo_night <= 0:
         return None
     height, width = clipped.shape

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 from dataclasses import dataclass
 
 from lensblur.aperture import Aperture
@@ -173,26 +174,65 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
     photo = read_image(args.input, max_pixels=args.max_pixels)
     height, width = photo.pixels.shape[:2]
     step()
-    depth = load_depth(args, photo)
-    matte = depth.matte
-    if args.matte:
-        limit = map_limit(height * width, args.max_pixels)
-        matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
-    step()
-    lens = lens_from_args(args, photo, depth.disparity, depth)
-    check_blur_radius(depth.disparity, lens)
-    if getattr(args, "verbose", False):
-        print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
-              f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
-              file=sys.stderr)
-        print(f"edge matte: {edge_matte_note(args.renderer, depth.disparity, lens, matte is not None)}",
-              file=sys.stderr)
-    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    clipped = _ClippedInBackground(photo.pixels, args.highlights if args.renderer == "scatter" else None)
+    try:
+        depth = load_depth(args, photo)
+        matte = depth.matte
+        if args.matte:
+            limit = map_limit(height * width, args.max_pixels)
+            matte = fit_to_image(read_image(args.matte, max_pixels=limit).pixels.mean(axis=2), height, width)
+        step()
+        lens = lens_from_args(args, photo, depth.disparity, depth)
+        check_blur_radius(depth.disparity, lens)
+        if getattr(args, "verbose", False):
+            print(f"lens: blur K = {lens.blur:.1f} px, focus disparity {lens.focus_disparity:.3f}, "
+                  f"largest blur radius {largest_radius(depth.disparity, lens):.1f} px",
+                  file=sys.stderr)
+            print(f"edge matte: {edge_matte_note(args.renderer, depth.disparity, lens, matte is not None)}",
+                  file=sys.stderr)
+        options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+        if depth.pixels is photo.pixels and (analysis := clipped.result()) is not None:
+            options["clipped"] = analysis
+    finally:
+        clipped.join()  # an error above must not leave the thread inside OpenCV at exit (abort)
     result = render_with(args.renderer, depth.pixels, depth.disparity, lens, matte=matte, **options)
     step()
     write_image(args.output, result, like=photo, quality=args.quality, overwrite=args.overwrite)
     step()
     return Rendered(depth.source, float(lens.focus_disparity), float(lens.blur))
+
+
+class _ClippedInBackground:
+    """The lens-independent part of highlight recovery (lensblur.highlights.analyse_clipped: the
+    clipped pixels, their spots and crowds, night lamps) found in a second thread while the depth
+    is read and fitted, which leaves the second core mostly idle; it needs only the photo."""
+
+    def __init__(self, pixels, settings) -> None:
+        self._result = self._error = None
+        self._thread = None
+        if settings is not None and settings.enabled:
+            self._thread = threading.Thread(target=self._run, args=(pixels, settings))
+            self._thread.start()
+
+    def _run(self, pixels, settings) -> None:
+        from lensblur.highlights import analyse_clipped
+
+        try:
+            self._result = analyse_clipped(pixels, settings)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
+            self._error = error
+
+    def join(self) -> None:
+        """Wait for the thread to end."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self):
+        """The analysis (None when recovery is off); an error in the thread is raised here."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def input_files(args: argparse.Namespace) -> list[str | None]:

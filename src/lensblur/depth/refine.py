@@ -168,7 +168,7 @@ def photo_guide(pixels: np.ndarray, space: str = "srgb") -> np.ndarray:
         return grey
     if space != "srgb":
         raise ValueError(f"guide space must be 'srgb' or 'linear', got {space!r}")
-    encoded = cv2.pow(grey, 1 / 2.4)
+    encoded = cv2.pow(grey, 1 / 2.4, dst=grey)  # in place, as the two steps below
     cv2.addWeighted(encoded, 1.055, encoded, 0.0, -0.055, dst=encoded)
     return np.maximum(encoded, 0.0, out=encoded)
 

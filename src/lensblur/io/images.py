@@ -225,6 +225,7 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
     exif = _raw_exif(image, fmt, exif_data)
 
     deep_colour = _deep_colour(path, image, fmt)
+    jpeg = _opencv_jpeg(path, image, fmt) if deep_colour is None else None
     if deep_colour is not None:
         values, grey = deep_colour
         image.load()  # still decode through PIL so a damaged file is reported
@@ -232,6 +233,8 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
         channels = values.shape[2]
         colour = values[..., :1] if grey else values[..., :3]
         alpha = values[..., -1] if channels in (2, 4) else None
+    elif jpeg is not None:
+        colour, alpha, grey, bit_depth, scale = jpeg, None, False, 8, 255.0
     else:
         image.load()
         image, profile = _normalise_mode(image, profile)
@@ -246,6 +249,9 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
             values, alpha = values[..., :-1], values[..., -1]
         colour = values[..., None] if values.ndim == 2 else values
 
+    # orient the encoded values, not the (four times larger) linear floats made from them
+    colour = _orient(colour, orientation)
+    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     if colour.dtype in (np.uint8, np.uint16) and scale == np.iinfo(colour.dtype).max:
         linear = icc.decode_integers(colour, profile)
         pixels = np.repeat(linear, 3, axis=2) if grey else linear
@@ -258,10 +264,27 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> Photo:
             pixels = icc.decode(encoded, profile)
     if alpha is not None:
         alpha = alpha.astype(np.float32) / np.float32(scale)
-    pixels = np.ascontiguousarray(_orient(pixels, orientation))
-    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
+    pixels = np.ascontiguousarray(pixels)
     return Photo(pixels=pixels, alpha=alpha, icc_profile=profile, exif=exif, bit_depth=bit_depth,
                  format=fmt, source=str(path), grey=grey)
+
+
+def _opencv_jpeg(path: Path, image: Image.Image, fmt: str) -> np.ndarray | None:
+    """An 8-bit colour JPEG decoded by OpenCV straight into an H×W×3 uint8 RGB array (orientation
+    not applied), or None to let Pillow decode it (other modes, or any failure: Pillow then reports
+    a damaged file in its words). Both bundle libjpeg-turbo with the same default (accurate)
+    decoding, so the pixels are identical (tests/test_whole_command.py); Pillow's copy of its
+    decoded image into numpy costs about as much as the decode itself."""
+    if fmt != "JPEG" or image.mode != "RGB":
+        return None
+    try:
+        values = cv2.imdecode(np.fromfile(path, dtype=np.uint8),
+                              cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
+    if values is None or values.dtype != np.uint8 or values.shape != (image.height, image.width, 3):
+        return None
+    return values
 
 
 def _raw_exif(image: Image.Image, fmt: str, parsed: Image.Exif) -> bytes | None:
@@ -382,19 +405,66 @@ def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes |
     if deep and channels > 1:
         temp.write_bytes(_png16(values, profile, exif))
         return
+    if fmt == "JPEG":
+        temp.write_bytes(jpeg_bytes(values, profile, exif, quality))
+        return
     image = Image.fromarray(values)
     options = {}
     if profile:
         options["icc_profile"] = profile
     if exif:
         options["exif"] = exif
-    if fmt == "JPEG":
-        options.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True)
-    elif fmt == "WEBP":
+    if fmt == "WEBP":
         options.update(quality=quality, lossless=quality >= 100, exact=True)
     elif fmt == "HEIF":
         options.update(quality=quality)
     image.save(temp, format=fmt, **options)
+
+
+_JPEG_SEGMENT = 65519  # the largest ICC profile or EXIF block one APP segment holds here
+
+
+def jpeg_bytes(values: np.ndarray, profile: bytes | None = None, exif: bytes | None = None,
+               quality: int = 95) -> bytes:
+    """A JPEG file of 8-bit encoded values: H×W×3 RGB or H×W grey uint8, with the ICC profile
+    and EXIF block ("Exif\\0\\0" + TIFF data) given. quality 1-100; chroma is kept at full
+    resolution (4:4:4) from quality 90, halved both ways (4:2:0) below; Huffman tables are the
+    standard ones. Colour images are encoded by OpenCV (:func:`_opencv_jpeg_bytes`), the rest,
+    and metadata too large for it, by Pillow with the same settings."""
+    if values.ndim == 3 and values.shape[2] == 3:
+        encoded = _opencv_jpeg_bytes(values, profile, exif, quality)
+        if encoded is not None:
+            return encoded
+    options = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    if profile:
+        options["icc_profile"] = profile
+    if exif:
+        options["exif"] = exif
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def _opencv_jpeg_bytes(values: np.ndarray, profile: bytes | None, exif: bytes | None, quality: int) -> bytes | None:
+    """An RGB uint8 H×W×3 image as a baseline JPEG encoded by OpenCV, with the ICC profile (APP2)
+    and EXIF block (APP1) after the JFIF header; None (let Pillow write it) for metadata too large
+    for one segment. The settings are Pillow's: quality, 4:4:4 chroma from quality 90 (4:2:0
+    below), standard Huffman tables (an optimised pass would make files 4–10 % smaller for
+    twice the encoding time); the file is the one Pillow writes, byte for byte
+    (tests/test_whole_command.py), without Pillow's copy of the array into its own layout."""
+    tiff = exif[6:] if exif and exif.startswith(b"Exif\x00\x00") else exif
+    if (profile and len(profile) > _JPEG_SEGMENT) or (tiff and len(tiff) > _JPEG_SEGMENT):
+        return None
+    kinds, blocks = [], []
+    for kind, block in ((cv2.IMAGE_METADATA_EXIF, tiff), (cv2.IMAGE_METADATA_ICCP, profile)):
+        if block:
+            kinds.append(kind)
+            blocks.append(np.frombuffer(block, dtype=np.uint8))
+    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if quality >= 90 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    bgr = cv2.cvtColor(values, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencodeWithMetadata(".jpg", bgr, kinds, blocks, params)
+    return data.tobytes() if ok else None
 
 
 def _png16(values: np.ndarray, profile: bytes | None, exif: bytes | None) -> bytes:

@@ -41,10 +41,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from lensblur.aperture import Aperture
-from lensblur.color import linear_to_srgb
 from lensblur.errors import InputError, LensblurError
 from lensblur.io import icc
-from lensblur.io.images import write_image
+from lensblur.io.images import jpeg_bytes, write_image
 from lensblur.io.limits import LimitError
 from lensblur.lens import Highlights, Lens, focus_disparity_at, largest_radius, radius_limit
 from lensblur.renderers import available_renderers, get_renderer
@@ -168,16 +167,11 @@ def render_preview(session: Session, lens: Lens, renderer: str, draft: bool = Fa
 
 
 def encode_jpeg(linear: np.ndarray, profile: bytes | None, quality: int = 88) -> bytes:
-    """Linear pixels in the photo's primaries to a JPEG carrying the photo's profile."""
-    if profile and icc.colour_space(profile) == "RGB":
-        encoded = icc.encode(np.clip(linear, 0, 1), profile)
-    else:
-        encoded, profile = linear_to_srgb(np.clip(linear, 0, 1)), None
-    image = Image.fromarray(np.round(encoded * 255).astype(np.uint8))
-    buffer = io.BytesIO()
-    options = {"icc_profile": profile} if profile else {}
-    image.save(buffer, "JPEG", quality=quality, **options)
-    return buffer.getvalue()
+    """Linear pixels in the photo's primaries to a JPEG carrying the photo's profile (sRGB when
+    it has none or a non-RGB one), encoded to 8 bits in one pass exactly as a saved file is."""
+    if not (profile and icc.colour_space(profile) == "RGB"):
+        profile = None
+    return jpeg_bytes(icc.encode_levels(linear, profile, 255), profile, quality=quality)
 
 
 def encode_grey_png(values: np.ndarray) -> bytes:
