@@ -51,7 +51,7 @@ def _glow(render: np.ndarray, alpha: np.ndarray) -> float:
 
 def test_glow_outside_a_sharp_subject_drops_with_the_edge_matte():
     image, disparity, alpha = step_scene()
-    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
+    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None, edge_matte=True)
     off = render_scatter(image, disparity, lens.with_(edge_matte=False))
     on = render_scatter(image, disparity, lens)
     glow_off, glow_on = _glow(off, alpha), _glow(on, alpha)
@@ -103,7 +103,7 @@ def test_a_map_as_sharp_as_the_photo_is_left_alone():
 @pytest.mark.parametrize("case", ["ramp", "blurrier_near_side", "small_step", "noise"])
 def test_renders_without_such_steps_are_unchanged(case):
     image, disparity, _ = step_scene()
-    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
+    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None, edge_matte=True)
     if case == "ramp":  # continuous depth: a tilted floor
         disparity = np.tile(np.linspace(0, 1, disparity.shape[0], dtype=np.float32)[:, None], (1, disparity.shape[1]))
     elif case == "blurrier_near_side":  # focus on the wall: the disc is the blurred one
@@ -120,7 +120,7 @@ def test_renders_without_such_steps_are_unchanged(case):
 
 def test_a_given_matte_takes_precedence():
     image, disparity, alpha = step_scene()
-    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None)
+    lens = Lens(blur=20.0, focus_disparity=0.9, highlights=None, edge_matte=True)
     on = render_scatter(image, disparity, lens, matte=alpha)
     off = render_scatter(image, disparity, lens.with_(edge_matte=False), matte=alpha)
     assert np.array_equal(on, off)
@@ -129,12 +129,13 @@ def test_a_given_matte_takes_precedence():
 def test_api_option():
     image, disparity, alpha = step_scene()
     encoded = np.round(linear_to_srgb(image) * 255).astype(np.uint8)
-    on = lensblur.render(encoded, disparity, blur=20.0, focus_disparity=0.9, highlights=False)
-    off = lensblur.render(encoded, disparity, blur=20.0, focus_disparity=0.9, highlights=False, edge_matte=False)
+    on = lensblur.render(encoded, disparity, blur=20.0, focus_disparity=0.9, highlights=False, edge_matte=True)
+    off = lensblur.render(encoded, disparity, blur=20.0, focus_disparity=0.9, highlights=False)
     assert on.dtype == np.uint8 and not np.array_equal(on, off)
     assert _glow(image_from(on), alpha) < 0.5 * _glow(image_from(off), alpha)
     assert lensblur.make_lens(disparity, edge_matte=False).edge_matte is False
-    assert lensblur.make_lens(disparity).edge_matte is True
+    assert lensblur.make_lens(disparity).edge_matte is False  # opt-in: it costs more than the render
+    assert lensblur.make_lens(disparity, edge_matte=True).edge_matte is True
 
 
 def image_from(encoded: np.ndarray) -> np.ndarray:
@@ -149,8 +150,8 @@ def test_cli_option_and_verbose_report(tmp_path):
     cv2.imwrite(str(photo), cv2.cvtColor(np.round(linear_to_srgb(image) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(depth), np.round(disparity * 65535).astype(np.uint16))
     common = [photo, "--depth", depth, "--focus", "80,64", "--blur", "20", "--highlights", "off", "-v"]
-    on = run_cli("render", *common, "-o", tmp_path / "on.png")
-    off = run_cli("render", *common, "--edge-matte", "off", "-o", tmp_path / "off.png")
+    on = run_cli("render", *common, "--edge-matte", "on", "-o", tmp_path / "on.png")
+    off = run_cli("render", *common, "-o", tmp_path / "off.png")
     assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
     assert on.stdout == "" and off.stdout == ""  # nothing from the matting library leaks
     assert "edge matte: on, matting" in on.stderr
@@ -163,8 +164,25 @@ def test_cli_option_and_verbose_report(tmp_path):
     assert not (tmp_path / "bad.png").exists()
     sharp_map = tmp_path / "sharp_depth.png"
     cv2.imwrite(str(sharp_map), np.where(alpha > 0.5, 65535, 13107).astype(np.uint16))
-    sharp = run_cli("render", photo, "--depth", sharp_map, "--focus", "80,64", "--blur", "20", "-v",
+    sharp = run_cli("render", photo, "--depth", sharp_map, "--focus", "80,64", "--blur", "20", "-v", "--edge-matte", "on",
                     "-o", tmp_path / "sharp.png")
     assert sharp.returncode == 0 and "as sharp as the photo" in sharp.stderr
     info = run_cli("info", photo)
-    assert info.returncode == 0 and "edge matte: on (render --edge-matte off)" in info.stdout
+    assert info.returncode == 0 and "edge matte: off (render --edge-matte on" in info.stdout
+
+
+def test_concurrent_matting_solves_leave_stdout_as_it_was():
+    """solve_alpha silences pymatting by swapping sys.stdout: threads doing it at once (the web
+    app) must not leave one of their StringIO objects behind as the process's stdout."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lensblur.depth.matting import solve_alpha, trimap_from_mask
+
+    image, _, alpha = step_scene()
+    trimap = trimap_from_mask(alpha, 3)
+    before = sys.stdout
+    with ThreadPoolExecutor(4) as pool:
+        mattes = list(pool.map(lambda _: solve_alpha(image, trimap), range(8)))
+    assert sys.stdout is before
+    assert all(np.array_equal(matte, mattes[0]) for matte in mattes)

@@ -96,8 +96,8 @@ def _edge_matte(has_matte: bool) -> str:
     """What render does along depth steps (lensblur.renderers.edge_matte)."""
     if has_matte:
         return "not needed: render splits the layers along the subject matte stored in the photo"
-    return ("on (render --edge-matte off): where the depth steps from the sharp subject to a much blurrier "
-            "background, the edge is matted and the subject rendered as its own layer; render -v says where")
+    return ("off (render --edge-matte on: where the depth steps from the sharp subject to a much blurrier "
+            "background, the edge is matted and the subject rendered as its own layer; render -v says where)")
 
 
 def run(args: argparse.Namespace) -> int:

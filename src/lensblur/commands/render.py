@@ -71,10 +71,10 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                              "spots: without the night-lamp model")
     parser.add_argument("--grain", type=_grain, default=None, metavar="auto|off|AMOUNT",
                         help="add grain to blurred areas: auto matches the photo's noise (default off)")
-    parser.add_argument("--edge-matte", type=_on_off, default=True, metavar="on|off",
+    parser.add_argument("--edge-matte", type=_on_off, default=False, metavar="on|off",
                         help="where the depth steps from a sharp subject to a much blurrier background, matte "
                              "the edge and render the subject as its own layer, so its edge does not glow "
-                             "(scatter renderer without --matte; default on)")
+                             "(scatter renderer without --matte; default off: it takes two to three times the rest of the render)")
     parser.add_argument("--renderer", default=DEFAULT_RENDERER, choices=available_renderers(),
                         help=f"rendering method (default {DEFAULT_RENDERER})")
     parser.add_argument("--checkpoint", metavar="CKPT",
@@ -285,13 +285,13 @@ def lens_from_args(args: argparse.Namespace, photo, disparity, depth: DepthChoic
         blur = 0.02 * width
     return Lens(blur=blur, focus_disparity=focus_disparity, focus_range=args.focus_range,
                 aperture=args.shape, highlights=args.highlights, grain=args.grain, rim=args.rim,
-                cat_eye=args.cat_eye, edge_matte=getattr(args, "edge_matte", True))
+                cat_eye=args.cat_eye, edge_matte=getattr(args, "edge_matte", False))
 
 
 def edge_matte_note(renderer: str, disparity, lens: Lens, has_matte: bool) -> str:
     """One line for -v: whether the edge matte (lensblur.renderers.edge_matte) is on and where it applies."""
     if not lens.edge_matte:
-        return "off (--edge-matte off)"
+        return "off (--edge-matte on mattes strong depth steps)"
     if renderer != "scatter":
         return f"not used by the {renderer} renderer"
     if has_matte:

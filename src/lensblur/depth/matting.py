@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 
 import cv2
 import numpy as np
@@ -34,6 +35,9 @@ def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
     return trimap
 
 
+_QUIET_STDOUT = threading.Lock()  # held while pymatting runs with stdout redirected
+
+
 def solve_alpha(image: np.ndarray, trimap: np.ndarray, method: str = "cf") -> np.ndarray:
     """Alpha matte for ``trimap`` on ``image`` (H×W×3 in [0, 1]) with pymatting.
 
@@ -48,8 +52,10 @@ def solve_alpha(image: np.ndarray, trimap: np.ndarray, method: str = "cf") -> np
         return np.clip(trimap64, 0, 1).astype(np.float32)
     solver = estimate_alpha_knn if method == "knn" else estimate_alpha_cf
     # pymatting prints a "PERFORMANCE WARNING" on stdout when its preconditioner needs a diagonal
-    # shift (it then retries with one): that is no concern of the user's, and stdout may hold an image
-    with contextlib.redirect_stdout(io.StringIO()):
+    # shift (it then retries with one): that is no concern of the user's, and stdout may hold an
+    # image. redirect_stdout swaps the process-wide sys.stdout, so concurrent solves (web app
+    # threads) take turns: otherwise one could restore another's StringIO as the process's stdout.
+    with _QUIET_STDOUT, contextlib.redirect_stdout(io.StringIO()):
         alpha = solver(image64, trimap64, laplacian_kwargs={}, cg_kwargs={"maxiter": 300})
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
