@@ -224,8 +224,10 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
 
     values: float32 (H, W, C) what each pixel spreads (premultiplied colour, then coverage α
     last; pixels with α <= 0 spread nothing); radii: float32 (H, W) disc radius in pixels, within
-    the table. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands processed in
-    parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
+    the table; a radius between table entries k and k+1 (r·steps_per_pixel = k + t) gets
+    (1 − t)·disc k + t·disc k+1, except rimmed or cat's-eye discs, which interpolate the spans'
+    ends between the entries. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands
+    processed in parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
     centre_y, centre_x, half_diagonal): rim in [0, 1] moves that share of each disc's energy into
     a bright ring (outer 20% of the radius); vignette in [0, 1] clips discs by a circle of the
     same radius shifted towards the image centre by vignette·r·(distance from centre /
@@ -317,7 +319,7 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                     row_lo = max(sy - r_reach, y0)
                     row_hi = min(sy + r_reach, y1 - 1)
                     if not shaped:
-                        # the disc of radius r blends the table's discs k and k+1 (Eq. in docstring)
+                        # the blend of table discs k and k+1, as in _runs_band4 (but one span at a time)
                         for part in range(2):
                             kk = k + part
                             share = 1 - t if part == 0 else t
