@@ -37,47 +37,134 @@ def _add_span(drow, a, b, width, value, scale):
             drow[kr + 2, c] -= v * cr
 
 
+N_SLOTS = 16  # table entries with an open run at once, per band (slot = entry mod N_SLOTS)
+RUN_GAP = 8   # columns without a source that a run bridges (as zeros) before it is drawn and restarted
+
+
 @njit(cache=True, inline="always")
-def _add_span4(drow, a, b, width, v0, v1, v2, v3):
-    """:func:`_add_span` for four channels whose values (already scaled) are given as scalars:
-    the plain-disc hot path, unrolled so the four channels move together."""
-    if b < -0.5 or a > width - 0.5 or b <= a:
-        return
-    a = max(a, -1.0)
-    b = min(b, width + 0.0)
-    kl = int(np.floor(a + 0.5))
-    kr = int(np.floor(b + 0.5))
-    if kl == kr:
-        cover = b - a
-        drow[kl + 1, 0] += v0 * cover
-        drow[kl + 1, 1] += v1 * cover
-        drow[kl + 1, 2] += v2 * cover
-        drow[kl + 1, 3] += v3 * cover
-        drow[kl + 2, 0] -= v0 * cover
-        drow[kl + 2, 1] -= v1 * cover
-        drow[kl + 2, 2] -= v2 * cover
-        drow[kl + 2, 3] -= v3 * cover
-    else:
-        cl = kl + 0.5 - a
-        cr = b - (kr - 0.5)
-        drow[kl + 1, 0] += v0 * cl
-        drow[kl + 1, 1] += v1 * cl
-        drow[kl + 1, 2] += v2 * cl
-        drow[kl + 1, 3] += v3 * cl
-        dl = 1 - cl
-        drow[kl + 2, 0] += v0 * dl
-        drow[kl + 2, 1] += v1 * dl
-        drow[kl + 2, 2] += v2 * dl
-        drow[kl + 2, 3] += v3 * dl
-        dr = cr - 1
-        drow[kr + 1, 0] += v0 * dr
-        drow[kr + 1, 1] += v1 * dr
-        drow[kr + 1, 2] += v2 * dr
-        drow[kr + 1, 3] += v3 * dr
-        drow[kr + 2, 0] -= v0 * cr
-        drow[kr + 2, 1] -= v1 * cr
-        drow[kr + 2, 2] -= v2 * cr
-        drow[kr + 2, 3] -= v3 * cr
+def _span_taps(left, right, weight):
+    """Each table span as difference-buffer updates relative to its source's column.
+
+    Returns at: int64 (n_radii, rows, 2), the columns kl + 1 and kr + 1 of the span's two ends
+    (kl, kr: the pixels holding them); taps: float32 (n_radii, rows, 4), what the span adds at
+    kl + 1, kl + 2, kr + 1 and kr + 2, i.e. (cl, 1 − cl, cr − 1, −cr)·weight with cl, cr the
+    ends' fractional coverages of their pixels (so its prefix sum is the anti-aliased span);
+    drawn: int64 (n_radii,), the largest |row offset| with weight > 0 (0 for a single pixel)."""
+    n_radii, n_rows = weight.shape
+    centre = (n_rows - 1) // 2
+    at = np.zeros((n_radii, n_rows, 2), np.int64)
+    taps = np.zeros((n_radii, n_rows, 4), np.float32)
+    drawn = np.zeros(n_radii, np.int64)
+    for k in range(n_radii):
+        for row in range(n_rows):
+            wt = np.float64(weight[k, row])
+            a = np.float64(left[k, row])
+            b = np.float64(right[k, row])
+            if wt <= 0 or b <= a:
+                continue
+            kl = int(np.floor(a + 0.5))
+            kr = int(np.floor(b + 0.5))
+            cl = kl + 0.5 - a
+            cr = b - (kr - 0.5)
+            at[k, row, 0] = kl + 1
+            at[k, row, 1] = kr + 1
+            taps[k, row, 0] = wt * cl
+            taps[k, row, 1] = wt * (1 - cl)
+            taps[k, row, 2] = wt * (cr - 1)
+            taps[k, row, 3] = -wt * cr
+            drawn[k] = max(drawn[k], abs(row - centre))
+    return at, taps, drawn
+
+
+@njit(cache=True, inline="always")
+def _end_taps(drow, run, first, n, column, coef0, coef1, limit):
+    """One span end of a whole run: drow[column + j] += coef0·run[first + 1 + j] + coef1·run[first + j]
+    for j ≤ n, on flat four-channel rows (a unit is four floats; ``run`` holds the run's n
+    sources at units first + 1 … first + n with a zero unit on either side). What falls left of
+    column 0 is added to column 0 (the prefix sum starts there), what falls at or beyond
+    ``limit`` is dropped (outside the output)."""
+    j0 = min(max(-column, 0), n + 1)
+    j1 = max(min(n + 1, limit - column), j0)
+    for j in range(j0):
+        for c in range(4):
+            drow[c] += coef0 * run[(first + 1 + j) * 4 + c] + coef1 * run[(first + j) * 4 + c]
+    # slices indexed from 0 (no negative-index wrap), so the compiler vectorises the loop
+    dst = drow[(column + j0) * 4:(column + j1) * 4]
+    here = run[(first + 1 + j0) * 4:(first + 1 + j1) * 4]
+    before = run[(first + j0) * 4:(first + j1) * 4]
+    for i in range(dst.shape[0]):
+        dst[i] += coef0 * here[i] + coef1 * before[i]
+
+
+@njit(cache=True, inline="always")
+def _draw_run(dflat, runs, slot, lo, hi, k, sy, y0, y1, centre, at, taps, drawn, local_w):
+    """Add the run of sources at band columns lo..hi of source row sy (runs[slot], units lo + 1 …
+    hi + 1, four channels each already scaled by its share of table disc k) to the band's
+    difference rows y0..y1 − 1: per disc row, two shifted multiply-adds of the whole run
+    instead of one span per source."""
+    run = runs[slot]
+    for c in range(4):
+        run[(hi + 2) * 4 + c] = 0.0
+    for y in range(max(sy - drawn[k], y0), min(sy + drawn[k], y1 - 1) + 1):
+        row = y - sy + centre
+        drow = dflat[y - y0]
+        for end in range(2):
+            _end_taps(drow, run, lo, hi - lo + 1, lo + at[k, row, end], taps[k, row, 2 * end],
+                      taps[k, row, 2 * end + 1], local_w + 3)
+
+
+@njit(cache=True, inline="always")
+def _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1, local_w,
+                steps_per_pixel, centre, at, taps, drawn):
+    """scatter_spans' band work for plain four-channel discs, drawn as runs.
+
+    A source of radius r between table radii k/q and (k+1)/q adds (1 − t)·value to the run of
+    disc k and t·value to the run of disc k+1 (t = r·q − k): its disc is the linear blend of the
+    two table discs, so it keeps exactly its energy. Consecutive sources of a row on the same
+    entry form a run (gaps of up to RUN_GAP columns are bridged with zeros), drawn by
+    :func:`_draw_run` when the row ends, the gap grows too long or its slot is wanted."""
+    width = values.shape[1]
+    n_radii = drawn.shape[0]
+    dflat = diff.reshape((diff.shape[0], diff.shape[1] * 4))
+    runs = np.empty((N_SLOTS, (local_w + 2) * 4), np.float32)  # column x at unit x + 1
+    slot_k = np.full(N_SLOTS, -1, np.int64)
+    slot_lo = np.zeros(N_SLOTS, np.int64)
+    slot_hi = np.zeros(N_SLOTS, np.int64)
+    for sy in range(s_lo, s_hi):
+        ty = sy // tile
+        for tx in range(t_lo, t_hi + 1):
+            if not active[ty, tx]:
+                continue
+            for sx in range(tx * tile, min((tx + 1) * tile, width)):
+                if values[sy, sx, 3] <= 0:
+                    continue
+                lx = sx - x_lo
+                k, t = _table_index(radii[sy, sx], steps_per_pixel, n_radii)
+                for part in range(2):
+                    kk = k + part
+                    share = np.float32(1 - t if part == 0 else t)
+                    if share <= 0 or sy + drawn[kk] < y0 or sy - drawn[kk] >= y1:
+                        continue
+                    slot = kk % N_SLOTS
+                    if slot_k[slot] != kk or lx - slot_hi[slot] > RUN_GAP + 1:
+                        if slot_k[slot] >= 0:
+                            _draw_run(dflat, runs, slot, slot_lo[slot], slot_hi[slot], slot_k[slot], sy, y0, y1,
+                                      centre, at, taps, drawn, local_w)
+                        slot_k[slot] = kk
+                        slot_lo[slot] = lx
+                        for c in range(4):
+                            runs[slot, lx * 4 + c] = 0.0
+                    else:
+                        for i in range((slot_hi[slot] + 2) * 4, (lx + 1) * 4):
+                            runs[slot, i] = 0.0
+                    slot_hi[slot] = lx
+                    for c in range(4):
+                        runs[slot, (lx + 1) * 4 + c] = values[sy, sx, c] * share
+        for slot in range(N_SLOTS):
+            if slot_k[slot] >= 0:
+                _draw_run(dflat, runs, slot, slot_lo[slot], slot_hi[slot], slot_k[slot], sy, y0, y1, centre, at,
+                          taps, drawn, local_w)
+                slot_k[slot] = -1
 
 
 @njit(cache=True, inline="always")
@@ -137,8 +224,10 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
 
     values: float32 (H, W, C) what each pixel spreads (premultiplied colour, then coverage α
     last; pixels with α <= 0 spread nothing); radii: float32 (H, W) disc radius in pixels, within
-    the table. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands processed in
-    parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
+    the table; a radius between table entries k and k+1 (r·steps_per_pixel = k + t) gets
+    (1 − t)·disc k + t·disc k+1, except rimmed or cat's-eye discs, which interpolate the spans'
+    ends between the entries. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands
+    processed in parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
     centre_y, centre_x, half_diagonal): rim in [0, 1] moves that share of each disc's energy into
     a bright ring (outer 20% of the radius); vignette in [0, 1] clips discs by a circle of the
     same radius shifted towards the image centre by vignette·r·(distance from centre /
@@ -170,6 +259,7 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     inner_scale = rim * RIM_INNER * RIM_INNER / (1 - RIM_INNER * RIM_INNER)
     k_max, _ = _table_index(max_radius, steps_per_pixel, n_radii)
     max_reach = reach[k_max + 1]
+    at, taps, drawn = _span_taps(left, right, weight)
     in_place = target.shape[0] > 0
     n_tx = active.shape[1]
     last = channels - 1
@@ -211,6 +301,11 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
         x_hi = min((t_hi + 1) * tile + max_reach + 2, width)
         local_w = x_hi - x_lo
         diff = np.zeros((y1 - y0, local_w + 3, channels), dtype=np.float32)
+        if not shaped and channels == 4:
+            _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1, local_w,
+                        steps_per_pixel, centre, at, taps, drawn)
+            _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x)
+            continue
         for sy in range(s_lo, s_hi):
             ty = sy // tile
             for tx in range(t_lo, t_hi + 1):
@@ -225,21 +320,18 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                     r_reach = reach[k + 1]
                     row_lo = max(sy - r_reach, y0)
                     row_hi = min(sy + r_reach, y1 - 1)
-                    if not shaped and channels == 4:
-                        v0, v1, v2, v3 = values[sy, sx, 0], values[sy, sx, 1], values[sy, sx, 2], values[sy, sx, 3]
-                        for y in range(row_lo, row_hi + 1):
-                            row = y - sy + centre
-                            wt = (1 - t) * weight[k, row] + t * weight[k + 1, row]
-                            if wt > 0:
-                                a = lx + (1 - t) * left[k, row] + t * left[k + 1, row]
-                                b = lx + (1 - t) * right[k, row] + t * right[k + 1, row]
-                                _add_span4(diff[y - y0], a, b, local_w, v0 * wt, v1 * wt, v2 * wt, v3 * wt)
-                        continue
                     if not shaped:
-                        for y in range(row_lo, row_hi + 1):
-                            a, b, wt = _table_span(left, right, weight, k, t, y - sy + centre)
-                            if wt > 0:
-                                _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx], wt)
+                        # the blend of table discs k and k+1, as in _runs_band4 (but one span at a time)
+                        for part in range(2):
+                            kk = k + part
+                            share = 1 - t if part == 0 else t
+                            if share <= 0:
+                                continue
+                            for y in range(max(sy - drawn[kk], y0), min(sy + drawn[kk], y1 - 1) + 1):
+                                row = y - sy + centre
+                                if weight[kk, row] > 0:
+                                    _add_span(diff[y - y0], lx + left[kk, row], lx + right[kk, row], local_w,
+                                              values[sy, sx], weight[kk, row] * share)
                         continue
                     ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
                     # cat's-eye clip circle: same radius, centre shifted towards the image centre
