@@ -386,7 +386,7 @@ def test_chunked_compiled_kernels_equal_one_call(built, monkeypatch):
 
 _THREADS_SCRIPT = _RENDER_SCRIPT + """
 from lensblur import threads
-print(threads._pool is not None)
+print(bool(threads._pools))
 """
 
 

@@ -18,8 +18,7 @@ from lensblur.aot import get_num_threads
 MIN_ELEMENTS = 1 << 16
 CHUNKS_PER_THREAD = 8  # chunks are taken as threads free up, so uneven chunks even out
 
-_pool = None  # concurrent.futures.ThreadPoolExecutor, made on the first call that splits
-_pool_threads = 0
+_pools: dict = {}  # thread count -> concurrent.futures.ThreadPoolExecutor, made on first use
 _pool_lock = threading.Lock()
 
 
@@ -32,16 +31,13 @@ def chunk_bounds(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
 
 
 def _executor(threads: int):
-    global _pool, _pool_threads
+    # One pool per thread count, never shut down: another thread may be submitting to it.
     with _pool_lock:
-        if _pool is None or _pool_threads != threads:
+        if threads not in _pools:
             from concurrent.futures import ThreadPoolExecutor  # only renders large enough to split pay it
 
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="lensblur-kernel")
-            _pool_threads = threads
-        return _pool
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lensblur-kernel")
+        return _pools[threads]
 
 
 def run_chunks(function, args: tuple, threads: int | None = None, min_elements: int | None = None) -> None:
