@@ -7,6 +7,7 @@ from lensblur.aot import njit, prange  # numba's, or the ahead-of-time compiled 
 
 
 RIM_INNER = 0.8  # inner radius of the bright rim, as a fraction of the disc radius
+COMPOSITE_ROWS = 32  # output rows per block of composite_over (one row buffer per block)
 
 
 @njit(cache=True, inline="always")
@@ -217,7 +218,7 @@ def _table_index(radius, steps_per_pixel, n_radii):
     return k, f - k
 
 
-@njit(cache=True, parallel=True, fastmath=True, chunked=True)
+@njit(cache=True, parallel=True, fastmath=True, chunked=True, noalias=True)
 def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_bands, optics, target, target_y,
                   target_x, active, tile, max_radius, out, band_lo, band_hi):
     """Spread each source pixel's values over its aperture-shaped disc.
@@ -399,7 +400,7 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                     target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
 
 
-@njit(cache=True, parallel=True, fastmath=True, chunked=True)
+@njit(cache=True, parallel=True, fastmath=True, chunked=True, noalias=True)
 def composite_over(acc, layer, scale, y0, x0, lo, hi):
     """acc ← layer + (1 − α)·acc over the layer's footprint, in place, on acc's rows lo … hi − 1.
 
@@ -428,42 +429,54 @@ def composite_over(acc, layer, scale, y0, x0, lo, hi):
                 first[iy] = min(first[iy], ix)
                 last[iy] = ix
     inv_area = 1.0 / (scale * scale)
-    for y in prange(y_start, y_end):
-        fy = (y + 0.5) / scale - 0.5 - y0
-        iy = int(np.floor(fy))
-        ty = fy - iy
-        iy0 = min(max(iy, 0), lh - 1)
-        iy1 = min(max(iy + 1, 0), lh - 1)
-        lo = min(first[iy0], first[iy1])
-        hi = max(last[iy0], last[iy1])
-        if hi < 0:
-            continue
-        # the layer's row interpolated to this y (cells lo − 1 … hi + 1), then along x
-        c_lo = max(lo - 1, 0)
-        c_hi = min(hi + 1, lw - 1)
-        row = np.empty((c_hi - c_lo + 1, 4), np.float32)
-        for ix in range(c_lo, c_hi + 1):
-            for c in range(4):
-                row[ix - c_lo, c] = ((1 - ty) * layer[iy0, ix, c] + ty * layer[iy1, ix, c]) * inv_area
-        # column x samples cells floor((x + 0.5)/scale − 0.5) − x0 and the next one
-        x_start = max((x0 + lo - 1) * scale, x0 * scale, 0)
-        x_stop = min((x0 + hi + 2) * scale, width, (x0 + lw) * scale)
-        for x in range(x_start, x_stop):
-            fx = (x + 0.5) / scale - 0.5 - x0
-            ix = int(np.floor(fx))
-            tx = fx - ix
-            ix0 = min(max(ix, c_lo), c_hi) - c_lo
-            ix1 = min(max(ix + 1, c_lo), c_hi) - c_lo
-            alpha = (1 - tx) * row[ix0, 3] + tx * row[ix1, 3]
-            if alpha <= 0:
+    # Column x samples cells floor(fx) and the next one, fx = (x + 0.5)/scale − 0.5 − x0, the
+    # same on every row: tabled once per call for the layer's columns.
+    x_base = max(x0 * scale, 0)
+    n_x = max(min(width, (x0 + lw) * scale) - x_base, 0)
+    cell = np.empty(n_x, np.int64)
+    frac = np.empty(n_x, np.float64)
+    for j in range(n_x):
+        fx = (x_base + j + 0.5) / scale - 0.5 - x0
+        ix = int(np.floor(fx))
+        cell[j] = ix
+        frac[j] = fx - ix
+    # rows in blocks, one interpolated-row buffer per block (not one allocation per row)
+    n_blocks = (y_end - y_start + COMPOSITE_ROWS - 1) // COMPOSITE_ROWS
+    for block in prange(n_blocks):
+        row = np.empty((lw, 4), np.float32)
+        for y in range(y_start + block * COMPOSITE_ROWS, min(y_start + (block + 1) * COMPOSITE_ROWS, y_end)):
+            fy = (y + 0.5) / scale - 0.5 - y0
+            iy = int(np.floor(fy))
+            ty = fy - iy
+            iy0 = min(max(iy, 0), lh - 1)
+            iy1 = min(max(iy + 1, 0), lh - 1)
+            lo = min(first[iy0], first[iy1])
+            hi = max(last[iy0], last[iy1])
+            if hi < 0:
                 continue
-            clip = 1.0 if alpha <= 1 else 1.0 / alpha
-            keep = 1.0 - alpha * clip
-            for c in range(4):
-                acc[y, x, c] = ((1 - tx) * row[ix0, c] + tx * row[ix1, c]) * clip + keep * acc[y, x, c]
+            # the layer's row interpolated to this y (cells lo − 1 … hi + 1, from row[0]), then along x
+            c_lo = max(lo - 1, 0)
+            c_hi = min(hi + 1, lw - 1)
+            for ix in range(c_lo, c_hi + 1):
+                for c in range(4):
+                    row[ix - c_lo, c] = ((1 - ty) * layer[iy0, ix, c] + ty * layer[iy1, ix, c]) * inv_area
+            x_start = max((x0 + lo - 1) * scale, x0 * scale, 0)
+            x_stop = min((x0 + hi + 2) * scale, width, (x0 + lw) * scale)
+            for x in range(x_start, x_stop):
+                ix = cell[x - x_base]
+                tx = frac[x - x_base]
+                ix0 = min(max(ix, c_lo), c_hi) - c_lo
+                ix1 = min(max(ix + 1, c_lo), c_hi) - c_lo
+                alpha = (1 - tx) * row[ix0, 3] + tx * row[ix1, 3]
+                if alpha <= 0:
+                    continue
+                clip = 1.0 if alpha <= 1 else 1.0 / alpha
+                keep = 1.0 - alpha * clip
+                for c in range(4):
+                    acc[y, x, c] = ((1 - tx) * row[ix0, c] + tx * row[ix1, c]) * clip + keep * acc[y, x, c]
 
 
-@njit(cache=True, parallel=True, chunked=True)
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
 def composite_tiles(acc, layer, tiles, tile, y0, x0, lo, hi):
     """acc ← layer + (1 − α)·acc, in place, on the listed tiles of a full-resolution layer.
 
@@ -486,7 +499,7 @@ def composite_tiles(acc, layer, tiles, tile, y0, x0, lo, hi):
                     acc[y0 + y, x0 + x, c] = layer[y, x, c] * clip + keep * acc[y0 + y, x0 + x, c]
 
 
-@njit(cache=True, parallel=True, chunked=True)
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
 def tile_occupancy(labels, tile, counts, lo, hi):
     """Adds into ``counts`` (int32 (n_labels, ceil(H/tile), ceil(W/tile)), zeros on entry) the
     pixels of each label in each ``tile``×``tile`` block of ``labels`` (H, W), for the block rows
@@ -498,7 +511,7 @@ def tile_occupancy(labels, tile, counts, lo, hi):
                 counts[labels[y, x], ty, x // tile] += 1
 
 
-@njit(cache=True, parallel=True, chunked=True)
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
 def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radius_low, tiles, tile, light_level,
                    hidden, lo, hi):
     """Block sums of one slab over the listed tiles of a crop, at 1/scale resolution.
@@ -593,7 +606,7 @@ def unpremultiply(acc, fallback, out, lo, hi):
                     out[y, x, c] = fallback[y, x, c]
 
 
-@njit(cache=True, parallel=True, chunked=True)
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
 def slab_labels(coc, edges, labels, lo, hi):
     """Slab label of every pixel of ``coc`` (H, W) on rows lo … hi − 1 (0, H for all) into uint8
     ``labels`` (H, W): the index of ``coc`` among the sorted ``edges`` (as np.digitize)."""
@@ -613,7 +626,7 @@ def slab_labels(coc, edges, labels, lo, hi):
             labels[y, x] = first
 
 
-@njit(cache=True, parallel=True, chunked=True)
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
 def brighter_than(radiance, level, mask, lo, hi):
     """Into bool ``mask`` (H, W), rows lo … hi − 1 (0, H for all): which pixels of float32
     (H, W, 3) ``radiance`` have a channel above ``level``."""
