@@ -88,15 +88,36 @@ def _encode_table(curve: ToneCurve) -> np.ndarray:
     return np.append(table, table[-1]).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=64)
+def _level_steps(curve: ToneCurve, levels: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The integer levels 0..levels that the interpolated table of ``curve`` rounds to, as
+    thresholds over linear (lensblur.io.tone_lookup.level_steps): thresholds, bucket start levels
+    and the level of linear <= 0. Read-only arrays (cached)."""
+    from lensblur.io.tone_lookup import BUCKETS, level_steps
+
+    thresholds = np.empty(levels + 2, np.float32)
+    start = np.empty(BUCKETS + 1, np.int32)
+    low = level_steps(_encode_table(curve), levels, thresholds, start)
+    thresholds.flags.writeable = False
+    start.flags.writeable = False
+    return thresholds, start, int(low)
+
+
 def _lookup(linear: np.ndarray, curves, levels: int = 0) -> np.ndarray:
     """``linear`` (…×C, C = len(curves)) through each channel's table in one numba pass
     (lensblur.io.tone_lookup): float32 encoded values, or integers 0..levels (uint8 for 255,
     uint16 for 65535) when ``levels`` is given. NaN counts as 0."""
-    from lensblur.io.tone_lookup import encode_channels, quantize_channels  # numba: only encoders pay
+    from lensblur.io.tone_lookup import encode_channels, quantize_channels, quantize_steps  # only encoders pay
 
     linear = np.ascontiguousarray(linear, dtype=np.float32)
-    tables = np.stack([_encode_table(curve) for curve in curves])
     flat = linear.reshape(-1, len(curves))
+    if 0 < levels <= 255 and len(curves) == 3:
+        steps = [_level_steps(curve, levels) for curve in curves]
+        out = np.empty(flat.shape, dtype=np.uint8)
+        quantize_steps(flat, np.stack([s[0] for s in steps]), np.stack([s[1] for s in steps]),
+                       np.array([s[2] for s in steps], np.int32), out, 0, flat.shape[0])
+        return out.reshape(linear.shape)
+    tables = np.stack([_encode_table(curve) for curve in curves])
     if levels:
         out = np.empty(flat.shape, dtype=np.uint8 if levels <= 255 else np.uint16)
         quantize_channels(flat, tables, levels, out, 0, flat.shape[0])
