@@ -1,10 +1,13 @@
 """CPU time of each kernel on one render, ahead-of-time compiled export against numba's JIT kernel.
 
-Renders the 12 MP iPhone portrait (its embedded map, blur 20 px, focus at disparity 0.8) with
+Renders the 12 MP iPhone portrait (its embedded map, blur 20 px, focus at disparity 0.8) and
+encodes it to 8-bit sRGB, with
 every kernel call made twice on the same arguments: once through the compiled export (whole
 range, one thread) and once through numba's JIT kernel (on a copy, with ``NUMBA_NUM_THREADS=1``),
 alternating call by call which goes first (the second finds the data in the caches); the
-process CPU time of each call is summed per kernel. A first render warms numba's kernels and is
+process CPU time of each call is summed per kernel. Both routes run on copies of the arguments,
+so neither pays for the first touch of the render's fresh arrays (the kernel zeroing their
+pages: that cost belongs to the allocation, not to the kernel). A first render warms numba's kernels and is
 not counted. CPU time, not wall time, so it holds on a loaded
 machine; it says what the compiled route costs against the JIT route before either is split over
 threads. Needs ``python -m lensblur.compile``. Writes benchmarks/results/kernel_cpu.md.
@@ -46,8 +49,9 @@ def measure(photo_path: Path) -> dict:
 
     def timed(route, name, function, args):
         start = time.process_time()
-        function(*args)
+        result = function(*args)
         totals[route][name] = totals[route].get(name, 0.0) + time.process_time() - start
+        return result
 
     def wrap(qualified, jit):
         name = qualified.split(":")[1]
@@ -55,12 +59,21 @@ def measure(photo_path: Path) -> dict:
         def call(*args):
             compiled = next(fn for fn, kinds in exports[qualified]
                             if len(kinds) == len(args) and all(aot.accepts(k, a) for k, a in zip(kinds, args)))
-            copies = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}
-            copied = [copies.get(id(a), a) for a in args]
-            runs = [("aot", compiled, args), ("jit", jit, copied)]
+            # Both routes work on copies (memory already touched): a fresh array's first touch
+            # costs the kernel zeroing its pages, which would be charged to whichever route
+            # wrote the render's own arrays first. The compiled route's results are copied back.
+            mine = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}
+            theirs = {id(a): np.copy(a) for a in args if isinstance(a, np.ndarray)}
+            runs = [("aot", compiled, [mine.get(id(a), a) for a in args]),
+                    ("jit", jit, [theirs.get(id(a), a) for a in args])]
             calls[0] += 1
+            results = {}
             for route, function, arguments in runs if calls[0] % 2 else runs[::-1]:  # second runs on warm caches
-                timed(route, name, function, arguments)  # the kernels return nothing: outputs are arguments
+                results[route] = timed(route, name, function, arguments)
+            for a in args:
+                if isinstance(a, np.ndarray) and a.flags.writeable:
+                    np.copyto(a, mine[id(a)])
+            return results["aot"]
 
         return call
 
@@ -75,10 +88,13 @@ def measure(photo_path: Path) -> dict:
                 for key, held in list(vars(module).items()):
                     if held is kernel:
                         setattr(module, key, wrapper)
-    lensblur.render(photo, disparity, blur=20, focus_disparity=0.8)  # numba's kernels loaded or compiled
+    from lensblur.io.icc import encode_levels
+
+    encode_levels(lensblur.render(photo, disparity, blur=20, focus_disparity=0.8), None, 255)  # JIT kernels made
     for route in totals.values():
         route.clear()
-    lensblur.render(photo, disparity, blur=20, focus_disparity=0.8)
+    out = lensblur.render(photo, disparity, blur=20, focus_disparity=0.8)
+    encode_levels(out, None, 255)  # the 8-bit tone encode of the written file
     return totals
 
 

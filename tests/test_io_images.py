@@ -437,6 +437,39 @@ def test_table_encoder_matches_the_exact_curve(profile):
     assert np.isfinite(curve.encode(odd)).all()
 
 
+@pytest.mark.parametrize("levels", [255, 15])
+@pytest.mark.parametrize("profile", [None, GAMMA_22, P3_LIKE, icc_profile(curv(*np.round(
+    np.linspace(0, 1, 256) ** 1.8 * 65535).astype(int))), icc_profile(para(2, 2.0, 1.0, 0.0, 0.05))],
+    ids=["srgb", "gamma-2.2", "display-p3-like", "table", "raised-black"])
+def test_level_thresholds_give_the_interpolated_tables_levels(profile, levels):
+    """The 8-bit encode (quantize_steps: thresholds and buckets) gives exactly the integers of
+    rounding the interpolated table (quantize_channels): on random values, on every float32
+    within 40 steps of each threshold and of each bucket start, and on NaN, ±inf, 0, 1, negatives
+    and subnormals."""
+    from lensblur.io.tone_lookup import BUCKETS, quantize_channels
+
+    curves = icc.tone_curves(profile)
+    rng = np.random.default_rng(11)
+    pieces = [rng.random(60_000, dtype=np.float32) ** 3, rng.random(20_000, dtype=np.float32),
+              np.array([np.nan, -np.inf, np.inf, -1.0, -0.0, 0.0, 1e-45, 1e-38, 1.0, 1.0000001, 2.0], np.float32)]
+    near = np.arange(-40, 41, dtype=np.int32)
+    for curve in curves[:1] if len(set(curves)) == 1 else curves:
+        thresholds, start, low = icc._level_steps(curve, levels)
+        for edge in np.concatenate([thresholds[np.isfinite(thresholds)],
+                                    np.arange(0, BUCKETS + 1, 97, dtype=np.float32) / BUCKETS]):
+            bits = np.float32(edge).view(np.int32) + near
+            pieces.append(bits[bits >= 0].view(np.float32))
+    values = np.concatenate(pieces)
+    linear = np.stack([values, np.roll(values, 1), np.roll(values, 2)], axis=-1)
+    want = np.empty(linear.shape, np.uint8)
+    tables = np.stack([icc._encode_table(curve) for curve in curves])
+    quantize_channels(linear, tables, levels, want, 0, linear.shape[0])
+    got = icc.encode_levels(linear, profile, levels)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > levels // 2  # the values cross many levels
+
+
 def test_iphone_display_p3_photo_round_trips_to_the_same_numbers(tmp_path):
     path = SAMPLES / "apple" / "image-with-depth.jpg"
     if not path.exists():

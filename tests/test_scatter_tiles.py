@@ -126,3 +126,69 @@ def test_crowd_counts_on_blocks_match_per_pixel_counts():
     assert np.abs(coarse - exact).max() < 0.1
     lone = (ys == 1200) & (xs == 300)
     assert coarse[lone].min() > 0.9  # a lamp standing alone keeps its boost
+
+
+def _composite_over_per_pixel(acc, layer, scale, y0, x0):
+    """composite_over as it was written before its columns were tabled (6a64e51), in plain
+    Python: the interpolation position of every pixel computed on the pixel."""
+    height, width = acc.shape[:2]
+    lh, lw = layer.shape[:2]
+    inv_area = 1.0 / (scale * scale)
+    covered = layer[..., 3] > 0
+    for y in range(max(y0 * scale, 0), min(height, (y0 + lh) * scale)):
+        fy = (y + 0.5) / scale - 0.5 - y0
+        iy = math.floor(fy)
+        ty = fy - iy
+        iy0, iy1 = min(max(iy, 0), lh - 1), min(max(iy + 1, 0), lh - 1)
+        cols = np.flatnonzero(covered[iy0] | covered[iy1])
+        if cols.size == 0:
+            continue
+        lo, hi = int(cols[0]), int(cols[-1])
+        c_lo, c_hi = max(lo - 1, 0), min(hi + 1, lw - 1)
+        row = ((1 - ty) * layer[iy0, c_lo:c_hi + 1].astype(np.float64)
+               + ty * layer[iy1, c_lo:c_hi + 1].astype(np.float64)) * inv_area
+        row = row.astype(np.float32)
+        for x in range(max((x0 + lo - 1) * scale, x0 * scale, 0), min((x0 + hi + 2) * scale, width, (x0 + lw) * scale)):
+            fx = (x + 0.5) / scale - 0.5 - x0
+            ix = math.floor(fx)
+            tx = fx - ix
+            ix0 = min(max(ix, c_lo), c_hi) - c_lo
+            ix1 = min(max(ix + 1, c_lo), c_hi) - c_lo
+            alpha = (1 - tx) * float(row[ix0, 3]) + tx * float(row[ix1, 3])
+            if alpha <= 0:
+                continue
+            clip = 1.0 if alpha <= 1 else 1.0 / alpha
+            keep = 1.0 - alpha * clip
+            for c in range(4):
+                value = ((1 - tx) * float(row[ix0, c]) + tx * float(row[ix1, c])) * clip + keep * float(acc[y, x, c])
+                acc[y, x, c] = np.float32(value)
+
+
+@pytest.mark.parametrize("scale,y0,x0,shape", [(2, 0, 0, (23, 30)), (4, 3, 2, (9, 8)), (8, 1, 5, (7, 9)),
+                                               (2, 11, 15, (12, 10)), (4, 0, 0, (13, 15))])
+def test_composite_over_with_tabled_columns_equals_the_per_pixel_formula(scale, y0, x0, shape):
+    """composite_over (columns tabled once per call, rows in blocks) equals the per-pixel formula
+    on random layers with empty rows and columns, α above 1, crops reaching past the frame's
+    right and bottom borders, and a call on a band of rows only (as the threads split it):
+    exactly, or within float32 rounding on numba's fastmath JIT route."""
+    from lensblur.renderers.kernels import composite_over
+
+    rng = np.random.default_rng(scale * 100 + y0)
+    height, width = 45, 61
+    layer = rng.uniform(0, 1.6, shape + (4,)).astype(np.float32)
+    layer[..., 3] *= rng.random(shape) > 0.3  # uncovered cells
+    layer[rng.integers(0, shape[0], 3)] = 0.0  # empty rows
+    layer[:, rng.integers(0, shape[1], 2)] = 0.0  # empty columns
+    acc = rng.uniform(0, 1, (height, width, 4)).astype(np.float32)
+    want = acc.copy()
+    _composite_over_per_pixel(want, layer, scale, y0, x0)
+    got = acc.copy()
+    composite_over(got, layer, scale, y0, x0, y0 * scale, (y0 + shape[0]) * scale)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-7)
+    assert np.abs(got - acc).max() > 0.01  # the layer was drawn
+    banded = acc.copy()  # rows lo … hi − 1 only: the other rows are left alone
+    lo, hi = y0 * scale + 5, y0 * scale + 5 + 2 * scale + 3
+    composite_over(banded, layer, scale, y0, x0, lo, hi)
+    np.testing.assert_array_equal(banded[:lo], acc[:lo])
+    np.testing.assert_array_equal(banded[hi:], acc[hi:])
+    np.testing.assert_allclose(banded[lo:hi], want[lo:hi], rtol=2e-6, atol=2e-7)

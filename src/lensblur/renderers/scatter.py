@@ -95,7 +95,7 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     radiance = np.ascontiguousarray(radiance, dtype=np.float32)
     coc = np.ascontiguousarray(coc, dtype=np.float32)
     height, width = coc.shape
-    edges = slab_edges(float(np.abs(coc).max()))
+    edges = slab_edges(float(max(coc.max(), -coc.min())))  # the largest |c|, without a full-size |c| array
     labels = np.empty((height, width), np.uint8)
     slab_labels(coc, edges, labels, 0, height)
     if isinstance(discs, Aperture):
