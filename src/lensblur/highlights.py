@@ -92,8 +92,7 @@ class ClippedAnalysis:
     """What highlight recovery reads off a photo before the lens is known, for one threshold and
     lamp setting: so an interactive session finds it once per photo (see :func:`analyse_clipped`).
 
-    peak: H×W largest linear channel; candidate: H×W bool, clipped (peak at or above the
-    threshold); spots, crowd, factor: :func:`light_spots` and :func:`uncrowded`'s share on its
+    candidate: H×W bool, clipped (largest linear channel at or above the threshold); spots, crowd, factor: :func:`light_spots` and :func:`uncrowded`'s share on its
     block grid; lights: the night lamps (lensblur.lamps) or None. Per clipped pixel (in the
     order of ``rows``, ``columns``, their coordinates), so that a render only gathers them: share
     (the size and crowd rules' share of the boost), smooth (its rise from the threshold to the
@@ -102,7 +101,6 @@ class ClippedAnalysis:
 
     threshold: float
     lamps: bool
-    peak: np.ndarray
     candidate: np.ndarray
     spots: np.ndarray
     crowd: np.ndarray
@@ -118,24 +116,30 @@ class ClippedAnalysis:
     def fits(self, linear: np.ndarray, settings: Highlights) -> bool:
         """Whether this analysis holds for a photo of ``linear``'s size under ``settings``."""
         return (self.threshold, self.lamps) == (settings.threshold, settings.lamps) and \
-            self.peak.shape == linear.shape[:2]
+            self.candidate.shape == linear.shape[:2]
 
 
 def analyse_clipped(linear: np.ndarray, settings: Highlights) -> ClippedAnalysis:
     """The lens-independent part of highlight recovery of ``linear`` (H×W×3, [0, 1]) under
     ``settings`` (its threshold and lamp setting; strength does not enter)."""
-    peak, candidate = _clipped(linear, settings)
-    return _analysis(linear, settings, peak, candidate)
+    return _analysis(linear, settings, _clipped(linear, settings))
 
 
 def _clipped(linear, settings):
-    peak = np.maximum(linear[..., 0], linear[..., 1])
-    np.maximum(peak, linear[..., 2], out=peak)  # in place: one full-size temporary instead of two
-    return peak, peak >= srgb_to_linear(np.float32(settings.threshold))
+    """bool H×W: the pixels whose largest channel is at or above the threshold (one kernel pass,
+    no full-size peak array)."""
+    from lensblur.renderers.kernels import clipped_mask
+
+    linear = np.ascontiguousarray(linear, dtype=np.float32)
+    candidate = np.empty(linear.shape[:2], bool)
+    clipped_mask(linear, np.float32(srgb_to_linear(np.float32(settings.threshold))), candidate, 0,
+                 candidate.shape[0])
+    return candidate
 
 
-def _analysis(linear, settings, peak, candidate, where=None) -> ClippedAnalysis:
+def _analysis(linear, settings, candidate, where=None) -> ClippedAnalysis:
     rows, columns = np.nonzero(candidate) if where is None else where
+    peak = linear[rows, columns].max(axis=1)  # the largest channel, at the clipped pixels only
     if rows.size == 0:  # nothing clipped: no spots and no lamps, as the steps below would find
         spots, centroids, lights = np.zeros(candidate.shape, dtype=bool), np.empty((0, 2)), None
     else:
@@ -143,11 +147,11 @@ def _analysis(linear, settings, peak, candidate, where=None) -> ClippedAnalysis:
         lights = find_lights(linear, candidate) if settings.lamps else None
     crowd, factor = _crowd_grid(centroids, candidate)
     share = np.where(spots[rows, columns], crowd[rows // factor, columns // factor], np.float32(AREA_SHARE))
-    t = np.clip((linear_to_srgb(peak[rows, columns]) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
+    t = np.clip((linear_to_srgb(peak) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     lamp_weight = lamp_radiance = None
     if lights is not None:
         lamp_weight, lamp_radiance = lights.weight[rows, columns], lights.radiance[rows, columns]
-    return ClippedAnalysis(settings.threshold, settings.lamps, peak, candidate, spots, crowd, factor, lights,
+    return ClippedAnalysis(settings.threshold, settings.lamps, candidate, spots, crowd, factor, lights,
                            rows, columns, share, t * t * (3 - 2 * t), lamp_weight, lamp_radiance)
 
 
@@ -163,11 +167,11 @@ def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | 
     if analysis is not None and not analysis.fits(linear, settings):
         analysis = None
     if analysis is None:
-        peak, candidate = _clipped(linear, settings)
+        candidate = _clipped(linear, settings)
         where = np.nonzero(candidate)  # clipped pixels are few: test |c| on them alone
         if not (np.abs(coc[where]) > FADE_START).any():
             return None  # nothing clipped is defocused: the analysis is not needed
-        analysis = _analysis(linear, settings, peak, candidate, where)
+        analysis = _analysis(linear, settings, candidate, where)
     defocused = np.abs(coc[analysis.rows, analysis.columns]) > FADE_START
     if not defocused.any():
         return None

@@ -634,3 +634,17 @@ def brighter_than(radiance, level, mask, lo, hi):
     for y in prange(max(lo, 0), min(hi, height)):
         for x in range(width):
             mask[y, x] = radiance[y, x, 0] > level or radiance[y, x, 1] > level or radiance[y, x, 2] > level
+
+
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
+def clipped_mask(radiance, level, mask, lo, hi):
+    """Into bool ``mask`` (H, W), rows lo … hi − 1 (0, H for all): which pixels of float32
+    (H, W, 3) ``radiance`` have their largest channel at or above ``level``, as
+    ``np.maximum.reduce(radiance, axis=2) >= level`` says (a pixel with a NaN channel: no)."""
+    height, width = radiance.shape[0], radiance.shape[1]
+    for y in prange(max(lo, 0), min(hi, height)):
+        for x in range(width):
+            r = radiance[y, x, 0]
+            g = radiance[y, x, 1]
+            b = radiance[y, x, 2]
+            mask[y, x] = (r >= level or g >= level or b >= level) and not (r != r or g != g or b != b)
