@@ -15,7 +15,7 @@ from PIL import Image, ImageCms
 
 import lensblur.io.images as images
 from lensblur.cli import main
-from lensblur.color import linear_to_srgb
+from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.depth.refine import photo_guide
 from lensblur.errors import InputError
 from lensblur.highlights import FADE_START, _clipped, recover_highlights, sparse_recovery
@@ -191,11 +191,25 @@ def clipped_scene(seed=0):
     return linear, coc
 
 
-def test_clipped_peak_and_bright_pixels_as_before():
+def _old_clipped(linear, settings):
+    """The peak and clipped mask as computed before the clipped_mask kernel (two np.maximum passes)."""
+    peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
+    return peak, peak >= srgb_to_linear(np.float32(settings.threshold))
+
+
+def test_clipped_mask_and_bright_pixels_as_before():
+    """The clipped_mask kernel marks exactly the pixels the two np.maximum passes did: values at,
+    just below and just above the threshold in each channel, NaN and ±inf included."""
     linear, coc = clipped_scene()
     settings = Highlights()
-    peak, candidate = _clipped(linear, settings)
-    np.testing.assert_array_equal(peak, np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2]))
+    level = srgb_to_linear(np.float32(settings.threshold))
+    edge = np.array([np.nextafter(level, np.float32(0)), level, np.nextafter(level, np.float32(2))], np.float32)
+    rng = np.random.default_rng(4)
+    odd = rng.choice(np.concatenate([edge, [np.nan, np.inf, -np.inf, 0.0, 1.0]]).astype(np.float32), (40, 50, 3))
+    for picture in (linear, odd):
+        np.testing.assert_array_equal(_clipped(picture, settings), _old_clipped(picture, settings)[1])
+    assert _clipped(odd, settings).any() and not _clipped(odd, settings).all()
+    candidate = _clipped(linear, settings)
     bright, gain, cleaned = sparse_recovery(linear, coc, settings)
     old = np.nonzero(candidate & (np.abs(coc) > FADE_START))
     np.testing.assert_array_equal(bright[0], old[0])
@@ -223,7 +237,7 @@ def test_night_share_counted_as_the_mean_it_replaced():
         linear, _ = clipped_scene(seed)
         linear *= np.float32(0.05 + 0.2 * seed)
         linear[10:13, 20:23] = 1.0
-        clipped = _clipped(linear, Highlights())[1]
+        clipped = _clipped(linear, Highlights())
         dark = luminance(linear) < srgb_to_linear(np.float32(DARK_LEVEL))
         share = (np.count_nonzero(dark) - np.count_nonzero(dark & clipped)) / (clipped.size - np.count_nonzero(clipped))
         assert float(night_weight(share)) == float(night_weight(dark[~clipped].mean()))
@@ -360,9 +374,9 @@ def test_analysis_of_a_photo_without_clipped_pixels_is_what_the_full_steps_give(
     linear = rng.uniform(0, 0.5, (70, 90, 3)).astype(np.float32)
     linear[:35] *= 0.02  # dark enough for the night test to run
     settings = Highlights()
-    peak, candidate = _clipped(linear, settings)
+    candidate = _clipped(linear, settings)
     assert not candidate.any()
-    short = highlights._analysis(linear, settings, peak, candidate)
+    short = highlights._analysis(linear, settings, candidate)
     spots, centroids = highlights._spots(candidate)
     crowd, factor = highlights._crowd_grid(centroids, candidate)
     np.testing.assert_array_equal(short.spots, spots)
@@ -381,7 +395,7 @@ def reference_recovery(linear, coc, settings, clean):
     """sparse_recovery as it was before the per-pixel terms moved into the analysis."""
     import lensblur.highlights as h
 
-    peak, candidate = _clipped(linear, settings)
+    peak, candidate = _old_clipped(linear, settings)
     bright = np.nonzero(candidate & (np.abs(coc) > FADE_START))
     if bright[0].size == 0:
         return None

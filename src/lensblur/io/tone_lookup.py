@@ -36,7 +36,8 @@ def quantize_channels(linear: np.ndarray, tables: np.ndarray, levels: int, out: 
             out[k, c] = int(_lookup(linear[k, c], tables[c]) * levels + 0.5)
 
 
-BUCKETS = 1 << 16  # uniform buckets over linear [0, 1] in which quantize_steps starts its level search
+BUCKETS = 1 << 14  # uniform buckets over linear [0, 1] in which quantize_steps starts its level search
+# (few enough that the tables stay under lensblur.threads.MIN_ELEMENTS: a thumbnail starts no pool)
 
 
 @njit(cache=True)
