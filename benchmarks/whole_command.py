@@ -17,7 +17,10 @@ overlapped). The last row is wall-clock time. Writes benchmarks/results/whole_co
 ``--inline`` also times this tree with the clipped-highlight analysis in the main thread, which
 shows what running it beside the depth stage saves in wall-clock time.
 
-    python benchmarks/whole_command.py [--baseline /tmp/old/src] [--inline] [--runs 3] [--photo PATH ...]
+``--ramp`` adds the 1536×1024 disparity ramp of benchmarks/speed_photos.py, rendered with its
+16-bit map and settings (focus 0.6, blur 75).
+
+    python benchmarks/whole_command.py [--baseline /tmp/old/src] [--inline] [--runs 3] [--photo PATH ...] [--ramp]
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def _cpu(who=resource.RUSAGE_SELF) -> float:
 OWN_THREAD = {"highlight analysis (own thread)"}
 
 
-def child(photo: str, output: str) -> None:
+def child(photo: str, output: str, options: list[str] | None = None) -> None:
     """In a fresh process: run the command with its stages timed; print one JSON line."""
     start = _cpu()
     import importlib
@@ -96,14 +99,15 @@ def child(photo: str, output: str) -> None:
             def __init__(self, pixels, settings):
                 super().__init__(pixels, None)  # no thread: the renderer analyses the photo itself
         render_command._ClippedInBackground = Inline
-    lensblur.cli.main(["render", photo, "-o", output, "-q", "--overwrite"])
+    lensblur.cli.main(["render", photo, "-o", output, "-q", "--overwrite", *(options or [])])
     times["imports"] = imports
     times["whole process"] = _cpu()
     print(json.dumps(times))
 
 
-def run_child(tree: str, photo: Path, output: Path, inline: bool = False) -> dict:
-    env = dict(os.environ, PYTHONPATH=tree, WHOLE_COMMAND_INLINE="1" if inline else "")
+def run_child(tree: str, photo: Path, output: Path, inline: bool = False, options: list[str] | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=tree, WHOLE_COMMAND_INLINE="1" if inline else "",
+               WHOLE_COMMAND_OPTIONS=json.dumps(options or []))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
     start = time.perf_counter()
     done = subprocess.run([sys.executable, __file__, "--child", str(photo), str(output)], env=env,
@@ -135,34 +139,44 @@ def main() -> None:
     parser.add_argument("--photo", action="append", type=Path, help="photos to render (default: the phone samples)")
     parser.add_argument("--inline", action="store_true",
                         help="also time this tree with the highlight analysis in the main thread (no overlap)")
+    parser.add_argument("--ramp", action="store_true",
+                        help="also the 1536×1024 ramp of benchmarks/speed_photos.py (its 16-bit map and settings)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, json.loads(os.environ.get("WHOLE_COMMAND_OPTIONS") or "[]"))
         return
-    photos = [p for p in (args.photo or PHOTOS) if p.exists()]
-    if not photos:
+    cases = [(p.name, p, []) for p in (args.photo or ([] if args.ramp else PHOTOS)) if p.exists()]
+    synthetic = tempfile.TemporaryDirectory() if args.ramp else None
+    if synthetic is not None:
+        sys.path.insert(0, str(HERE))
+        from speed_photos import RAMP, make_synthetic
+
+        ramp = next(case for case in make_synthetic(Path(synthetic.name)) if case["name"] == RAMP)
+        cases.append((RAMP, Path(ramp["input"]), ramp["options"]))
+    if not cases:
         raise SystemExit("no photos: ../shared/samples is missing; give --photo")
     trees = [("this tree", str(ROOT / "src"))] + ([("analysis inline", str(ROOT / "src"))] if args.inline else []) \
         + ([("baseline", args.baseline)] if args.baseline else [])
     lines = ["# Whole `lensblur render IN -o OUT.jpg` process, CPU seconds per stage", "",
              f"`python benchmarks/whole_command.py --runs {args.runs}" + (" --inline" if args.inline else "")
-             + (" --baseline SRC" if args.baseline else "") + f"` on {platform.machine()}, {os.cpu_count()} "
+             + (" --ramp" if args.ramp else "") + (" --baseline SRC" if args.baseline else "") + f"` on {platform.machine()}, {os.cpu_count()} "
              f"CPUs, load average {os.getloadavg()[0]:.1f} at the start; process CPU seconds (user + system, "
              f"all threads summed), median of {args.runs} fresh processes per tree, run alternately. "
              "On a shared machine these are upper bounds.", ""]
     with tempfile.TemporaryDirectory() as scratch:
-        for photo in photos:
+        for label, photo, options in cases:
             results = {name: [] for name, _ in trees}
             for run in range(args.runs):
                 for name, tree in trees:
                     output = Path(scratch) / f"{name.replace(' ', '_')}_{photo.stem}.jpg"
-                    results[name].append(run_child(tree, photo, output, inline=name == "analysis inline"))
-                    print(f"{photo.name} {name} run {run + 1}: {results[name][-1]['whole process']:.2f} s",
+                    results[name].append(run_child(tree, photo, output, inline=name == "analysis inline",
+                                                   options=options))
+                    print(f"{label} {name} run {run + 1}: {results[name][-1]['whole process']:.2f} s",
                           file=sys.stderr)
             stages = ["imports"] + list(STAGES) + ["whole process", "whole process, wall clock"]
             header = "| stage | " + " | ".join(name for name, _ in trees) + " |"
-            lines += [f"## {photo.name}", "", header, "|---|" + "---:|" * len(trees)]
+            lines += [f"## {label}", "", header, "|---|" + "---:|" * len(trees)]
             for stage in stages:
                 cells = []
                 for name, _ in trees:
