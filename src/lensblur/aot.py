@@ -20,7 +20,7 @@ module, ``njit`` *is* ``numba.njit`` and nothing changes. The module is fresh wh
 CPU; a stale, foreign or broken one is ignored.
 
 Processes that render many times (``lensblur serve``, ``lensblur batch``) call :func:`prefer_jit`:
-they pay numba's import once and then run its kernels, which cost less CPU time per call.
+they pay numba's import once and then run its kernels, whose loops numba itself runs in parallel.
 ``LENSBLUR_KERNELS=jit`` ignores the compiled module; ``aot`` uses it even after a JIT kernel was
 made (both also for measuring and testing the routes). ``LENSBLUR_AOT_DIR`` names the one folder
 where it is built and looked for.
@@ -323,8 +323,8 @@ def njit(function=None, *, chunked: bool = False, noalias: bool = False, **optio
 
 def prefer_jit() -> None:
     """For a process that renders many times (the web app, a batch, a throughput benchmark): numba's
-    parallel JIT kernels for every call, since numba's import is paid once there and its kernels
-    cost less CPU time than the compiled ones (benchmarks/results/kernel_cpu.md); sets
+    parallel JIT kernels for every call, since numba's import is paid once there (per call the two
+    routes cost about the same CPU time: benchmarks/results/kernel_cpu.md); sets
     ``LENSBLUR_KERNELS=jit`` (inherited by worker processes) unless the user chose ``aot``."""
     if mode() == "auto":
         os.environ["LENSBLUR_KERNELS"] = "jit"

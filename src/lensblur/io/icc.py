@@ -8,8 +8,11 @@ such tags (or one that cannot be parsed) is treated as sRGB.
 Per-pixel work goes through lookup tables built once per curve from the exact float64 formulas:
 decoding integers indexes a table of every level, encoding interpolates a 16384-step float32 table
 over √linear in one numba pass (the square root spreads the steep dark end of the curve over many
-steps; the error is at most about half a 16-bit level, 1/500 of an 8-bit one). Pillow's LittleCMS binding (``PIL.ImageCms``) was not used here: it
-transforms 8-bit and 16-bit images only, while the pixels here are linear floats.
+steps; the error is at most about half a 16-bit level, 1/500 of an 8-bit one). Integer output up to
+8 bits skips the interpolation: the levels that table rounds to are found once per curve as
+thresholds over linear (:func:`_level_steps`), and each value's level is looked up among them.
+Pillow's LittleCMS binding (``PIL.ImageCms``) was not used here: it transforms 8-bit and 16-bit
+images only, while the pixels here are linear floats.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def _level_steps(curve: ToneCurve, levels: int) -> tuple[np.ndarray, np.ndarray,
 def _lookup(linear: np.ndarray, curves, levels: int = 0) -> np.ndarray:
     """``linear`` (…×C, C = len(curves)) through each channel's table in one numba pass
     (lensblur.io.tone_lookup): float32 encoded values, or integers 0..levels (uint8 for 255,
-    uint16 for 65535) when ``levels`` is given. NaN counts as 0."""
+    uint16 for 65535) when ``levels`` is given. NaN counts as 0. Up to 255 levels on three curves
+    the integers come from :func:`_level_steps` (``quantize_steps``): the same numbers, faster."""
     from lensblur.io.tone_lookup import encode_channels, quantize_channels, quantize_steps  # only encoders pay
 
     linear = np.ascontiguousarray(linear, dtype=np.float32)
