@@ -29,6 +29,25 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "samples" / "apple" / "image-with-depth.jpg"
 
 
+def wrap_kernels(exports: dict, make_wrapper) -> None:
+    """Replace every compiled kernel named in ``exports`` by ``make_wrapper(qualified name,
+    kernel)`` wherever a lensblur module holds it (the modules that bind kernels by name must be
+    imported first)."""
+    from lensblur import aot
+
+    for qualified in exports:
+        module_name, attribute = qualified.split(":")
+        kernel = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(kernel, aot.Kernel):
+            continue
+        wrapper = make_wrapper(qualified, kernel)
+        for name, module in list(sys.modules.items()):
+            if name.startswith("lensblur") and module is not None:
+                for key, held in list(vars(module).items()):
+                    if held is kernel:
+                        setattr(module, key, wrapper)
+
+
 def measure(photo_path: Path) -> dict:
     """{"aot": {kernel: CPU s}, "jit": {...}} over one render's kernel calls."""
     os.environ["LENSBLUR_KERNELS"] = "aot"
@@ -77,17 +96,7 @@ def measure(photo_path: Path) -> dict:
 
         return call
 
-    for qualified in exports:
-        module_name, attribute = qualified.split(":")
-        kernel = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(kernel, aot.Kernel):
-            continue
-        wrapper = wrap(qualified, kernel.jit())
-        for name, module in list(sys.modules.items()):
-            if name.startswith("lensblur") and module is not None:
-                for key, held in list(vars(module).items()):
-                    if held is kernel:
-                        setattr(module, key, wrapper)
+    wrap_kernels(exports, lambda qualified, kernel: wrap(qualified, kernel.jit()))
     from lensblur.io.icc import encode_levels
 
     encode_levels(lensblur.render(photo, disparity, blur=20, focus_disparity=0.8), None, 255)  # JIT kernels made

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib
 import importlib.util
 import json
 import os
@@ -113,17 +112,10 @@ def measure(photo_path: Path, baseline: Path, repeats: int) -> dict:
 
         return call
 
-    for qualified in exports:
-        module_name, attribute = qualified.split(":")
-        kernel = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(kernel, aot.Kernel):
-            continue
-        wrapper = wrap(qualified)
-        for name, module in list(sys.modules.items()):
-            if name.startswith("lensblur") and module is not None:
-                for key, held in list(vars(module).items()):
-                    if held is kernel:
-                        setattr(module, key, wrapper)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from kernel_cpu import wrap_kernels
+
+    wrap_kernels(exports, lambda qualified, kernel: wrap(qualified))
     out = lensblur.render(photo, disparity, blur=20, focus_disparity=0.8)
     icc.encode_levels(out, None, 255)  # the 8-bit tone encode of the written file
     return totals
