@@ -92,11 +92,12 @@ class ClippedAnalysis:
     """What highlight recovery reads off a photo before the lens is known, for one threshold and
     lamp setting: so an interactive session finds it once per photo (see :func:`analyse_clipped`).
 
-    candidate: H×W bool, clipped (largest linear channel at or above the threshold); spots, crowd, factor: :func:`light_spots` and :func:`uncrowded`'s share on its
-    block grid; lights: the night lamps (lensblur.lamps) or None. Per clipped pixel (in the
-    order of ``rows``, ``columns``, their coordinates), so that a render only gathers them: share
-    (the size and crowd rules' share of the boost), smooth (its rise from the threshold to the
-    clip level), and for night lamps lamp_weight and lamp_radiance (else None).
+    candidate: H×W bool, clipped (largest linear channel at or above the threshold); spots,
+    crowd, factor: :func:`light_spots` and :func:`uncrowded`'s share on its block grid; lights:
+    the night lamps (lensblur.lamps) or None. Per clipped pixel (in the order of ``rows``,
+    ``columns``, their coordinates), so that a render only gathers them: share (the size and
+    crowd rules' share of the boost), smooth (its rise from the threshold to the clip level), and
+    for night lamps lamp_weight and lamp_radiance (else None).
     """
 
     threshold: float
