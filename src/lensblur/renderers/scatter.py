@@ -348,12 +348,12 @@ class HiddenPart:
     def tiles(self, tile: int, height: int, width: int) -> np.ndarray:
         """bool (ceil(H/tile), ceil(W/tile)): the tile×tile blocks of the H×W image that hold a
         pixel whose analysis cell is owned."""
-        cell_y, cell_x = self.kernel_args[5], self.kernel_args[6]
-        # each owned cell covers a run of pixel rows and columns (cell_y, cell_x do not decrease)
-        # and so the blocks from the one of its first pixel to the one of its last
+        grid_h, grid_w = self.kernel_args[0].shape
+        # Owned cell (c, d) covers pixel rows ceil(c·H/h) … ceil((c + 1)·H/h) − 1 (the rows whose
+        # cell_y is c), likewise columns: it touches the blocks from its first pixel's to its last's.
         rows, cols = self.cells
-        ty0, ty1 = np.searchsorted(cell_y, rows) // tile, (np.searchsorted(cell_y, rows, "right") - 1) // tile
-        tx0, tx1 = np.searchsorted(cell_x, cols) // tile, (np.searchsorted(cell_x, cols, "right") - 1) // tile
+        ty0, ty1 = -(-rows * height // grid_h) // tile, (-(-(rows + 1) * height // grid_h) - 1) // tile
+        tx0, tx1 = -(-cols * width // grid_w) // tile, (-(-(cols + 1) * width // grid_w) - 1) // tile
         active = np.zeros((-(-height // tile), -(-width // tile)), bool)
         for dy in range(int((ty1 - ty0).max()) + 1):
             for dx in range(int((tx1 - tx0).max()) + 1):
