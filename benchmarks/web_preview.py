@@ -116,6 +116,14 @@ STAGES = [("settings (parse_settings)", ["parse_settings"]),
           ("JPEG compression", ["jpeg_bytes", "save"])]
 
 
+def _hidden_area_code() -> list:
+    """The code objects of the hidden-area stage inside the background slabs."""
+    from lensblur.renderers import scatter
+
+    return [scatter.HiddenAreaOwners.__init__.__code__, scatter.HiddenAreaOwners.hidden_part.__code__,
+            scatter.HiddenPart.tiles.__code__]
+
+
 def stage_breakdown(session) -> dict:
     """Process CPU milliseconds per 1024 px preview, by stage, over the EDITS (cProfile with a
     CPU clock, so other load on the machine does not count; kernels' threads are summed)."""
@@ -139,9 +147,16 @@ def stage_breakdown(session) -> dict:
         profile.disable()
         total += time.process_time() - start
     by_name: dict[str, float] = {}
-    for (_, _, name), (_, _, _, cumulative, _) in pstats.Stats(profile).stats.items():
-        by_name[name] = max(by_name.get(name, 0.0), cumulative)  # an outer call holds inner ones
-    stages = {label: sum(by_name.get(name, 0.0) for name in names) * 1000 / len(EDITS) for label, names in STAGES}
+    hidden = 0.0
+    hidden_code = {(code.co_filename, code.co_firstlineno, code.co_name) for code in _hidden_area_code()}
+    for key, (_, _, _, cumulative, _) in pstats.Stats(profile).stats.items():
+        by_name[key[2]] = max(by_name.get(key[2], 0.0), cumulative)  # an outer call holds inner ones
+        hidden += cumulative if key in hidden_code else 0.0
+    stages = {}
+    for label, names in STAGES:
+        stages[label] = sum(by_name.get(name, 0.0) for name in names) * 1000 / len(EDITS)
+        if names == ["scatter_layers"]:
+            stages["of which hidden areas (HiddenAreaOwners, HiddenPart.tiles)"] = hidden * 1000 / len(EDITS)
     render = by_name.get("render_scatter", 0.0) * 1000 / len(EDITS)
     stages["rest of the render (blur map, compositing)"] = render - sum(
         stages[label] for label, _ in STAGES[2:5])
