@@ -222,7 +222,8 @@ def header(args, load: float) -> list[str]:
         f"`{' '.join(['python', 'benchmarks/web_preview.py'] + (args.command or []))}` on {platform.machine()}, "
         f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}; kernels: "
         f"{os.environ.get('LENSBLUR_KERNELS', 'auto')} (as `lensblur serve`: numba's JIT kernels unless "
-        f"LENSBLUR_KERNELS=aot), NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'all')}; "
+        f"LENSBLUR_KERNELS=aot), NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'all')}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} (create_app sets passive where unset); "
         f"load average {load:.1f} when it finished.",
         f"Each photo: {len(EDITS)} edits (a click that moves the focus, and the aperture) replayed "
         f"{args.repeats} times; per edit the page's two requests, the 512 px draft and then the 1024 px "

@@ -183,3 +183,18 @@ def test_concurrent_previews_with_different_settings_each_get_their_own_result(c
             assert response.status_code in (200, 204), response.text
             if response.status_code == 200:
                 assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), reference[sid, query])
+
+
+def test_the_app_lets_idle_kernel_threads_sleep_unless_told_otherwise(tmp_path, monkeypatch):
+    """create_app sets OMP_WAIT_POLICY=passive (spinning OpenMP threads starve the preview's serial
+    work on a busy machine), and keeps a value the user set."""
+    import os
+
+    from lensblur.web import app as web_app
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    create_app(temp_root=str(tmp_path)).state.store.close()
+    assert os.environ["OMP_WAIT_POLICY"] == web_app.OMP_WAIT_POLICY == "passive"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    create_app(temp_root=str(tmp_path)).state.store.close()
+    assert os.environ["OMP_WAIT_POLICY"] == "active"
