@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lensblur.renderers.nearest import nearest_zero, nearest_zero_within
+from lensblur.lens import signed_coc
 from lensblur.renderers.scatter import ANALYSIS_PIXELS, HiddenAreaOwners, slab_edges
 
 
@@ -103,13 +104,14 @@ def _label_maps(seed):
     return radiance, coc, edges, labels
 
 
-def _assert_same_as_reference(owners, labels_expected=None):
+def _assert_same_as_reference(owners, labels_expected=None, reference=_reference_hidden_part):
+    """Every slab's hidden part equals ``reference``'s; returns how many slabs have one."""
     height, width = owners.cell_y.size, owners.cell_x.size
     if labels_expected is not None:
         assert np.array_equal(owners.labels_small, labels_expected)
     found = 0
     for label in range(owners._largest.size):
-        new, old = owners.hidden_part(label), _reference_hidden_part(owners, label)
+        new, old = owners.hidden_part(label), reference(owners, label)
         assert (new is None) == (old is None), label
         if old is None:
             continue
@@ -176,3 +178,30 @@ def test_nearest_zero_and_within_match_the_old_mapping(seed):
         expected = np.flatnonzero(mask & (distance * pixel <= limit))
         assert np.array_equal(cells, expected)
         assert np.array_equal(sources, (iy * mask.shape[1] + ix).ravel()[expected])
+
+
+def _whole_grid_hidden_part(owners: HiddenAreaOwners, label: int):
+    """The hidden area of slab ``label`` found with one transform over the whole analysis grid."""
+    nearer = owners.labels_small > label
+    if not nearer.any() or nearer.all():
+        return None
+    distance, iy, ix = nearest_zero(nearer)
+    own = owners.labels_small == label
+    own_radius = float(np.abs(owners.coc_small[own]).max()) if own.any() else 0.0
+    reveal = float(np.abs(owners.coc_small[nearer]).max()) + own_radius + 2.0
+    owned = nearer & (owners.labels_small[iy, ix] == label) & (distance * owners.factor <= reveal)
+    return (owned, iy, ix) if owned.any() else None
+
+
+@pytest.mark.parametrize("focus", [0.3, 0.7, 0.95])
+def test_windowed_hidden_area_equals_the_whole_grid_transform(focus):
+    """The window around a slab's own cells gives what one transform over the whole grid gives."""
+    height, width = 300, 420
+    rng = np.random.default_rng(3)
+    disparity = np.repeat(np.linspace(0.05, 1.0, height, dtype=np.float32)[:, None], width, axis=1)
+    yy, xx = np.mgrid[:height, :width]
+    disparity[((yy - 0.55 * height) / (0.25 * height)) ** 2 + ((xx - 0.5 * width) / (0.12 * width)) ** 2 <= 1] = 0.7
+    coc = signed_coc(disparity, 60.0, focus, 0.0)
+    edges = slab_edges(float(np.abs(coc).max()))
+    owners = HiddenAreaOwners(rng.uniform(0, 0.8, (height, width, 3)).astype(np.float32), coc, edges)
+    assert _assert_same_as_reference(owners, reference=_whole_grid_hidden_part) >= 2
