@@ -279,7 +279,7 @@ class HiddenAreaOwners:
     cell lies in slab l, within the distance the nearer blur can reveal, extend slab l with that
     cell's colour and blur radius. Which labels the grid holds and each label's largest |c| are
     found once here; a slab then costs one distance transform on its window and work in
-    proportion to its owned cells.
+    proportion to the cells within the reveal distance.
     """
 
     def __init__(self, radiance: np.ndarray, coc: np.ndarray, edges: np.ndarray):

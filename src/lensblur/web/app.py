@@ -61,7 +61,7 @@ WEB_RENDERERS = ("scatter", "naive", "identity", "gegl")
 RENDER_LOCK = threading.Lock()
 
 # How idle kernel threads wait between two parallel kernels (OpenMP, numba's JIT route that
-# `lensblur serve` takes): "passive" sleeps instead of spinning. A preview is ~35 short parallel
+# `lensblur serve` takes): "passive" sleeps instead of spinning. A preview is ~30 short parallel
 # kernels with Python and OpenCV work between them; spinning threads take the cores that work
 # needs as soon as anything else runs on the machine (docs/web.md, "How the preview stays fast").
 OMP_WAIT_POLICY = "passive"
