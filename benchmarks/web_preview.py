@@ -276,15 +276,17 @@ def write_same_run(args, pooled: dict[str, list[dict]]) -> int:
     lines = ["# Web app: time to follow an edit, this tree against a baseline in the same run", "",
              *header(args, load),
              f"Baseline: `{args.baseline}`. {args.rounds} rounds, each a fresh process per tree, alternating "
-             "baseline first; requests pooled over the rounds, CPU stages averaged.", "",
-             "| photo | tree | draft ms | 1024 px preview ms | server ms | CPU ms per preview |",
-             "|---|---|---:|---:|---:|---:|"]
+             "baseline first; requests pooled over the rounds, CPU stages averaged, upload and save the median "
+             "of the rounds.", "",
+             "| photo | tree | upload s | draft ms | 1024 px preview ms | server ms | CPU ms per preview | save s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     names = list(pooled)
     for i, row in enumerate(pooled[names[0]]):
         for name in names:
             other = pooled[name][i]
-            lines.append(f"| {row['photo']} | {name} | {spread(other['drafts'])} | {spread(other['previews'])} | "
-                         f"{spread(other['renders'])} | {other['stages']['whole preview (render + encode)']:.0f} |")
+            lines.append(f"| {row['photo']} | {name} | {other['upload']:.2f} | {spread(other['drafts'])} | "
+                         f"{spread(other['previews'])} | {spread(other['renders'])} | "
+                         f"{other['stages']['whole preview (render + encode)']:.0f} | {other['save']:.1f} |")
     lines += ["", "Process CPU ms per 1024 px preview by stage (cProfile with a CPU clock; threads summed):", "",
               "| photo | stage | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
     for i, row in enumerate(pooled[names[0]]):
