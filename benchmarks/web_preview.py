@@ -11,16 +11,26 @@ Photos: the 12 MP iPhone portrait with its embedded depth and subject matte from
 astronaut example scaled up to 4000×3000 (automatic depth estimate). Writes
 benchmarks/results/web_preview.md.
 
-    python benchmarks/web_preview.py [--repeats 3] [--photo PATH ...]
+The kernels run as under ``lensblur serve``: numba's parallel JIT kernels
+(lensblur.aot.prefer_jit); ``LENSBLUR_KERNELS=aot`` measures the compiled route instead.
+
+``--baseline OTHER/src`` measures another tree's code (e.g. ``git archive COMMIT src | tar -x -C
+OTHER``) in the same run: each round runs the whole measurement once in a fresh process with that
+tree first on the path and once with this one, alternating (``--rounds``), and the table gives
+both side by side; on a shared machine only such a same-run comparison says anything.
+
+    python benchmarks/web_preview.py [--repeats 3] [--photo PATH ...] [--baseline OTHER/src [--rounds 3]]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +39,11 @@ from pathlib import Path
 from PIL import Image
 from starlette.testclient import TestClient
 
-from lensblur.web.app import create_app
+from lensblur.aot import prefer_jit
+
+prefer_jit()  # the kernel route `lensblur serve` takes, set before any kernel is made
+
+from lensblur.web.app import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "samples" / "apple" / "image-with-matte.jpg"
@@ -102,6 +116,14 @@ STAGES = [("settings (parse_settings)", ["parse_settings"]),
           ("JPEG compression", ["jpeg_bytes", "save"])]
 
 
+def _hidden_area_code() -> list:
+    """The code objects of the hidden-area stage inside the background slabs."""
+    from lensblur.renderers import scatter
+
+    return [scatter.HiddenAreaOwners.__init__.__code__, scatter.HiddenAreaOwners.hidden_part.__code__,
+            scatter.HiddenPart.tiles.__code__]
+
+
 def stage_breakdown(session) -> dict:
     """Process CPU milliseconds per 1024 px preview, by stage, over the EDITS (cProfile with a
     CPU clock, so other load on the machine does not count; kernels' threads are summed)."""
@@ -125,9 +147,16 @@ def stage_breakdown(session) -> dict:
         profile.disable()
         total += time.process_time() - start
     by_name: dict[str, float] = {}
-    for (_, _, name), (_, _, _, cumulative, _) in pstats.Stats(profile).stats.items():
-        by_name[name] = max(by_name.get(name, 0.0), cumulative)  # an outer call holds inner ones
-    stages = {label: sum(by_name.get(name, 0.0) for name in names) * 1000 / len(EDITS) for label, names in STAGES}
+    hidden = 0.0
+    hidden_code = {(code.co_filename, code.co_firstlineno, code.co_name) for code in _hidden_area_code()}
+    for key, (_, _, _, cumulative, _) in pstats.Stats(profile).stats.items():
+        by_name[key[2]] = max(by_name.get(key[2], 0.0), cumulative)  # an outer call holds inner ones
+        hidden += cumulative if key in hidden_code else 0.0
+    stages = {}
+    for label, names in STAGES:
+        stages[label] = sum(by_name.get(name, 0.0) for name in names) * 1000 / len(EDITS)
+        if names == ["scatter_layers"]:
+            stages["of which hidden areas (HiddenAreaOwners, HiddenPart.tiles)"] = hidden * 1000 / len(EDITS)
     render = by_name.get("render_scatter", 0.0) * 1000 / len(EDITS)
     stages["rest of the render (blur map, compositing)"] = render - sum(
         stages[label] for label, _ in STAGES[2:5])
@@ -141,51 +170,135 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(ms):.0f} ({min(ms):.0f}–{max(ms):.0f})"
 
 
+def measure_photos(photos: list[Path], repeats: int) -> list[dict]:
+    """measure() of each photo through one app and test client."""
+    with tempfile.TemporaryDirectory() as scratch:
+        photos = photos or ([SAMPLE] if SAMPLE.exists() else []) + [upscaled_example(Path(scratch))]
+        app = create_app(temp_root=scratch)
+        rows = []
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:  # the Host guard
+            for path in photos:
+                rows.append(measure(client, path, repeats))
+                print(rows[-1]["photo"], "draft", spread(rows[-1]["drafts"]), "preview", spread(rows[-1]["previews"]),
+                      file=sys.stderr)
+    return rows
+
+
+def same_run(baseline: Path, photos: list[Path], repeats: int, rounds: int) -> dict[str, list[dict]]:
+    """The measurement of ``baseline`` (another tree's src folder) and of this tree, each in its
+    own process, alternating ``rounds`` times; per tree the rows with every round's requests
+    pooled and the CPU stages averaged."""
+    trees = {"baseline": baseline.resolve(), "this tree": ROOT / "src"}
+    runs: dict[str, list[list[dict]]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, src in trees.items():
+            command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--repeats", str(repeats)]
+            for photo in photos:
+                command += ["--photo", str(photo)]
+            env = {**os.environ, "PYTHONPATH": str(src)}
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} ({src}) failed:\n{done.stderr[-2000:]}")
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(name, "round", len(runs[name]), [spread(row["previews"]) for row in runs[name][-1]], file=sys.stderr)
+    pooled = {}
+    for name, results in runs.items():
+        rows = []
+        for i, first in enumerate(results[0]):
+            row = dict(first)
+            for key in ("drafts", "previews", "renders"):
+                row[key] = [value for result in results for value in result[i][key]]
+            for key in ("upload", "save"):
+                row[key] = statistics.median(result[i][key] for result in results)
+            row["stages"] = {label: statistics.mean(result[i]["stages"][label] for result in results)
+                             for label in first["stages"]}
+            rows.append(row)
+        pooled[name] = rows
+    return pooled
+
+
+def header(args, load: float) -> list[str]:
+    return [
+        f"`{' '.join(['python', 'benchmarks/web_preview.py'] + (args.command or []))}` on {platform.machine()}, "
+        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}; kernels: "
+        f"{os.environ.get('LENSBLUR_KERNELS', 'auto')} (as `lensblur serve`: numba's JIT kernels unless "
+        f"LENSBLUR_KERNELS=aot), NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'all')}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} (create_app sets passive where unset); "
+        f"load average {load:.1f} when it finished.",
+        f"Each photo: {len(EDITS)} edits (a click that moves the focus, and the aperture) replayed "
+        f"{args.repeats} times; per edit the page's two requests, the 512 px draft and then the 1024 px "
+        "preview. Times are the whole HTTP request in milliseconds, median (min–max): render, JPEG "
+        "encoding and transfer through Starlette's test client; 'server' is the app's own "
+        "X-Render-Ms for the 1024 px preview (render and JPEG encoding). Save: full resolution, from the "
+        "request until the file is downloaded.",
+    ]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="times the edit sequence is replayed (default 3)")
     parser.add_argument("--photo", type=Path, action="append", help="photo to measure (default: see above)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--baseline", type=Path, help="another tree's src folder, measured in the same run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --baseline (default 3)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one process of --baseline
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
-        photos = args.photo or ([SAMPLE] if SAMPLE.exists() else []) + [upscaled_example(Path(scratch))]
-        app = create_app(temp_root=scratch)
-        rows = []
-        with TestClient(app, base_url="http://127.0.0.1:8000") as client:  # the Host guard
-            for path in photos:
-                rows.append(measure(client, path, args.repeats))
-                print(rows[-1]["photo"], "draft", spread(rows[-1]["drafts"]), "preview", spread(rows[-1]["previews"]),
-                      file=sys.stderr)
+    args.command = list(sys.argv[1:] if argv is None else argv)
+    photos = list(args.photo or [])
+    if args.worker:
+        print(json.dumps(measure_photos(photos, args.repeats)))
+        return 0
+    if args.baseline is not None:
+        return write_same_run(args, same_run(args.baseline, photos, args.repeats, args.rounds))
+    rows = measure_photos(photos, args.repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    lines = [
-        "# Web app: time to follow an edit",
-        "",
-        f"`python benchmarks/web_preview.py --repeats {args.repeats}` on {platform.machine()}, {os.cpu_count()} "
-        f"logical CPUs, Python {platform.python_version()}; load average {load:.1f} when it finished.",
-        f"Each photo: {len(EDITS)} edits (a click that moves the focus, and the aperture) replayed "
-        f"{args.repeats} times; per edit the page's two requests, the 512 px draft and then the 1024 px "
-        "preview. Times are the whole HTTP request in milliseconds, median (min–max): render, JPEG "
-        "encoding and transfer through Starlette's test client; 'server' is the app's own "
-        "X-Render-Ms for the 1024 px preview (render and JPEG encoding). Save: full resolution, from the request until the "
-        "file is downloaded.",
-        "",
-        "| photo | size | depth | matte | upload s | draft ms | 1024 px preview ms | server ms | save s |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
-    ]
+    lines = ["# Web app: time to follow an edit", "", *header(args, load), "",
+             "| photo | size | depth | matte | upload s | draft ms | 1024 px preview ms | server ms | save s |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(f"| {row['photo']} | {row['size']} | {row['depth']} | {'yes' if row['matte'] else 'no'} | "
                      f"{row['upload']:.2f} | {spread(row['drafts'])} | {spread(row['previews'])} | "
                      f"{spread(row['renders'])} | {row['save']:.1f} |")
     lines += ["", f"Where a 1024 px preview's time goes: process CPU ms per preview over the {len(EDITS)} edits "
-              f"(cProfile with a CPU clock; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'all')}, "
-              "threads summed). The HTTP row is the median whole request minus the median server time.", "",
+              f"(cProfile with a CPU clock; threads summed). The HTTP row is the median whole request minus the "
+              "median server time.", "",
               "| stage | " + " | ".join(row["photo"] for row in rows) + " |", "|---|" + "---:|" * len(rows)]
     for label in rows[0]["stages"]:
         lines.append(f"| {label} | " + " | ".join(f"{row['stages'][label]:.0f}" for row in rows) + " |")
     lines.append("| HTTP and test client (wall) | " + " | ".join(
         f"{(statistics.median(row['previews']) - statistics.median(row['renders'])) * 1000:.0f}" for row in rows) + " |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    return write(args.out, lines)
+
+
+def write_same_run(args, pooled: dict[str, list[dict]]) -> int:
+    """The --baseline table: both trees side by side, requests pooled over the rounds."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = ["# Web app: time to follow an edit, this tree against a baseline in the same run", "",
+             *header(args, load),
+             f"Baseline: `{args.baseline}`. {args.rounds} rounds, each a fresh process per tree, alternating "
+             "baseline first; requests pooled over the rounds, CPU stages averaged, upload and save the median "
+             "of the rounds.", "",
+             "| photo | tree | upload s | draft ms | 1024 px preview ms | server ms | CPU ms per preview | save s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    names = list(pooled)
+    for i, row in enumerate(pooled[names[0]]):
+        for name in names:
+            other = pooled[name][i]
+            lines.append(f"| {row['photo']} | {name} | {other['upload']:.2f} | {spread(other['drafts'])} | "
+                         f"{spread(other['previews'])} | {spread(other['renders'])} | "
+                         f"{other['stages']['whole preview (render + encode)']:.0f} | {other['save']:.1f} |")
+    lines += ["", "Process CPU ms per 1024 px preview by stage (cProfile with a CPU clock; threads summed):", "",
+              "| photo | stage | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for i, row in enumerate(pooled[names[0]]):
+        for label in row["stages"]:
+            lines.append(f"| {row['photo']} | {label} | " + " | ".join(
+                f"{pooled[name][i]['stages'][label]:.0f}" for name in names) + " |")
+    return write(args.out, lines)
+
+
+def write(out: Path, lines: list[str]) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -1,5 +1,5 @@
 """The speed-ups for ~1 MP renders and web previews give the same pictures as the plain paths:
-the unrolled four-channel disc kernel, the windowed hidden-area search, the subject layer's tile
+the unrolled four-channel disc kernel (the windowed hidden-area search: test_hidden_area.py), the subject layer's tile
 mask and sparse gain, and the web session's cached highlight analysis (also under concurrent
 requests)."""
 
@@ -16,8 +16,7 @@ from lensblur.aperture import Aperture
 from lensblur.highlights import analyse_clipped, recover_highlights
 from lensblur.lens import Highlights, Lens, largest_radius, signed_coc
 from lensblur.renderers.discs import DiscScatter
-from lensblur.renderers.nearest import nearest_zero
-from lensblur.renderers.scatter import HiddenAreaOwners, render_scatter, slab_edges
+from lensblur.renderers.scatter import render_scatter
 from lensblur.web.app import create_app
 
 
@@ -55,39 +54,6 @@ def test_four_channel_disc_path_equals_the_general_path():
     clip = np.where(alpha > 1, 1 / np.maximum(alpha, 1e-12), 1)
     expected = np.where(alpha > 0, fast * clip + (1 - alpha * clip) * target, target)
     assert np.abs(composed - expected).max() < 1e-4
-
-
-def _whole_grid_hidden_part(owners: HiddenAreaOwners, label: int):
-    """The hidden area of slab ``label`` found with one transform over the whole analysis grid."""
-    nearer = owners.labels_small > label
-    if not nearer.any() or nearer.all():
-        return None
-    distance, iy, ix = nearest_zero(nearer)
-    own = owners.labels_small == label
-    own_radius = float(np.abs(owners.coc_small[own]).max()) if own.any() else 0.0
-    reveal = float(np.abs(owners.coc_small[nearer]).max()) + own_radius + 2.0
-    owned = nearer & (owners.labels_small[iy, ix] == label) & (distance * owners.factor <= reveal)
-    return (owned, iy, ix) if owned.any() else None
-
-
-@pytest.mark.parametrize("focus", [0.3, 0.7, 0.95])
-def test_windowed_hidden_area_equals_the_whole_grid_transform(focus):
-    image, disparity, _ = _scene(300, 420)
-    coc = signed_coc(disparity, 60.0, focus, 0.0)
-    edges = slab_edges(float(np.abs(coc).max()))
-    owners = HiddenAreaOwners(image, coc, edges)
-    found = 0
-    for label in range(len(edges) + 1):
-        windowed, whole = owners.hidden_part(label), _whole_grid_hidden_part(owners, label)
-        assert (windowed is None) == (whole is None), label
-        if whole is None:
-            continue
-        found += 1
-        owned, iy, ix = whole
-        assert np.array_equal(windowed.kernel_args[0], owned)
-        assert np.array_equal(windowed.kernel_args[1][owned], iy[owned])
-        assert np.array_equal(windowed.kernel_args[2][owned], ix[owned])
-    assert found >= 2  # the scene does hide background behind nearer slabs
 
 
 @pytest.mark.parametrize("with_matte", [False, True])
@@ -183,3 +149,18 @@ def test_concurrent_previews_with_different_settings_each_get_their_own_result(c
             assert response.status_code in (200, 204), response.text
             if response.status_code == 200:
                 assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), reference[sid, query])
+
+
+def test_the_app_lets_idle_kernel_threads_sleep_unless_told_otherwise(tmp_path, monkeypatch):
+    """create_app sets OMP_WAIT_POLICY=passive (spinning OpenMP threads starve the preview's serial
+    work on a busy machine), and keeps a value the user set."""
+    import os
+
+    from lensblur.web import app as web_app
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    create_app(temp_root=str(tmp_path)).state.store.close()
+    assert os.environ["OMP_WAIT_POLICY"] == web_app.OMP_WAIT_POLICY == "passive"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    create_app(temp_root=str(tmp_path)).state.store.close()
+    assert os.environ["OMP_WAIT_POLICY"] == "active"

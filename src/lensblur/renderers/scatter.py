@@ -39,7 +39,7 @@ from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
 from lensblur.renderers.discs import DiscScatter
 from lensblur.renderers.edge_matte import edge_subject
-from lensblur.renderers.nearest import nearest_zero
+from lensblur.renderers.nearest import nearest_zero_within
 from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles,
                                      slab_block_sum, slab_labels, tile_occupancy, unpremultiply)
 from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, scatter_premultiplied, split_subject
@@ -277,7 +277,9 @@ class HiddenAreaOwners:
     Works on a grid of at most ANALYSIS_PIXELS: for slab l, every cell nearer than l takes the
     nearest cell that is not nearer (lensblur.renderers.nearest); cells whose nearest visible
     cell lies in slab l, within the distance the nearer blur can reveal, extend slab l with that
-    cell's colour and blur radius.
+    cell's colour and blur radius. Which labels the grid holds and each label's largest |c| are
+    found once here; a slab then costs one distance transform on its window and work in
+    proportion to the cells within the reveal distance.
     """
 
     def __init__(self, radiance: np.ndarray, coc: np.ndarray, edges: np.ndarray):
@@ -290,59 +292,73 @@ class HiddenAreaOwners:
         # map every full-resolution pixel to its analysis cell
         self.cell_y = np.minimum(np.arange(height) * small[1] // height, small[1] - 1)
         self.cell_x = np.minimum(np.arange(width) * small[0] // width, small[0] - 1)
+        # each label's largest |c|: how far the blur of nearer slabs reaches
+        self._largest = np.zeros(len(edges) + 1, np.float32)
+        np.maximum.at(self._largest, self.labels_small.ravel(), np.abs(self.coc_small).ravel())
+        self._present = np.bincount(self.labels_small.ravel(), minlength=len(edges) + 1) > 0
 
     def hidden_part(self, label: int) -> "HiddenPart | None":
         """The part hidden behind nearer slabs that slab ``label`` extends to, or None."""
-        nearer_small = self.labels_small > label
-        own_small = self.labels_small == label
         # a cell is owned only when its nearest not-nearer cell is one of the slab's own cells
-        if not nearer_small.any() or not own_small.any():
+        if not self._present[label] or not self._present[label + 1:].any():
             return None
-        own_radius = float(np.abs(self.coc_small[own_small]).max())
-        reveal = float(np.abs(self.coc_small[nearer_small]).max()) + own_radius + 2.0
+        own_radius = float(self._largest[label])
+        reveal = float(self._largest[label + 1:].max()) + own_radius + 2.0
         # Owned cells lie within `reach` cells of the slab's own cells, and so does the nearest
         # not-nearer cell of each: a window around the own cells widened by twice that holds
         # every path the transform needs (the same cells come out as on the whole grid).
         reach = int(math.ceil(reveal / self.factor)) + 1
+        own_small = self.labels_small == label
         rows, cols = np.flatnonzero(own_small.any(axis=1)), np.flatnonzero(own_small.any(axis=0))
         height, width = own_small.shape
         y0, y1 = max(int(rows[0]) - 2 * reach, 0), min(int(rows[-1]) + 2 * reach + 1, height)
         x0, x1 = max(int(cols[0]) - 2 * reach, 0), min(int(cols[-1]) + 2 * reach + 1, width)
-        window = nearer_small[y0:y1, x0:x1]
+        window_labels = self.labels_small[y0:y1, x0:x1]
+        window = window_labels > label
         if not window.any():
             return None
-        distance, wy, wx = nearest_zero(window)
-        owned_window = window & (own_small[y0:y1, x0:x1][wy, wx]) & (distance * self.factor <= reveal)
-        if not owned_window.any():
+        cells, sources = nearest_zero_within(window, reveal, self.factor)
+        mine = window_labels.ravel()[sources] == label
+        if not mine.any():
             return None
-        owned = np.zeros_like(nearer_small)
-        owned[y0:y1, x0:x1] = owned_window
-        iy = np.zeros(own_small.shape, np.int32)
-        ix = np.zeros(own_small.shape, np.int32)
-        iy[y0:y1, x0:x1] = wy + y0
-        ix[y0:y1, x0:x1] = wx + x0
-        return HiddenPart((owned, iy, ix, self.colour_small, self.coc_small, self.cell_y, self.cell_x))
+        cy, cx = np.divmod(cells[mine], x1 - x0)
+        sy, sx = np.divmod(sources[mine], x1 - x0)
+        cy += y0
+        cx += x0
+        owned = np.zeros((height, width), bool)
+        owned[cy, cx] = True
+        # the sources of owned cells; the kernel reads no other cell of these
+        iy = np.zeros((height, width), np.int32)
+        ix = np.zeros((height, width), np.int32)
+        iy[cy, cx] = sy + y0
+        ix[cy, cx] = sx + x0
+        return HiddenPart((owned, iy, ix, self.colour_small, self.coc_small, self.cell_y, self.cell_x), (cy, cx))
 
 
 @dataclass(frozen=True)
 class HiddenPart:
     """Where a slab extends behind nearer content: the arguments kernels.slab_block_sum takes
     for it (owned analysis cells, their sources, the analysis grid's colour and blur, and the
-    cell of every full-resolution row and column)."""
+    cell of every full-resolution row and column), and the rows and columns (int arrays of equal
+    length) of the owned cells."""
 
     kernel_args: tuple
+    cells: tuple[np.ndarray, np.ndarray]
 
     def tiles(self, tile: int, height: int, width: int) -> np.ndarray:
         """bool (ceil(H/tile), ceil(W/tile)): the tile×tile blocks of the H×W image that hold a
         pixel whose analysis cell is owned."""
-        owned, cell_y, cell_x = self.kernel_args[0], self.kernel_args[5], self.kernel_args[6]
-        integral = cv2.integral(owned.astype(np.uint8))  # (h + 1)×(w + 1) running sums
-        starts_y, starts_x = np.arange(0, height, tile), np.arange(0, width, tile)
-        top, bottom = cell_y[starts_y], cell_y[np.minimum(starts_y + tile, height) - 1] + 1
-        left, right = cell_x[starts_x], cell_x[np.minimum(starts_x + tile, width) - 1] + 1
-        count = (integral[bottom][:, right] - integral[top][:, right] - integral[bottom][:, left]
-                 + integral[top][:, left])
-        return count > 0
+        grid_h, grid_w = self.kernel_args[0].shape
+        # Owned cell (c, d) covers pixel rows ceil(c·H/h) … ceil((c + 1)·H/h) − 1 (the rows whose
+        # cell_y is c), likewise columns: it touches the blocks from its first pixel's to its last's.
+        rows, cols = self.cells
+        ty0, ty1 = -(-rows * height // grid_h) // tile, (-(-(rows + 1) * height // grid_h) - 1) // tile
+        tx0, tx1 = -(-cols * width // grid_w) // tile, (-(-(cols + 1) * width // grid_w) - 1) // tile
+        active = np.zeros((-(-height // tile), -(-width // tile)), bool)
+        for dy in range(int((ty1 - ty0).max()) + 1):
+            for dx in range(int((tx1 - tx0).max()) + 1):
+                active[np.minimum(ty0 + dy, ty1), np.minimum(tx0 + dx, tx1)] = True
+        return active
 
 
 NO_HIDDEN = (np.zeros((0, 0), bool), np.zeros((0, 0), np.int32), np.zeros((0, 0), np.int32),

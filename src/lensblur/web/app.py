@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import threading
 import time
@@ -58,6 +59,12 @@ WEB_RENDERERS = ("scatter", "naive", "identity", "gegl")
 # numba's parallel kernels must not be entered from two threads at once, and two renders on a
 # 2-core CPU gain nothing from overlapping: renders of all sessions take turns.
 RENDER_LOCK = threading.Lock()
+
+# How idle kernel threads wait between two parallel kernels (OpenMP, numba's JIT route that
+# `lensblur serve` takes): "passive" sleeps instead of spinning. A preview is ~30 short parallel
+# kernels with Python and OpenCV work between them; spinning threads take the cores that work
+# needs as soon as anything else runs on the machine (docs/web.md, "How the preview stays fast").
+OMP_WAIT_POLICY = "passive"
 
 
 class ApiError(Exception):
@@ -256,7 +263,11 @@ def create_app(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int
     host: the address served; only it, localhost, 127.0.0.1 and ::1 are accepted in the Host
     header (any host when ``token`` is given). token: a secret every request must carry (the
     ``--allow-remote`` mode); see lensblur.web.guard.
-    ``app.state.store`` is the :class:`SessionStore`."""
+    ``app.state.store`` is the :class:`SessionStore`.
+
+    Sets ``OMP_WAIT_POLICY`` to :data:`OMP_WAIT_POLICY` in this process's environment unless it is
+    set already; it takes effect when no parallel kernel has run in the process yet."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     store = SessionStore(max_sessions=max_sessions, max_pixels=max_pixels, root=temp_root)
 
     def session_of(request: Request) -> Session:
