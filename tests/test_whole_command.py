@@ -22,7 +22,7 @@ from lensblur.highlights import FADE_START, _clipped, recover_highlights, sparse
 from lensblur.io import icc
 from lensblur.io.images import jpeg_bytes, read_image, write_image
 from lensblur.lamps import night_weight
-from lensblur.lens import Highlights, _median, focus_disparity_at, signed_coc
+from lensblur.lens import Highlights, focus_disparity_at, median_value, signed_coc
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "samples" / "apple"
@@ -246,7 +246,7 @@ def test_median_without_numpy_ma_equals_np_median():
     for size in list(range(1, 30)) + [256, 257]:
         for dtype in (np.float32, np.float64):
             values = (np.round(rng.uniform(0, 1, size) * 5) / 5).astype(dtype)
-            assert _median(values) == float(np.median(values))
+            assert median_value(values) == float(np.median(values))
     disparity = rng.uniform(0, 1, (50, 70)).astype(np.float32)
     assert 0 <= focus_disparity_at(disparity, 35, 25) <= 1
 
