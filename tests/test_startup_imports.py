@@ -61,3 +61,29 @@ def test_contrast_map_median_is_np_median():
         lab = cv2.blur(srgb_to_lab(image), (2 * radius + 1, 2 * radius + 1))
         distance = np.linalg.norm(lab - np.median(lab.reshape(-1, 3), axis=0), axis=-1)
         assert np.array_equal(auto.contrast_map(image, radius), auto._normalise(distance))
+
+
+_HEIF_FRESH = """
+import sys
+path, kind = sys.argv[1], sys.argv[2]
+import lensblur.io.images, lensblur.io.depth
+assert "pillow_heif.as_plugin" not in sys.modules, "registered on import"
+if kind == "photo":
+    print(lensblur.io.images.read_image(path).pixels.shape)
+else:
+    print(lensblur.io.depth.read_depth(path).shape)
+"""
+
+
+def test_heif_opener_registered_on_first_need_in_a_fresh_process(tmp_path):
+    import pillow_heif
+
+    heif = tmp_path / "photo.heic"
+    grey = np.repeat(np.linspace(0, 255, 16 * 12).astype(np.uint8), 3)  # equal channels: a grey map too
+    pillow_heif.from_bytes(mode="RGB", size=(16, 12), data=grey.tobytes()).save(heif, quality=90)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    for kind, expected in [("photo", "(12, 16, 3)"), ("depth", "(12, 16)")]:
+        done = subprocess.run([sys.executable, "-c", _HEIF_FRESH, str(heif), kind],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected

@@ -80,7 +80,7 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
         source = f"file {spec}" + (f" (colour-mapped with {colormap}, read back)" if colormap else "")
         return DepthChoice(fit_to_image(disparity, height, width, pixels, upsample), pixels, None, source,
                            scaling=scaling, upsampling=upsampling_note(disparity.shape, height, width, upsample))
-    from lensblur.io.embedded import find_embedded_depth  # XMP and MPF parsing: not for a depth file
+    from lensblur.io.embedded import find_embedded_depth  # not needed (nor imported) for a depth file
 
     found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:

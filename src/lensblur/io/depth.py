@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from lensblur.errors import InputError, OutputError
+from lensblur.io import bmff
 from lensblur.io.atomic import atomic_output, check_output
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
@@ -218,6 +219,10 @@ def _load_image(path: Path, max_pixels: int) -> np.ndarray:
     checks the size from the header and decodes (a damaged file raises here, not as libpng noise
     on stderr); colour files are then read again by OpenCV, which keeps 16-bit colour PNG and TIFF
     channels at full depth."""
+    if _is_bmff(path):
+        from lensblur.io.images import heif_support
+
+        heif_support()
     try:
         with pil_strict(), Image.open(path) as image:
             check_pixels(*image.size, max_pixels, f"depth map {path}")
@@ -231,6 +236,11 @@ def _load_image(path: Path, max_pixels: int) -> np.ndarray:
     if values is None or values.ndim != 3 or values.shape[:2] != fallback.shape[:2] or values.shape[2] < 3:
         return fallback
     return values[..., 2::-1]  # BGR(A) → RGB
+
+
+def _is_bmff(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return bmff.is_bmff(handle.read(12))
 
 
 def _grey(values: np.ndarray, path: Path, colormap: str | None) -> np.ndarray:

@@ -18,16 +18,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pillow_heif
-from PIL import Image, ImageCms, TiffImagePlugin, TiffTags
+from PIL import Image
 
 from lensblur.color import luminance
 from lensblur.errors import InputError, LensblurError, OutputError
 from lensblur.io import bmff, icc
 from lensblur.io.atomic import atomic_output, check_output
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
-
-pillow_heif.register_heif_opener()
 
 FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF")
 EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -203,9 +200,25 @@ def _check_readable(path: Path) -> None:
         raise InputError(f"cannot read image {path}: the file is empty")
 
 
+def heif_support() -> None:
+    """Let Pillow open and save HEIC/HEIF files (pillow_heif's plugin). Registered on first need,
+    not on import: loading pillow_heif takes about 10 ms of every command's start-up. Call it before
+    ``Image.open`` on a file that may be HEIF (:func:`read_image` does)."""
+    global _heif_registered
+    if not _heif_registered:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_registered = True
+
+
+_heif_registered = False
+
+
 def _read(path: Path, max_pixels: int) -> Photo:
     with open(path, "rb") as handle:
         if bmff.is_bmff(handle.read(12)):
+            heif_support()
             try:
                 bmff.check_complete(path)
             except bmff.Truncated as error:
@@ -348,6 +361,8 @@ def _normalise_mode(image: Image.Image, profile: bytes | None) -> tuple[Image.Im
         return image.convert("RGBA"), profile
     if mode == "CMYK":
         if profile and icc.colour_space(profile) == "CMYK":
+            from PIL import ImageCms
+
             try:
                 source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
                 srgb = ImageCms.createProfile("sRGB")
@@ -417,6 +432,7 @@ def _save(temp: Path, values: np.ndarray, fmt: str, deep: bool, profile: bytes |
     if fmt == "WEBP":
         options.update(quality=quality, lossless=quality >= 100, exact=True)
     elif fmt == "HEIF":
+        heif_support()
         options.update(quality=quality)
     image.save(temp, format=fmt, **options)
 
@@ -502,6 +518,8 @@ def _tiff(values: np.ndarray, profile: bytes | None, exif: bytes | None) -> byte
     values = values[..., None] if values.ndim == 2 else values
     height, width, channels = values.shape
     bits = 8 * values.dtype.itemsize
+    from PIL import TiffImagePlugin, TiffTags  # only TIFF output needs them (≈8 ms to import)
+
     strip = zlib.compress(np.ascontiguousarray(values, dtype=f"<u{values.dtype.itemsize}").tobytes(), 6)
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
     if exif:
