@@ -288,8 +288,7 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     if kind == "disparity":
         low, high = float(values.min()), float(values.max())
         if not normalize and full_scale is not None and low >= 0:
-            return (values.astype(np.float64) / full_scale).astype(np.float32), \
-                f"{bits}-bit {what}, scaled by {full_scale}"
+            return _scaled(values, full_scale), f"{bits}-bit {what}, scaled by {full_scale}"
         if not normalize and full_scale is None and 0.0 <= low and high <= 1.0:
             return values.astype(np.float32), f"float {what} in [0, 1], used as given"
         reason = "--normalize" if normalize else "outside [0, 1]"
@@ -310,6 +309,16 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     inverse = 1.0 / values.astype(np.float64)
     disparity = (inverse - 1.0 / z_far) / (1.0 / z_near - 1.0 / z_far)
     return np.clip(disparity, 0.0, 1.0).astype(np.float32), note
+
+
+def _scaled(values: np.ndarray, full_scale: int) -> np.ndarray:
+    """Integer levels / full_scale as float32, each the float64 quotient rounded to float32. Up to
+    16 bits every level and the divisor are exact in float32 and the float32 quotient is already
+    that number (rounding a float64 quotient to float32 rounds the same way: 53 ≥ 2·24 + 2 bits),
+    without a float64 copy of the map."""
+    if values.dtype.itemsize <= 2:
+        return values.astype(np.float32) / np.float32(full_scale)
+    return (values.astype(np.float64) / full_scale).astype(np.float32)
 
 
 def fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndarray:
