@@ -43,6 +43,7 @@ def test_render_with_a_depth_file_skips_embedded_depth_parsing_and_numpy_ma(tmp_
     Image.fromarray((np.arange(256, dtype=np.uint16).reshape(16, 16) * 200)).save(depth)
     modules = _render_modules(tmp_path, "--depth", str(depth), "--blur", "4")
     assert "lensblur.io.embedded" not in modules  # XMP, MPF and their xml/hashlib imports
+    assert "lensblur.io.colormaps" not in modules  # a grey map needs no colormap reader
     assert "numpy.ma" not in modules
 
 

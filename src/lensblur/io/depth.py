@@ -247,10 +247,10 @@ def _grey(values: np.ndarray, path: Path, colormap: str | None) -> np.ndarray:
     """One channel from an image's samples: grey as it is, grey stored as RGB from its first
     channel, a colour-mapped picture through ``colormap``; any other colour picture is refused
     in one line, naming the colormap it looks drawn with."""
-    from lensblur.io import colormaps
-
     if values.ndim != 3:
         return values
+    from lensblur.io import colormaps  # colour pictures only (≈8 ms to import)
+
     rgb8 = colormaps.to_rgb8(values)
     if colormap is not None:
         if colormaps.is_colour(rgb8):
