@@ -44,6 +44,7 @@ def test_render_with_a_depth_file_skips_embedded_depth_parsing_and_numpy_ma(tmp_
     modules = _render_modules(tmp_path, "--depth", str(depth), "--blur", "4")
     assert "lensblur.io.embedded" not in modules  # XMP, MPF and their xml/hashlib imports
     assert "lensblur.io.colormaps" not in modules  # a grey map needs no colormap reader
+    assert "lensblur.config" not in modules  # nor a depth model, nor the settings file naming one
     assert "numpy.ma" not in modules
 
 
