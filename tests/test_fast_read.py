@@ -30,6 +30,13 @@ def _picture(height=37, width=53, channels=3, seed=0) -> np.ndarray:
     return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
 
 
+@pytest.fixture
+def only_thread(monkeypatch):
+    """As in the command line reading its photo: the process's only Python thread (earlier tests
+    in this process may have left the kernels' thread pool running)."""
+    monkeypatch.setattr(images.threading, "active_count", lambda: 1)
+
+
 def _read_both(path, monkeypatch):
     """(read through the OpenCV path, was it taken, read through Pillow alone)."""
     taken = []
@@ -62,7 +69,7 @@ def _with_chunk_after_pixels(png: bytes, kind: bytes, payload: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
-def test_opencv_png_equals_pillow_on_8bit(tmp_path, monkeypatch, mode):
+def test_opencv_png_equals_pillow_on_8bit(tmp_path, monkeypatch, only_thread, mode):
     channels = len(mode)
     array = _picture(channels=channels)
     path = tmp_path / f"in-{mode}.png"
@@ -73,7 +80,7 @@ def test_opencv_png_equals_pillow_on_8bit(tmp_path, monkeypatch, mode):
     assert fast.grey == (mode == "L") and (fast.alpha is not None) == (mode == "RGBA")
 
 
-def test_opencv_png_with_plain_chunks(tmp_path, monkeypatch):
+def test_opencv_png_with_plain_chunks(tmp_path, monkeypatch, only_thread):
     path = tmp_path / "dpi.png"
     Image.fromarray(_picture()).save(path, dpi=(300, 300))  # a pHYs chunk
     fast, taken, slow = _read_both(path, monkeypatch)
@@ -84,7 +91,7 @@ def test_opencv_png_with_plain_chunks(tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", ["palette", "palette-transparent", "rgb-trns", "grey16", "rgb16", "grey-alpha",
                                   "exif-after-pixels", "text-after-pixels", "bad-crc", "grey-4bit", "exif-icc",
                                   "bad-icc"])
-def test_other_pngs_go_through_pillow_unchanged(tmp_path, monkeypatch, case):
+def test_other_pngs_go_through_pillow_unchanged(tmp_path, monkeypatch, only_thread, case):
     path = tmp_path / f"{case}.png"
     array = _picture()
     if case == "palette":
@@ -177,13 +184,17 @@ def test_stderr_is_given_back_and_other_threads_mean_pillow(tmp_path, monkeypatc
 
     path = tmp_path / "in.png"
     Image.fromarray(_picture()).save(path)
-    read_image(path)
+    with monkeypatch.context() as alone:
+        alone.setattr(images.threading, "active_count", lambda: 1)
+        fast, taken, slow = _read_both(path, alone)
+    assert taken
     os.write(2, b"still here\n")
     assert capfd.readouterr().err == "still here\n"
     release = threading.Event()
     other = threading.Thread(target=release.wait)
     other.start()
     try:
+        assert threading.active_count() > 1
         fast, taken, slow = _read_both(path, monkeypatch)  # a web server's threads: no fd games
     finally:
         release.set()
