@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -208,8 +209,11 @@ def main(argv=None) -> int:
         except Exception as error:  # noqa: BLE001 - gegl is optional; say why it is missing
             notes.append(f"gegl skipped: {error}")
 
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     lines = ["# Speed", "", f"{platform.processor() or platform.machine()}, {_cpu_count()} cores, "
-             f"Python {platform.python_version()} (`python benchmarks/speed.py {args.renderer}`).", "",
+             f"Python {platform.python_version()} (`python benchmarks/speed.py {args.renderer}`); load average "
+             f"when the layered cases were done {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min: "
+             "above about 1 the machine was shared and every time here is an upper bound).", "",
              "| renderer | size (W×H) | max radius px | median s | start-up s | peak memory / image |",
              "|---|---|---:|---:|---:|---:|"]
     for row in rows:
@@ -244,8 +248,6 @@ def main(argv=None) -> int:
 
 
 def _cpu_count() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

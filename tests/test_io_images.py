@@ -12,7 +12,7 @@ import lensblur
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError, OutputError
 from lensblur.io import icc
-from lensblur.io.images import Photo, read_image, reset_orientation, write_image
+from lensblur.io.images import Photo, heif_support, read_image, reset_orientation, write_image
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "samples"
 
@@ -52,6 +52,7 @@ P3_LIKE = icc_profile(para(3, 2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
 
 
 def save(path, array, **options) -> Path:
+    heif_support()  # Pillow's HEIC writer (lensblur registers it on first need, not on import)
     Image.fromarray(array).save(path, **options)
     return Path(path)
 

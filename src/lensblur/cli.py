@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -54,11 +55,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (also used by ``python -m lensblur``)."""
+    """Entry point; returns the exit code (also used by ``python -m lensblur``).
+
+    argv: the arguments after the program name. Without it (the ``lensblur`` script, ``python -m
+    lensblur``) this is the process's entry and it first sets the process up for one command
+    (:func:`own_process`); given a list (tests, scripts calling the CLI in their own process) the
+    caller's thread and garbage-collector settings are left alone.
+    """
+    if argv is None:
+        own_process()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((word for word in argv if not word.startswith("-")), None)
     parser = build_parser(command if command in COMMAND_MODULES else None)
     args = parser.parse_args(argv)
+    _imports_done()
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -84,6 +94,42 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lensblur: internal error: {type(error).__name__}: {error} (rerun with --debug for details)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+
+
+def own_process() -> None:
+    """Settings for a process that exists to run one ``lensblur`` command; only the CLI entry
+    calls this, never ``import lensblur``.
+
+    - numpy's OpenBLAS on one thread (``OPENBLAS_NUM_THREADS=1`` unless the user set it; it only
+      takes effect before numpy is loaded, which this module does not do). The one matrix product
+      of a render (the luminance of the night-lamp test, ``lensblur.lamps``) is far too small to
+      gain from threads, and OpenBLAS's worker threads then spin for a while, taking the second
+      core from the compiled kernels (about 7 % of a ramp render's CPU samples, plus the kernel's
+      scheduling of them).
+    - The cyclic garbage collector off while the command's modules are imported (a full collection
+      every few hundred new objects, ~5 % of a small render), then those modules' objects frozen
+      out of later collections (:func:`_imports_done`).
+    """
+    global _collector_held
+    os.environ.setdefault(BLAS_THREADS, "1")
+    if gc.isenabled():
+        gc.disable()
+        _collector_held = True
+
+
+_collector_held = False
+
+
+def _imports_done() -> None:
+    """End of the command's imports: give back the collector :func:`own_process` held."""
+    global _collector_held
+    if _collector_held:
+        _collector_held = False
+        gc.freeze()
+        gc.enable()
 
 
 class Terminated(SystemExit):

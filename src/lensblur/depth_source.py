@@ -18,7 +18,6 @@ import numpy as np
 from lensblur.color import srgb_to_linear
 from lensblur.errors import InputError
 from lensblur.io.depth import GUIDED, fit_to_image, read_depth_explained, upsampling_note
-from lensblur.io.embedded import find_embedded_depth
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, map_limit
 
 AUTO, EMBEDDED, ESTIMATE = "auto", "embedded", "estimate"
@@ -81,6 +80,8 @@ def choose_depth(photo_path: str, pixels: np.ndarray, spec: str = AUTO, kind: st
         source = f"file {spec}" + (f" (colour-mapped with {colormap}, read back)" if colormap else "")
         return DepthChoice(fit_to_image(disparity, height, width, pixels, upsample), pixels, None, source,
                            scaling=scaling, upsampling=upsampling_note(disparity.shape, height, width, upsample))
+    from lensblur.io.embedded import find_embedded_depth  # not needed (nor imported) for a depth file
+
     found = None if spec == ESTIMATE else find_embedded_depth(photo_path, max_pixels)
     if found is None and spec == EMBEDDED:
         raise InputError(f"{photo_path} holds no depth map that lensblur can read: use --depth auto or FILE")

@@ -168,17 +168,17 @@ def focus_disparity_at(disparity: np.ndarray, x: float, y: float, window: int | 
     if not (0 <= x < width and 0 <= y < height):
         raise InputError(f"focus point ({x:g}, {y:g}) is outside the {width}×{height} image")
     xi, yi = int(x), int(y)
-    centre = _median(disparity[max(yi - 1, 0):yi + 2, max(xi - 1, 0):xi + 2])
+    centre = median_value(disparity[max(yi - 1, 0):yi + 2, max(xi - 1, 0):xi + 2])
     if window is None:
         window = max(3, int(0.02 * np.hypot(height, width)))
     patch = disparity[max(yi - window, 0):yi + window + 1, max(xi - window, 0):xi + window + 1]
     near_centre = patch[np.abs(patch - centre) <= 0.05]
-    return _median(near_centre) if near_centre.size else centre
+    return median_value(near_centre) if near_centre.size else centre
 
 
-def _median(values: np.ndarray) -> float:
-    """np.median of finite values, the same number, without np.median's first call importing
-    numpy.ma (about 20 ms of every command's start-up)."""
+def median_value(values: np.ndarray) -> float:
+    """np.median of the finite ``values`` (any shape, flattened), the same number, without
+    np.median's first call importing numpy.ma (about 20 ms of every command's start-up)."""
     flat = np.ravel(values)
     middle = flat.size // 2
     if flat.size % 2:

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from conftest import assert_clean_failure, run_cli, sample
 from lensblur.errors import InputError
 from lensblur.io.embedded import find_embedded_depth
-from lensblur.io.images import read_image
+from lensblur.io.images import heif_support, read_image
 from lensblur.web.app import create_app
 
 CUTS = (0.1, 0.5, 0.9, 0.999)
@@ -28,6 +28,7 @@ def small_heic(fmt="HEIF") -> bytes:
     y, x = np.mgrid[0:256, 0:320]
     pixels = np.stack([x * 0.7, y * 0.9, (x + y) * 0.4], axis=-1) + rng.integers(0, 40, (256, 320, 3))
     buffer = io.BytesIO()
+    heif_support()  # Pillow's HEIF writer: lensblur registers it on first need, not on import
     saved = pillow_heif.options.GRID_TILE_SIZE
     pillow_heif.options.GRID_TILE_SIZE = 64
     try:

@@ -145,8 +145,9 @@ def _pixels(path: str) -> int:
     """Width × height from the file's header (0 when it cannot be read: the render will say why)."""
     from PIL import Image
 
-    import lensblur.io.images  # noqa: F401 - registers the HEIF opener
+    from lensblur.io.images import heif_support
 
+    heif_support()
     try:
         with Image.open(path) as image:
             return image.width * image.height

@@ -124,9 +124,11 @@ def load_depth(args: argparse.Namespace, photo) -> DepthChoice:
     With ``--renderer deeplens`` a missing depth is predicted by DeepLens' own depth module (the
     paper's single-image path) unless a depth model is given or set (--depth-model,
     LENSBLUR_DEPTH_MODEL, the settings file)."""
-    from lensblur.depth.model_choice import own_depth_model
+    fallback = None
+    if args.depth in (AUTO, EMBEDDED, ESTIMATE):  # a depth file needs no model (nor its settings file)
+        from lensblur.depth.model_choice import own_depth_model
 
-    fallback = own_depth_model(getattr(args, "renderer", None))
+        fallback = own_depth_model(getattr(args, "renderer", None))
     choice = choose_depth(args.input, photo.pixels, args.depth, args.depth_kind, args.near, args.far,
                           args.depth_model, args.depth_preset, args.max_pixels, args.normalize,
                           args.depth_colormap, fallback, args.depth_upsample)
@@ -243,11 +245,13 @@ def input_files(args: argparse.Namespace) -> list[str | None]:
 
 def _model_file(option) -> str | None:
     """The file of a --depth-model value (PATH.onnx, KIND:PATH or a resolved DepthModel), if any."""
+    if not option:
+        return None
     from lensblur.depth.model_choice import NONE, DepthModel, parse_model
 
     if isinstance(option, DepthModel):
         return option.path
-    if not option or option.strip().lower() == NONE:
+    if option.strip().lower() == NONE:
         return None
     try:
         return parse_model(option).path

@@ -20,6 +20,7 @@ from lensblur.depth import DepthEstimate, register
 from lensblur.depth.matting import matte_band
 from lensblur.depth.refine import guided_filter, guided_upsample
 from lensblur.errors import InputError
+from lensblur.lens import median_value
 
 FAR, NEAR_BACKGROUND, SUBJECT = 0.05, 0.5, 0.8
 CONTACT_LIFT = 0.05  # a standing subject is this much nearer than the ground where it stands
@@ -67,7 +68,8 @@ def contrast_map(image: np.ndarray, radius: int) -> np.ndarray:
     image: H×W×3 sRGB-encoded in [0, 1]; radius: smoothing radius in pixels.
     """
     lab = cv2.blur(srgb_to_lab(image), (2 * radius + 1, 2 * radius + 1))
-    distance = np.linalg.norm(lab - np.median(lab.reshape(-1, 3), axis=0), axis=-1)
+    median = np.array([median_value(channel) for channel in lab.reshape(-1, 3).T], dtype=lab.dtype)
+    distance = np.linalg.norm(lab - median, axis=-1)
     return _normalise(distance)
 
 

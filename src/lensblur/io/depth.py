@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from lensblur.errors import InputError, OutputError
+from lensblur.io import bmff
 from lensblur.io.atomic import atomic_output, check_output
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
@@ -218,6 +219,10 @@ def _load_image(path: Path, max_pixels: int) -> np.ndarray:
     checks the size from the header and decodes (a damaged file raises here, not as libpng noise
     on stderr); colour files are then read again by OpenCV, which keeps 16-bit colour PNG and TIFF
     channels at full depth."""
+    if _is_bmff(path):
+        from lensblur.io.images import heif_support
+
+        heif_support()
     try:
         with pil_strict(), Image.open(path) as image:
             check_pixels(*image.size, max_pixels, f"depth map {path}")
@@ -233,14 +238,19 @@ def _load_image(path: Path, max_pixels: int) -> np.ndarray:
     return values[..., 2::-1]  # BGR(A) → RGB
 
 
+def _is_bmff(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return bmff.is_bmff(handle.read(12))
+
+
 def _grey(values: np.ndarray, path: Path, colormap: str | None) -> np.ndarray:
     """One channel from an image's samples: grey as it is, grey stored as RGB from its first
     channel, a colour-mapped picture through ``colormap``; any other colour picture is refused
     in one line, naming the colormap it looks drawn with."""
-    from lensblur.io import colormaps
-
     if values.ndim != 3:
         return values
+    from lensblur.io import colormaps  # colour pictures only (≈8 ms to import)
+
     rgb8 = colormaps.to_rgb8(values)
     if colormap is not None:
         if colormaps.is_colour(rgb8):
@@ -278,8 +288,7 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     if kind == "disparity":
         low, high = float(values.min()), float(values.max())
         if not normalize and full_scale is not None and low >= 0:
-            return (values.astype(np.float64) / full_scale).astype(np.float32), \
-                f"{bits}-bit {what}, scaled by {full_scale}"
+            return _scaled(values, full_scale), f"{bits}-bit {what}, scaled by {full_scale}"
         if not normalize and full_scale is None and 0.0 <= low and high <= 1.0:
             return values.astype(np.float32), f"float {what} in [0, 1], used as given"
         reason = "--normalize" if normalize else "outside [0, 1]"
@@ -300,6 +309,16 @@ def _normalize(values: np.ndarray, kind: str, near: float | None, far: float | N
     inverse = 1.0 / values.astype(np.float64)
     disparity = (inverse - 1.0 / z_far) / (1.0 / z_near - 1.0 / z_far)
     return np.clip(disparity, 0.0, 1.0).astype(np.float32), note
+
+
+def _scaled(values: np.ndarray, full_scale: int) -> np.ndarray:
+    """Integer levels / full_scale as float32, each the float64 quotient rounded to float32. Up to
+    16 bits every level and the divisor are exact in float32 and the float32 quotient is already
+    that number (rounding a float64 quotient to float32 rounds the same way: 53 ≥ 2·24 + 2 bits),
+    without a float64 copy of the map."""
+    if values.dtype.itemsize <= 2:
+        return values.astype(np.float32) / np.float32(full_scale)
+    return (values.astype(np.float64) / full_scale).astype(np.float32)
 
 
 def fill_invalid(values: np.ndarray, invalid: np.ndarray, label: str) -> np.ndarray:

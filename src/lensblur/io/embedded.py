@@ -16,6 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -24,9 +25,12 @@ from lensblur.errors import InputError
 from lensblur.io import heif_depth
 from lensblur.io.depth import normalize_depth
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, LimitError, check_pixels, header_size, map_limit, pil_strict
-from lensblur.io.mpf import mpf_images
-from lensblur.io.xmp import (RANGE_FORMATS, ContainerItem, DynamicDepthInfo, Segment, apple_aux_type,
-                             extract_xmp, jpeg_segments, parse_packets, read_dynamic_depth, read_gdepth)
+
+if TYPE_CHECKING:
+    from lensblur.io.xmp import ContainerItem, DynamicDepthInfo, Segment
+
+# lensblur.io.xmp and lensblur.io.mpf (XML, hashlib, many dataclasses: ~20 ms) are imported by the
+# JPEG readers below, when a JPEG is looked into, not by every command that imports this module.
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +142,8 @@ class _Jpeg:
 
 
 def _parse_jpeg(data: bytes, notes: list[str], limit: int = DEFAULT_MAX_PIXELS) -> _Jpeg:
+    from lensblur.io.xmp import extract_xmp, jpeg_segments, parse_packets
+
     segments = jpeg_segments(data)
     packets = extract_xmp(data, segments)
     notes.extend(packets.notes)
@@ -158,6 +164,8 @@ def _from_jpeg(data: bytes, notes: list[str], limit: int = DEFAULT_MAX_PIXELS) -
 
 
 def _gdepth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
+    from lensblur.io.xmp import read_gdepth
+
     info = read_gdepth(jpeg.roots, notes)
     if info is None or info.depth_data is None:
         return None
@@ -174,6 +182,8 @@ def _gdepth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
 
 
 def _dynamic_depth(jpeg: _Jpeg, notes: list[str]) -> EmbeddedDepth | None:
+    from lensblur.io.xmp import read_dynamic_depth
+
     info = read_dynamic_depth(jpeg.roots, notes)
     if info is None:
         return None
@@ -254,6 +264,9 @@ def _apple_parts(jpeg: _Jpeg, notes: list[str]) -> list[tuple[str, bytes, dict]]
     kind is "disparity", "depth", "matte", or "other". Images without any XMP that are grey and
     untyped in the index are taken by position (1 = disparity, 2 = matte), as older iPhones write.
     """
+    from lensblur.io.mpf import mpf_images
+    from lensblur.io.xmp import apple_aux_type, extract_xmp, parse_packets
+
     parts = []
     for image in mpf_images(jpeg.data, notes, jpeg.segments)[1:]:
         blob = jpeg.data[image.offset:image.offset + image.size]
@@ -290,6 +303,8 @@ def _apple_disparity(values: np.ndarray, kind: str, aux: dict, notes: list[str])
 
 
 def _describe_jpeg(data: bytes, notes: list[str]) -> list[str]:
+    from lensblur.io.xmp import read_dynamic_depth, read_gdepth
+
     jpeg = _parse_jpeg(data, notes)
     lines = []
     gdepth = read_gdepth(jpeg.roots, notes)
@@ -350,6 +365,8 @@ def _range_to_disparity(values: np.ndarray, fmt: str | None, near: float | None,
     RangeInverse: Z = Far·Near / (Far − v·(Far − Near)); RangeLinear: Z = v·(Far − Near) + Near;
     then D = (1/Z − 1/Far) / (1/Near − 1/Far) (for RangeInverse that is exactly 1 − v).
     """
+    from lensblur.io.xmp import RANGE_FORMATS
+
     if fmt not in RANGE_FORMATS:
         notes.append(f"{label} format {fmt!r} is not RangeInverse or RangeLinear; ignored")
         return None
