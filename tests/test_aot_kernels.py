@@ -319,7 +319,9 @@ def test_chunk_bounds_and_run_chunks():
     big = np.zeros(1000)
     threads.run_chunks(record, (big, 0, 1000), threads=3, min_elements=10)
     assert np.array_equal(big, np.ones(1000))  # every index exactly once
-    assert len(calls) == 24 and all(name.startswith("lensblur-kernel") for *_, name in calls)
+    assert sorted((lo, hi) for lo, hi, _ in calls) == threads.chunk_bounds(0, 1000, 24)
+    names = {name for *_, name in calls}  # the calling thread takes chunks too
+    assert names <= {threading.current_thread().name} | {n for n in names if n.startswith("lensblur-kernel")}
     calls.clear()
     small = np.zeros(5)
     threads.run_chunks(record, (small, 0, 5), threads=3, min_elements=10)
@@ -331,6 +333,34 @@ def test_chunk_bounds_and_run_chunks():
 
     with pytest.raises(ValueError, match="chunk 0"):
         threads.run_chunks(fail, (big, 0, 1000), threads=2, min_elements=10)
+
+    done = np.zeros(1000)
+
+    def fail_some(array, lo, hi):
+        array[lo:hi] += 1
+        if lo >= 500:
+            raise ValueError(f"chunk at {lo}")
+
+    with pytest.raises(ValueError, match="chunk at 500"):  # the first failing chunk in range order
+        threads.run_chunks(fail_some, (done, 0, 1000), threads=2, min_elements=10)
+    assert np.array_equal(done, np.ones(1000))  # and every chunk still ran, once
+
+
+def test_run_chunks_from_several_threads():
+    """Callers on several threads at once (the web app) share the pool: each call's chunks still
+    cover its own range exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lensblur import threads
+
+    def add(array, lo, hi):
+        array[lo:hi] += 1
+
+    arrays = [np.zeros(5000) for _ in range(12)]
+    with ThreadPoolExecutor(6) as callers:
+        list(callers.map(lambda a: [threads.run_chunks(add, (a, 0, a.size), threads=3, min_elements=10)
+                                    for _ in range(20)], arrays))
+    assert all(np.array_equal(a, np.full(5000, 20.0)) for a in arrays)
 
 
 def test_chunked_compiled_kernels_equal_one_call(built, monkeypatch):

@@ -9,6 +9,7 @@ on a few threads instead: :func:`run_chunks`. The JIT route does not come here (
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from lensblur.aot import get_num_threads
@@ -42,13 +43,13 @@ def _executor(threads: int):
 
 def run_chunks(function, args: tuple, threads: int | None = None, min_elements: int | None = None) -> None:
     """``function(*args)`` where ``args`` ends with ``lo, hi`` (ints), run as calls on chunks of
-    [lo, hi) on ``threads`` (default :func:`lensblur.aot.get_num_threads`) worker threads, waiting
-    for all of them; one call on this thread when there is one thread, one iteration, or less
-    work than ``min_elements`` (default :data:`MIN_ELEMENTS`) elements in the largest array
-    argument. The function must release the GIL to gain anything, treat every iteration of
-    [lo, hi) independently and write disjoint outputs: then the result is identical to one
-    call. Its return value is dropped. The first exception of a chunk is raised (after every
-    chunk has finished)."""
+    [lo, hi) on ``threads`` (default :func:`lensblur.aot.get_num_threads`) threads, the calling
+    thread one of them, waiting for all of them; one call on this thread when there is one
+    thread, one iteration, or less work than ``min_elements`` (default :data:`MIN_ELEMENTS`)
+    elements in the largest array argument. The function must release the GIL to gain anything,
+    treat every iteration of [lo, hi) independently and write disjoint outputs: then the result
+    is identical to one call. Its return value is dropped. The error of the first chunk (in
+    range order) that raised is raised, after every chunk has finished."""
     *head, lo, hi = args
     threads = get_num_threads() if threads is None else threads
     limit = MIN_ELEMENTS if min_elements is None else min_elements
@@ -56,10 +57,27 @@ def run_chunks(function, args: tuple, threads: int | None = None, min_elements: 
     if threads < 2 or hi - lo < 2 or largest < limit:
         function(*args)
         return
-    from concurrent.futures import wait
+    bounds = chunk_bounds(lo, hi, CHUNKS_PER_THREAD * threads)
+    taken = itertools.count()  # next() is atomic under the GIL: each chunk is taken once
+    errors: dict[int, BaseException] = {}
 
-    pool = _executor(threads)
-    futures = [pool.submit(function, *head, a, b) for a, b in chunk_bounds(lo, hi, CHUNKS_PER_THREAD * threads)]
-    wait(futures)
-    for future in futures:
-        future.result()
+    def take_chunks() -> None:
+        # Chunks are taken as threads free up, so uneven chunks even out. One submitted task per
+        # helper thread instead of one per chunk: fewer hand-offs between threads.
+        while (index := next(taken)) < len(bounds):
+            try:
+                function(*head, *bounds[index])
+            except BaseException as error:  # noqa: BLE001 - raised below, after every chunk
+                errors[index] = error
+
+    pool = _executor(threads - 1)
+    helpers = [pool.submit(take_chunks) for _ in range(threads - 1)]
+    take_chunks()
+    # A helper still queued (the pool busy with another caller's chunks) has nothing left to do.
+    waiting = [helper for helper in helpers if not helper.cancel()]
+    if waiting:
+        from concurrent.futures import wait
+
+        wait(waiting)
+    if errors:
+        raise errors[min(errors)]
