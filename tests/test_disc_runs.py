@@ -141,3 +141,28 @@ def test_rimmed_discs_keep_the_interpolated_span_ends(radius):
     inner = _reference(values, radii * kernels.RIM_INNER, table, blend=False)[..., 3] * (rim * inner2 / (1 - inner2))
     expected = (outer - inner) / (outer - inner).sum()
     assert np.abs(rimmed - expected).max() < 1e-5
+
+
+def test_span_tables_cut_from_shared_blocks_equal_tables_built_alone(monkeypatch):
+    """span_table cuts each table from radii computed for a 16 px block (cached per process and
+    shared read-only between threads): every array is bit-identical to the table computed at
+    exactly its own size, for discs and polygons, and the cached block cannot be written."""
+    from lensblur.renderers import spans
+
+    apertures = [Aperture(), Aperture(6), Aperture(5, 17.0, 0.3)]
+    radii = [0.3, 2.5, 9, 10, 12.7, 16, 17, 31, 33, 77.2]
+    shared = {(a, r): spans.span_table.__wrapped__(a, r) for a in apertures for r in radii}
+    monkeypatch.setattr(spans, "RAW_BLOCK", 1)  # every table its own block: the uncut computation
+    spans._raw_block.cache_clear()
+    try:
+        for (aperture, radius), table in shared.items():
+            alone = spans.span_table.__wrapped__(aperture, radius)
+            for field in ("left", "right", "weight", "reach"):
+                mine, reference = getattr(table, field), getattr(alone, field)
+                assert mine.dtype == reference.dtype and mine.shape == reference.shape, (aperture, radius, field)
+                assert mine.tobytes() == reference.tobytes(), (aperture, radius, field)
+    finally:
+        spans._raw_block.cache_clear()
+    left, _, _ = spans._raw_block(Aperture(), 16, 8)
+    with pytest.raises(ValueError):
+        left[0, 0] = 1.0

@@ -76,6 +76,39 @@ def span_table(aperture: Aperture, max_radius: float, steps_per_pixel: int = STE
     n_radii = int(math.ceil(max_radius * steps_per_pixel)) + 2
     radii = np.arange(n_radii) / steps_per_pixel
     reach_max = int(math.ceil(radii[-1] + 0.5))
+    left, right, count = _raw_spans(aperture, n_radii, reach_max, steps_per_pixel)
+    weight = count / SUBROWS
+    # Radius 0 (and radii so small that no sub-row hits) is a single pixel.
+    empty = weight.sum(axis=1) == 0
+    left[empty], right[empty], weight[empty] = 0, 0, 0
+    left[empty, reach_max], right[empty, reach_max], weight[empty, reach_max] = -0.5, 0.5, 1.0
+    area = (weight * (right - left)).sum(axis=1)
+    weight = weight / area[:, None]
+    reach = np.array([int(math.ceil(r + 0.5)) for r in radii], dtype=np.int32)
+    return SpanTable(left.astype(np.float32), right.astype(np.float32), weight.astype(np.float32),
+                     reach, steps_per_pixel)
+
+
+RAW_BLOCK = 16 * STEPS_PER_PIXEL  # radii are computed in blocks of 16 px, so a render's slabs share them
+
+
+def _raw_spans(aperture: Aperture, n_radii: int, reach_max: int,
+               steps_per_pixel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Span ends (pixels) and inside sub-row counts (float64, fresh copies) of radii
+    ``arange(n_radii) / steps_per_pixel`` on rows −reach_max..reach_max: slices of a table
+    computed for a few more radii and rows (cached), with the same values element by element."""
+    block = -(-n_radii // RAW_BLOCK) * RAW_BLOCK
+    left, right, count = _raw_block(aperture, block, steps_per_pixel)
+    centre = (left.shape[1] - 1) // 2
+    rows = slice(centre - reach_max, centre + reach_max + 1)
+    return left[:n_radii, rows].copy(), right[:n_radii, rows].copy(), count[:n_radii, rows].copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _raw_block(aperture: Aperture, n_radii: int, steps_per_pixel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Read-only once built: threads share it (the web app renders on several).
+    radii = np.arange(n_radii) / steps_per_pixel
+    reach_max = int(math.ceil(radii[-1] + 0.5))
     rows = np.arange(-reach_max, reach_max + 1)
     sub = (np.arange(SUBROWS) + 0.5) / SUBROWS - 0.5
     y = rows[None, :, None] + sub[None, None, :]                      # pixels
@@ -91,13 +124,6 @@ def span_table(aperture: Aperture, max_radius: float, steps_per_pixel: int = STE
         right = np.where(count > 0, np.nansum(np.where(inside, right_u, 0), axis=2) / np.maximum(count, 1), 0)
     left *= radii[:, None]
     right *= radii[:, None]
-    weight = count / SUBROWS
-    # Radius 0 (and radii so small that no sub-row hits) is a single pixel.
-    empty = weight.sum(axis=1) == 0
-    left[empty], right[empty], weight[empty] = 0, 0, 0
-    left[empty, reach_max], right[empty, reach_max], weight[empty, reach_max] = -0.5, 0.5, 1.0
-    area = (weight * (right - left)).sum(axis=1)
-    weight = weight / area[:, None]
-    reach = np.array([int(math.ceil(r + 0.5)) for r in radii], dtype=np.int32)
-    return SpanTable(left.astype(np.float32), right.astype(np.float32), weight.astype(np.float32),
-                     reach, steps_per_pixel)
+    for array in (left, right, count):
+        array.flags.writeable = False
+    return left, right, count
