@@ -128,6 +128,28 @@ def test_crowd_counts_on_blocks_match_per_pixel_counts():
     assert coarse[lone].min() > 0.9  # a lamp standing alone keeps its boost
 
 
+@pytest.mark.parametrize("shape", [(1500, 2000), (1001, 1517), (333, 777), (120, 90)])
+def test_spots_and_crowd_from_clipped_coordinates_equal_the_whole_mask_path(shape):
+    """Given the clipped pixels' coordinates, _spots labels only their bounding box and
+    _crowd_grid counts blocks from the coordinates (mirrored into the reflected padding): the
+    same spots, centroids (to their rounding) and bit-identical crowd grid as from the mask."""
+    rng = np.random.default_rng(7)
+    height, width = shape
+    for density in (1e-4, 1e-2, 0.3):
+        clipped = rng.random(shape) < density
+        clipped[-3:, :5] = clipped[:4, -2:] = True  # spots in the corners and the padding's mirror
+        clipped[height // 2:height // 2 + 9, width // 3:width // 3 + 7] = True
+        where = np.nonzero(clipped)
+        spots, centroids = _spots(clipped)
+        boxed, boxed_centroids = _spots(clipped, where)
+        assert np.array_equal(spots, boxed)
+        assert np.array_equal(np.round(centroids), np.round(boxed_centroids))
+        grid, factor = _crowd_grid(centroids, clipped)
+        sparse, sparse_factor = _crowd_grid(boxed_centroids, clipped, where)
+        assert factor == sparse_factor and grid.dtype == sparse.dtype == np.float32
+        assert grid.tobytes() == sparse.tobytes()
+
+
 def _composite_over_per_pixel(acc, layer, scale, y0, x0):
     """composite_over as it was written before its columns were tabled (6a64e51), in plain
     Python: the interpolation position of every pixel computed on the pixel."""

@@ -19,6 +19,7 @@ out of focus does not glow.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -144,9 +145,9 @@ def _analysis(linear, settings, candidate, where=None) -> ClippedAnalysis:
     if rows.size == 0:  # nothing clipped: no spots and no lamps, as the steps below would find
         spots, centroids, lights = np.zeros(candidate.shape, dtype=bool), np.empty((0, 2)), None
     else:
-        spots, centroids = _spots(candidate)
+        spots, centroids = _spots(candidate, (rows, columns))
         lights = find_lights(linear, candidate) if settings.lamps else None
-    crowd, factor = _crowd_grid(centroids, candidate)
+    crowd, factor = _crowd_grid(centroids, candidate, (rows, columns))
     share = np.where(spots[rows, columns], crowd[rows // factor, columns // factor], np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     lamp_weight = lamp_radiance = None
@@ -210,11 +211,12 @@ def uncrowded(spots: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     return crowd[np.arange(height)[:, None] // factor, np.arange(width)[None, :] // factor]
 
 
-def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray, int]:
+def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray,
+                where: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """:func:`uncrowded`'s share on a grid of factor×factor-pixel blocks (float32), and the
-    factor; centroids: (x, y) of the spots (n×2). The counting windows are a few hundred pixels
-    wide on a phone photo, so blocks of 1/32 of the window change the counts only at the
-    windows' edges."""
+    factor; centroids: (x, y) of the spots (n×2); where: ``np.nonzero(clipped)`` when the caller
+    has it. The counting windows are a few hundred pixels wide on a phone photo, so blocks of
+    1/32 of the window change the counts only at the windows' edges."""
     height, width = clipped.shape
     side = 2 * int(round(CROWD_RADIUS_FRACTION * math.hypot(height, width))) + 1
     factor = max(1, side // 32)
@@ -230,6 +232,8 @@ def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray,
     wide_cells = max(1, (4 * side + 1) // factor) | 1
     if factor == 1:
         clipped_share = clipped.astype(np.float32)
+    elif where is not None and grid_h * factor - height < height and grid_w * factor - width < width:
+        clipped_share = _block_share(where, height, width, factor)
     else:  # share of clipped pixels per block (edge blocks padded by reflection)
         padded = np.pad(clipped, ((0, grid_h * factor - height), (0, grid_w * factor - width)), mode="reflect")
         clipped_share = padded.reshape(grid_h, factor, grid_w, factor).mean(axis=(1, 3), dtype=np.float32)
@@ -239,17 +243,55 @@ def _crowd_grid(centroids: np.ndarray, clipped: np.ndarray) -> tuple[np.ndarray,
     return (1.0 / (1.0 + (others / CROWD_COUNT) ** 2 + (share / CROWD_CLIPPED) ** 2)).astype(np.float32), factor
 
 
+def _block_share(where: tuple[np.ndarray, np.ndarray], height: int, width: int, factor: int) -> np.ndarray:
+    """The share of clipped pixels per factor×factor block, float32, equal bit for bit to the mean
+    of the mask padded by reflection (numpy's "reflect", padding shorter than the image) over
+    each block, counted from the clipped pixels' coordinates ``where`` alone."""
+    grid_h, grid_w = -(-height // factor), -(-width // factor)
+    rows, cols = (np.asarray(index, np.int64) for index in where)
+    # a pixel's mirror image 2·(size − 1) − index lies in the padding when it is past the edge
+    mirror_rows, mirror_cols = 2 * (height - 1) - rows, 2 * (width - 1) - cols
+    in_rows = (mirror_rows >= height) & (mirror_rows < grid_h * factor)
+    in_cols = (mirror_cols >= width) & (mirror_cols < grid_w * factor)
+    both = in_rows & in_cols
+    padded_rows = np.concatenate([rows, mirror_rows[in_rows], rows[in_cols], mirror_rows[both]])
+    padded_cols = np.concatenate([cols, cols[in_rows], mirror_cols[in_cols], mirror_cols[both]])
+    counts = np.bincount((padded_rows // factor) * grid_w + padded_cols // factor,
+                         minlength=grid_h * grid_w).reshape(grid_h, grid_w)
+    return _share_lookup(factor)[counts]
+
+
+@functools.lru_cache(maxsize=8)
+def _share_lookup(factor: int) -> np.ndarray:
+    # k clipped pixels of factor² → their float32 mean as ndarray.mean(dtype=float32) computes it:
+    # the exact float32 count divided by the count of items, an intp (read-only: shared)
+    table = np.arange(factor * factor + 1, dtype=np.float32)
+    np.true_divide(table, np.intp(factor * factor), out=table, casting="unsafe")
+    table.flags.writeable = False
+    return table
+
+
 def light_spots(clipped: np.ndarray) -> np.ndarray:
     """True on the clipped pixels that form small spots (connected areas no larger than a disc
     of SPOT_RADIUS_FRACTION of the diagonal, at least 2 px radius)."""
     return _spots(clipped)[0]
 
 
-def _spots(clipped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`light_spots` and the spots' centroids (x, y), n×2."""
+def _spots(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`light_spots` and the spots' centroids (x, y), n×2; where: ``np.nonzero(clipped)``
+    when the caller has it (the components are then found in the clipped pixels' bounding box)."""
     height, width = clipped.shape
     max_area = math.pi * max(2.0, SPOT_RADIUS_FRACTION * math.hypot(height, width)) ** 2
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(clipped.astype(np.uint8), connectivity=8)
+    y0 = x0 = 0
+    box = clipped
+    if where is not None and len(where[0]):
+        y0, x0 = int(where[0].min()), int(where[1].min())
+        box = clipped[y0:int(where[0].max()) + 1, x0:int(where[1].max()) + 1]
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(box.astype(np.uint8), connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] <= max_area
     small[0] = False  # label 0 is the unclipped rest
-    return small[labels], centroids[small]
+    if box is clipped:
+        return small[labels], centroids[small]
+    spots = np.zeros((height, width), bool)
+    spots[y0:y0 + box.shape[0], x0:x0 + box.shape[1]] = small[labels]
+    return spots, centroids[small] + (x0, y0)
