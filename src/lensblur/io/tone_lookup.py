@@ -49,7 +49,7 @@ def level_steps(table: np.ndarray, levels: int, thresholds: np.ndarray, start: n
     (+inf where no value reaches L; thresholds[levels + 1] = +inf), and start (int32,
     BUCKETS + 1): the level of linear b / BUCKETS. Returns the level of linear <= 0 (and NaN).
     Exact when the level never decreases as linear grows, which holds for a non-decreasing table
-    (tests/test_tone_lookup.py checks it around every threshold)."""
+    (tests/test_io_images.py checks it around every threshold)."""
     bits = np.zeros(1, np.int32)
     value = bits.view(np.float32)
     one = 0x3F800000  # the bits of float32 1.0; positive floats order as their bits
