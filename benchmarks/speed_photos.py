@@ -38,6 +38,7 @@ ROOT = HERE.parent
 SAMPLES = ROOT.parent / "shared" / "samples"
 RAMP = "ramp 1536×1024"
 CLI_REPEATS = 5  # runs of each whole command; the median is reported
+PREVIEW_PHOTO = SAMPLES / "apple" / "image-with-depth.jpg"  # the web row: the 12 MP photo with its own depth
 
 
 def _env(**extra) -> dict:
@@ -268,11 +269,11 @@ def web_preview() -> dict:
     import web_preview as web
     from lensblur.web.app import create_app
 
-    if not web.SAMPLE.exists():
+    if not PREVIEW_PHOTO.exists():
         return {}
     with tempfile.TemporaryDirectory() as scratch, \
             TestClient(create_app(temp_root=scratch), base_url="http://127.0.0.1:8000") as client:  # the Host guard
-        row = web.measure(client, web.SAMPLE, 1)
+        row = web.measure(client, PREVIEW_PHOTO, 1)
     return {"photo": row["photo"], "preview_median_s": statistics.median(row["previews"]),
             "server_median_s": statistics.median(row["renders"])}
 
