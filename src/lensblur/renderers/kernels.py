@@ -171,35 +171,70 @@ def _runs_band4(values, radii, width, diff, slots, origins, tile, s_lo, s_hi, t_
 
 
 @njit(cache=True, inline="always")
-def _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x):
-    """scatter_spans' prefix sum of a band's four-channel difference rows, written to ``out`` or
-    composited over ``target`` (same arithmetic as its general loop, with the sums in registers)."""
+def _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, target_y, target_x):
+    """scatter_spans' prefix sum of a band's four-channel difference rows over its column spans,
+    written to ``out`` or composited over ``target`` (same arithmetic as its general loop, with
+    the sums in registers)."""
     for y in range(y1 - y0):
-        r0 = np.float64(diff[y, 0, 0])
-        r1 = np.float64(diff[y, 0, 1])
-        r2 = np.float64(diff[y, 0, 2])
-        r3 = np.float64(diff[y, 0, 3])
-        for x in range(local_w):
-            r0 += diff[y, x + 1, 0]
-            r1 += diff[y, x + 1, 1]
-            r2 += diff[y, x + 1, 2]
-            r3 += diff[y, x + 1, 3]
-            if not in_place:
-                out[y0 + y, x_lo + x, 0] = r0
-                out[y0 + y, x_lo + x, 1] = r1
-                out[y0 + y, x_lo + x, 2] = r2
-                out[y0 + y, x_lo + x, 3] = r3
-                continue
-            if r3 <= 0:
-                continue
-            clip = 1.0 if r3 <= 1 else 1.0 / r3
-            keep = 1.0 - r3 * clip
-            ty_ = target_y + y0 + y
-            tx_ = target_x + x_lo + x
-            target[ty_, tx_, 0] = r0 * clip + keep * target[ty_, tx_, 0]
-            target[ty_, tx_, 1] = r1 * clip + keep * target[ty_, tx_, 1]
-            target[ty_, tx_, 2] = r2 * clip + keep * target[ty_, tx_, 2]
-            target[ty_, tx_, 3] = r3 * clip + keep * target[ty_, tx_, 3]
+        r0 = np.float64(0.0)
+        r1 = np.float64(0.0)
+        r2 = np.float64(0.0)
+        r3 = np.float64(0.0)
+        for span in range(n_spans):
+            a, b = spans[span, 0], spans[span, 1]
+            r0 += diff[y, a, 0]
+            r1 += diff[y, a, 1]
+            r2 += diff[y, a, 2]
+            r3 += diff[y, a, 3]
+            for x in range(a, b):
+                r0 += diff[y, x + 1, 0]
+                r1 += diff[y, x + 1, 1]
+                r2 += diff[y, x + 1, 2]
+                r3 += diff[y, x + 1, 3]
+                if not in_place:
+                    out[y0 + y, x_lo + x, 0] = r0
+                    out[y0 + y, x_lo + x, 1] = r1
+                    out[y0 + y, x_lo + x, 2] = r2
+                    out[y0 + y, x_lo + x, 3] = r3
+                    continue
+                if r3 <= 0:
+                    continue
+                clip = 1.0 if r3 <= 1 else 1.0 / r3
+                keep = 1.0 - r3 * clip
+                ty_ = target_y + y0 + y
+                tx_ = target_x + x_lo + x
+                target[ty_, tx_, 0] = r0 * clip + keep * target[ty_, tx_, 0]
+                target[ty_, tx_, 1] = r1 * clip + keep * target[ty_, tx_, 1]
+                target[ty_, tx_, 2] = r2 * clip + keep * target[ty_, tx_, 2]
+                target[ty_, tx_, 3] = r3 * clip + keep * target[ty_, tx_, 3]
+
+
+@njit(cache=True, inline="always")
+def _band_spans(slots, tile, s_lo, s_hi, t_lo, t_hi, x_lo, local_w, max_reach, spans):
+    """The column spans a band's discs can reach: the tile columns holding a source in its source
+    rows s_lo … s_hi − 1, each widened by the largest reach, as pixel columns [a, b) of the band's
+    window (from x_lo, local_w wide) into ``spans`` (int64 (≥ n_tx, 2)), merged where they
+    touch; returns how many. Every difference-buffer entry a source writes (but zeros added
+    when a run bridges a gap) lies in a … b of its span, so these entries alone need zeroing
+    and integrating."""
+    n = 0
+    for tx in range(t_lo, t_hi + 1):
+        holds = False
+        for ty in range(s_lo // tile, (s_hi - 1) // tile + 1):
+            if slots[ty, tx] >= 0:
+                holds = True
+                break
+        if not holds:
+            continue
+        a = max(tx * tile - max_reach - 2 - x_lo, 0)
+        b = min((tx + 1) * tile + max_reach + 4 - x_lo, local_w)
+        if n > 0 and a <= spans[n - 1, 1] + 2:
+            spans[n - 1, 1] = b
+        else:
+            spans[n, 0] = a
+            spans[n, 1] = b
+            n += 1
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -251,7 +286,10 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
 
     Rows of the output are split into bands, one thread per band, so no two threads write the
     same row; each source touches only the rows of its disc. A band works only on the columns
-    its sources' discs can reach (the active tiles' extent plus the largest reach). Only bands
+    its sources' discs can reach: the tile columns holding its sources, widened by the largest
+    reach (:func:`_band_spans`); its prefix sums skip the columns between them, where nothing
+    was drawn (the float64 running sum carries over the gap, so every drawn pixel gets the sum
+    it would get on a window integrated from its left end; gap pixels are not written). Only bands
     band_lo … band_hi − 1 are drawn (pass 0, n_bands for all; the compiled route splits this
     range over threads).
     """
@@ -305,11 +343,16 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
         x_lo = max(t_lo * tile - max_reach - 2, 0)
         x_hi = min((t_hi + 1) * tile + max_reach + 2, width)
         local_w = x_hi - x_lo
-        diff = np.zeros((y1 - y0, local_w + 3, channels), dtype=np.float32)
+        spans = np.empty((t_hi - t_lo + 1, 2), np.int64)
+        n_spans = _band_spans(slots, tile, s_lo, s_hi, t_lo, t_hi, x_lo, local_w, max_reach, spans)
+        diff = np.empty((y1 - y0, local_w + 3, channels), dtype=np.float32)
+        for y in range(y1 - y0):
+            for span in range(n_spans):
+                diff[y, spans[span, 0]:min(spans[span, 1] + 3, local_w + 3)] = 0.0
         if not shaped and channels == 4:
             _runs_band4(values, radii, width, diff, slots, origins, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1,
                         local_w, steps_per_pixel, centre, at, taps, drawn)
-            _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x)
+            _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, target_y, target_x)
             continue
         for sy in range(s_lo, s_hi):
             ty = sy // tile
@@ -383,29 +426,31 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
                                             _add_span(diff[y - y0], lx + a, lx + b, local_w, value,
                                                       -wt * inner_scale * scale)
         if channels == 4:
-            _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x)
+            _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, target_y, target_x)
             continue
         running = np.zeros(channels, dtype=np.float64)
         for y in range(y1 - y0):
             running[:] = 0.0
-            for c in range(channels):
-                running[c] += diff[y, 0, c]
-            for x in range(local_w):
+            for span in range(n_spans):
+                a, b = spans[span, 0], spans[span, 1]
                 for c in range(channels):
-                    running[c] += diff[y, x + 1, c]
-                if not in_place:
+                    running[c] += diff[y, a, c]
+                for x in range(a, b):
                     for c in range(channels):
-                        out[y0 + y, x_lo + x, c] = running[c]
-                    continue
-                alpha = running[channels - 1]
-                if alpha <= 0:
-                    continue
-                clip = 1.0 if alpha <= 1 else 1.0 / alpha
-                keep = 1.0 - alpha * clip
-                ty_ = target_y + y0 + y
-                tx_ = target_x + x_lo + x
-                for c in range(channels):
-                    target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
+                        running[c] += diff[y, x + 1, c]
+                    if not in_place:
+                        for c in range(channels):
+                            out[y0 + y, x_lo + x, c] = running[c]
+                        continue
+                    alpha = running[channels - 1]
+                    if alpha <= 0:
+                        continue
+                    clip = 1.0 if alpha <= 1 else 1.0 / alpha
+                    keep = 1.0 - alpha * clip
+                    ty_ = target_y + y0 + y
+                    tx_ = target_x + x_lo + x
+                    for c in range(channels):
+                        target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
 
 
 @njit(cache=True, parallel=True, fastmath=True, chunked=True, noalias=True)
