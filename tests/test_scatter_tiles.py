@@ -351,3 +351,31 @@ def test_lights_over_budget_and_within_match_whole_frame_slabs(monkeypatch):
         for tile in (8, 32):
             tiled = _render(monkeypatch, tile, image, disparity, lens)
             assert np.abs(tiled - whole).max() < 1e-4, (budget, tile)
+
+
+@pytest.mark.parametrize("shaped", [False, True])
+def test_band_windows_skip_the_columns_no_disc_reaches(shaped):
+    # Two groups of sources in the same rows, far apart: each band zero-fills and integrates only
+    # the columns their discs reach. The discs equal those of one window over the whole width
+    # (tiles=None) within float32 rounding, the columns between are left exactly as they were,
+    # and a column just inside a group's reach is drawn.
+    rng = np.random.default_rng(8)
+    shape, tile, radius = (96, 400), 16, 5.5
+    values = np.zeros(shape + (4,), np.float32)
+    for x0 in (16, 320):
+        values[32:64, x0:x0 + 32, :3] = rng.uniform(0, 1, (32, 32, 3))
+        values[32:64, x0:x0 + 32, 3] = 1.0
+    radii = np.where(values[..., 3] > 0, radius, 0).astype(np.float32)
+    discs = DiscScatter(Aperture(), shape, 0.4 if shaped else 0.0, 0.5 if shaped else 0.0)
+    whole = discs(values, radii)
+    active = np.zeros((6, 25), bool)
+    active[2:4, [1, 2, 20, 21]] = True
+    tiled = discs(values, radii, tiles=(active, tile, radius))
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert (tiled[:, 60:300] == 0).all()  # nothing drawn between the groups' reaches
+    assert tiled[40, 48 + 4, 3] > 0.01 and tiled[40, 320 - 5, 3] > 0.01
+    target = rng.uniform(0, 1, shape + (4,)).astype(np.float32)
+    composited = target.copy()
+    discs(values, radii, composite_into=composited, tiles=(active, tile, radius))
+    np.testing.assert_array_equal(composited[:, 60:300], target[:, 60:300])
+    assert np.abs(composited[40, 320 - 5] - target[40, 320 - 5]).max() > 0.001
