@@ -379,3 +379,36 @@ def test_band_windows_skip_the_columns_no_disc_reaches(shaped):
     discs(values, radii, composite_into=composited, tiles=(active, tile, radius))
     np.testing.assert_array_equal(composited[:, 60:300], target[:, 60:300])
     assert np.abs(composited[40, 320 - 5] - target[40, 320 - 5]).max() > 0.001
+
+
+def test_disc_layer_is_written_everywhere_whatever_out_held(monkeypatch):
+    # A layer drawn into a reused buffer (NaN here) comes out as into a zeroed one: the kernel
+    # writes every pixel, 0 where no disc reaches — also when its bands are split into chunks
+    # (as the compiled route's threads split them), rows above and below the sources included.
+    import lensblur.renderers.discs as discs_module
+
+    rng = np.random.default_rng(12)
+    shape, tile = (160, 200), 16
+    values = np.zeros(shape + (4,), np.float32)
+    values[64:96, 16:48] = rng.uniform(0, 1, (32, 32, 4))
+    values[64:96, 144:176] = rng.uniform(0, 1, (32, 32, 4))
+    radii = np.where(values[..., 3] > 0, 4.5, 0).astype(np.float32)
+    active = np.zeros((10, 13), bool)
+    active[4:6, [1, 2, 9, 10]] = True
+    discs = DiscScatter(Aperture(), shape)
+    whole = discs(values, radii)
+    kernel = discs_module.scatter_spans
+    for chunks in (1, 3, 40):
+        def chunked(*args):
+            *head, lo, hi = args
+            for bounds in np.array_split(np.arange(lo, hi), chunks):
+                if bounds.size:
+                    kernel(*head, int(bounds[0]), int(bounds[-1]) + 1)
+
+        monkeypatch.setattr(discs_module, "scatter_spans", chunked)
+        for fill in (np.nan, 0.0):
+            out = np.full(shape + (4,), fill, np.float32)
+            drawn = discs(values, radii, tiles=(active, tile, 4.5), out=out)
+            assert drawn is out and not np.isnan(out).any(), (chunks, fill)
+            np.testing.assert_allclose(out, whole, atol=1e-5)
+            assert (out[:50] == 0).all() and (out[110:] == 0).all() and (out[:, 60:130] == 0).all()

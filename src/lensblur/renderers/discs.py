@@ -32,7 +32,7 @@ class DiscScatter:
     def __call__(self, values: np.ndarray, radii: np.ndarray, origin: tuple[int, int] = (0, 0),
                  scale: int = 1, composite_into: np.ndarray | None = None,
                  tiles: tuple[np.ndarray, int, float] | None = None,
-                 compact: "CompactTiles | None" = None) -> np.ndarray | None:
+                 compact: "CompactTiles | None" = None, out: np.ndarray | None = None) -> np.ndarray | None:
         """Sum of the discs of every pixel of ``values`` (h×w×C premultiplied, coverage last;
         pixels with zero coverage spread nothing) with radius ``radii`` (h×w, in these pixels),
         as float32 h×w×C. The grid covers the image at 1/scale resolution from ``origin`` (in
@@ -42,7 +42,8 @@ class DiscScatter:
         the tile×tile blocks where ``active`` (bool) is True, whose radii are at most max_radius
         (the other blocks of ``values`` and ``radii`` may hold anything); default: all of it.
         compact: instead of ``tiles``, the sources stored tile by tile (values n×tile×tile×C,
-        radii n×tile×tile, as :class:`CompactTiles` describes) for an h×w grid."""
+        radii n×tile×tile, as :class:`CompactTiles` describes) for an h×w grid. out: where to
+        write the result (float32 h×w×C, C-contiguous, any content; default: a new array)."""
         if compact is not None:
             height_out, width_out = compact.shape
             slots, origins, tile, max_radius = compact.slots, compact.origins, compact.tile, compact.max_radius
@@ -65,8 +66,10 @@ class DiscScatter:
                            max(math.hypot(height, width) / 2 / scale, 1.0)], dtype=np.float64)
         target = _NO_TARGET if composite_into is None else composite_into
         channels = values.shape[3]
-        out = np.zeros((0, 0, channels) if composite_into is not None else (height_out, width_out, channels),
-                       np.float32)
+        if composite_into is not None:
+            out = np.zeros((0, 0, channels), np.float32)
+        elif out is None:
+            out = np.empty((height_out, width_out, channels), np.float32)  # the kernel writes every pixel
         n_bands = 8 * max(get_num_threads(), 2)  # the same bands on one thread as on two: the same sums
         scatter_spans(values, radii, height_out, width_out, table.left, table.right, table.weight, table.reach,
                       table.steps_per_pixel, n_bands, optics, target, origin[0], origin[1], slots, origins, int(tile),

@@ -210,6 +210,18 @@ def _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, targe
 
 
 @njit(cache=True, inline="always")
+def _clear_outside(out, y0, y1, x_lo, spans, n_spans):
+    """Zeros on out's rows y0 … y1 − 1 outside the band's column spans (from x_lo)."""
+    width = out.shape[1]
+    for y in range(y0, y1):
+        x = 0
+        for span in range(n_spans):
+            out[y, x:x_lo + spans[span, 0]] = 0.0
+            x = x_lo + spans[span, 1]
+        out[y, x:width] = 0.0
+
+
+@njit(cache=True, inline="always")
 def _band_spans(slots, tile, s_lo, s_hi, t_lo, t_hi, x_lo, local_w, max_reach, spans):
     """The column spans a band's discs can reach: the tile columns holding a source in its source
     rows s_lo … s_hi − 1, each widened by the largest reach, as pixel columns [a, b) of the band's
@@ -276,8 +288,8 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
     half_diagonal), giving cat's-eye discs towards the corners; the other five place this
     output's pixel (0, 0) at (origin_y, origin_x) of an image whose centre and half-diagonal are
     given, in the same pixel units. Every disc keeps a total of exactly its source's value.
-    Adds into ``out`` (float32 (H, W, C), zeros on entry) the sum of all discs (parts falling
-    outside are lost) — unless ``target`` is a non-empty premultiplied (rgb, α) image: then the
+    Writes into ``out`` (float32 (H, W, C), any content on entry) the sum of all discs (parts
+    falling outside are lost) on every pixel, 0 where no disc reaches — unless ``target`` is a non-empty premultiplied (rgb, α) image: then the
     sum (C = 4) is composited over it in place at (target_y, target_x) with
     :func:`composite_over`'s rule, and ``out`` is not touched (it may be empty; this saves a
     full-size layer).
@@ -316,10 +328,20 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
             if slots[ty, tx] >= 0:
                 ty_first = min(ty_first, ty)
                 ty_last = ty
+    # out's rows outside the bands are cleared by the call holding the first or the last band
+    first_call = band_lo <= 0 < band_hi
+    last_call = band_lo <= n_bands - 1 < band_hi
     if ty_last < 0:
+        if not in_place and first_call:
+            out[:] = 0.0
         return
     rows_lo = max(ty_first * tile - max_reach, 0)
     rows_hi = min((ty_last + 1) * tile + max_reach, height)
+    if not in_place:
+        if first_call:
+            out[:rows_lo] = 0.0
+        if last_call:
+            out[rows_hi:] = 0.0
     n_rows = rows_hi - rows_lo
     band_rows = max((n_rows + n_bands - 1) // max(n_bands, 1), 2 * max_reach + 1, 16)
     n_bands = (n_rows + band_rows - 1) // band_rows
@@ -338,6 +360,8 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
                     t_lo = min(t_lo, tx)
                     t_hi = max(t_hi, tx)
         if t_hi < 0:
+            if not in_place:
+                out[y0:y1] = 0.0
             continue
         # the band's window: every disc of a source in the active tiles fits inside it
         x_lo = max(t_lo * tile - max_reach - 2, 0)
@@ -345,6 +369,8 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
         local_w = x_hi - x_lo
         spans = np.empty((t_hi - t_lo + 1, 2), np.int64)
         n_spans = _band_spans(slots, tile, s_lo, s_hi, t_lo, t_hi, x_lo, local_w, max_reach, spans)
+        if not in_place:
+            _clear_outside(out, y0, y1, x_lo, spans, n_spans)
         diff = np.empty((y1 - y0, local_w + 3, channels), dtype=np.float32)
         for y in range(y1 - y0):
             for span in range(n_spans):

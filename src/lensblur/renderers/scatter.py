@@ -153,14 +153,23 @@ class _Slab:
 
 
 class _Scratch:
-    """Reusable block-sum buffers, stored tile by tile: a slab's n active tiles of c×c cells take
-    the first n·c² cells of the same memory, in the order of its tile list, so the memory ever
-    touched is that of the largest slab's active tiles, not the frame's; only the listed tiles
-    are ever written or read, so nothing needs clearing between slabs."""
+    """Reusable buffers. Block sums are stored tile by tile: a slab's n active tiles of c×c cells
+    take the first n·c² cells of the same memory, in the order of its tile list, so the memory
+    ever touched is that of the largest slab's active tiles, not the frame's; only the listed
+    tiles are ever written or read, so nothing needs clearing between slabs. The layers of slabs
+    drawn at 1/scale resolution share one buffer too (the disc kernel writes every pixel)."""
 
     def __init__(self, cells: int):
         self.sums = np.empty(cells * 4, np.float32)
         self.radius = np.empty(cells, np.float32)
+        # a layer is at most (H/2)·(W/2) cells of 4 values: within ``cells`` (a frame's padded pixels)
+        self._layer = np.empty(cells, np.float32)
+
+    def layer(self, height: int, width: int) -> np.ndarray:
+        """A (height, width, 4) float32 array, with any content (the previous layer's)."""
+        if self._layer.size < height * width * 4:
+            self._layer = np.empty(height * width * 4, np.float32)
+        return self._layer[:height * width * 4].reshape(height, width, 4)
 
     def views(self, n_tiles: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
         """(n_tiles, tile, tile, 4) block sums and (n_tiles, tile, tile) radii."""
@@ -232,7 +241,7 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     if scale == 1:
         discs(sums, radius_low, (y0, x0), composite_into=accumulated, compact=tiles)
     else:
-        layer = discs(sums, radius_low, (y0, x0), scale, compact=tiles)
+        layer = discs(sums, radius_low, (y0, x0), scale, compact=tiles, out=work.layer(y1 - y0, x1 - x0))
         composite_over(accumulated, layer, scale, y0, x0, y0 * scale, (y0 + layer.shape[0]) * scale)
     if own_lights is not None and own_lights[0].size:
         ly, lx = own_lights[0], own_lights[1]
