@@ -276,10 +276,12 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
     (y // tile, x // tile) is values[s, y − origins[s, 0], x − origins[s, 1]] with s = slots[ty,
     tx] (int32 (n_ty, n_tx); −1: the tile holds no source and is not read). So values may be the
     whole frame as one block (1, H, W, C) with every origin 0, or tile-compact (n, tile, tile, C)
-    with origins[s] the corner of the tile stored at s. values: float32 what each pixel spreads
+    with origins[s] the corner of the tile stored at s; height, width: the frame's size (pixels
+    beyond it, in border tiles, are not read). values: float32 what each pixel spreads
     (premultiplied colour, then coverage α last; pixels with α <= 0 spread nothing); radii:
-    float32 (values' first three axes) disc radius in pixels, within the table; a radius between table entries k and k+1 (r·steps_per_pixel = k + t) gets
-    (1 − t)·disc k + t·disc k+1, except rimmed or cat's-eye discs, which interpolate the spans'
+    float32 (values' first three axes) disc radius in pixels, within the table; a radius
+    between table entries k and k+1 (r·steps_per_pixel = k + t) gets (1 − t)·disc k + t·disc
+    k+1, except rimmed or cat's-eye discs, which interpolate the spans'
     ends between the entries. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands
     processed in parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
     centre_y, centre_x, half_diagonal): rim in [0, 1] moves that share of each disc's energy into
@@ -289,10 +291,10 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
     output's pixel (0, 0) at (origin_y, origin_x) of an image whose centre and half-diagonal are
     given, in the same pixel units. Every disc keeps a total of exactly its source's value.
     Writes into ``out`` (float32 (H, W, C), any content on entry) the sum of all discs (parts
-    falling outside are lost) on every pixel, 0 where no disc reaches — unless ``target`` is a non-empty premultiplied (rgb, α) image: then the
-    sum (C = 4) is composited over it in place at (target_y, target_x) with
-    :func:`composite_over`'s rule, and ``out`` is not touched (it may be empty; this saves a
-    full-size layer).
+    falling outside are lost) on every pixel, 0 where no disc reaches — unless ``target`` is a
+    non-empty premultiplied (rgb, α) image: then the sum (C = 4) is composited over it in
+    place at (target_y, target_x) with :func:`composite_over`'s rule, and ``out`` is not
+    touched (it may be empty; this saves a full-size layer).
 
     max_radius: bound on the radii of the stored pixels (pixels).
 
@@ -301,7 +303,8 @@ def scatter_spans(values, radii, height, width, left, right, weight, reach, step
     its sources' discs can reach: the tile columns holding its sources, widened by the largest
     reach (:func:`_band_spans`); its prefix sums skip the columns between them, where nothing
     was drawn (the float64 running sum carries over the gap, so every drawn pixel gets the sum
-    it would get on a window integrated from its left end; gap pixels are not written). Only bands
+    it would get on a window integrated from its left end; gap pixels get 0 in ``out`` and are
+    not composited, where a whole window left float32 rounding noise of ~10⁻⁶). Only bands
     band_lo … band_hi − 1 are drawn (pass 0, n_bands for all; the compiled route splits this
     range over threads).
     """

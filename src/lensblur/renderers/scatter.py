@@ -153,31 +153,29 @@ class _Slab:
 
 
 class _Scratch:
-    """Reusable buffers. Block sums are stored tile by tile: a slab's n active tiles of c×c cells
-    take the first n·c² cells of the same memory, in the order of its tile list, so the memory
-    ever touched is that of the largest slab's active tiles, not the frame's; only the listed
-    tiles are ever written or read, so nothing needs clearing between slabs. The layers of slabs
-    drawn at 1/scale resolution share one buffer too (the disc kernel writes every pixel)."""
+    """One reusable buffer for every slab's block sums, radii and (when drawn at 1/scale
+    resolution) disc layer, one after the other. Block sums are stored tile by tile: a slab's n
+    active tiles of c×c cells take the first n·c² cells, in the order of its tile list, so the
+    memory ever touched is that of the largest slab's active tiles and layer, not the frame's.
+    Only the listed tiles are ever written or read, and the disc kernel writes every pixel of a
+    layer, so nothing needs clearing between slabs."""
 
     def __init__(self, cells: int):
-        self.sums = np.empty(cells * 4, np.float32)
-        self.radius = np.empty(cells, np.float32)
-        # a layer is at most (H/2)·(W/2) cells of 4 values: within ``cells`` (a frame's padded pixels)
-        self._layer = np.empty(cells, np.float32)
+        # sums, radii and a layer of at most (H/2)·(W/2)·4 values: within 6·cells (a frame's padded pixels)
+        self.memory = np.empty(cells * 6, np.float32)
 
-    def layer(self, height: int, width: int) -> np.ndarray:
-        """A (height, width, 4) float32 array, with any content (the previous layer's)."""
-        if self._layer.size < height * width * 4:
-            self._layer = np.empty(height * width * 4, np.float32)
-        return self._layer[:height * width * 4].reshape(height, width, 4)
-
-    def views(self, n_tiles: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
-        """(n_tiles, tile, tile, 4) block sums and (n_tiles, tile, tile) radii."""
+    def views(self, n_tiles: int, tile: int, layer: tuple[int, int] | None = None):
+        """(n_tiles, tile, tile, 4) block sums, (n_tiles, tile, tile) radii and a (h, w, 4) layer
+        of any content for ``layer`` = (h, w) (else None), all float32, not overlapping."""
         cells = n_tiles * tile * tile
-        if cells > self.radius.size:  # not within the frame's tiles: only when called from outside
-            self.__init__(cells)
-        return (self.sums[:cells * 4].reshape(n_tiles, tile, tile, 4),
-                self.radius[:cells].reshape(n_tiles, tile, tile))
+        layer_size = 0 if layer is None else layer[0] * layer[1] * 4
+        if self.memory.size < cells * 5 + layer_size:
+            self.memory = np.empty(cells * 5 + layer_size, np.float32)
+        sums = self.memory[:cells * 4].reshape(n_tiles, tile, tile, 4)
+        radius = self.memory[cells * 4:cells * 5].reshape(n_tiles, tile, tile)
+        if layer is None:
+            return sums, radius, None
+        return sums, radius, self.memory[cells * 5:cells * 5 + layer_size].reshape(layer[0], layer[1], 4)
 
 
 def _bright_pixels(radiance: np.ndarray, labels: np.ndarray):
@@ -224,7 +222,7 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     x1 = min((cols[-1] + 1) * cells + margin, low_w)
     crop_active = np.ascontiguousarray(active[y0 // cells:-(-y1 // cells), x0 // cells:-(-x1 // cells)])
     tile_list = np.argwhere(crop_active).astype(np.int32)
-    sums, radius_low = work.views(len(tile_list), cells)
+    sums, radius_low, layer_memory = work.views(len(tile_list), cells, (y1 - y0, x1 - x0) if scale > 1 else None)
     light_level = HIGHLIGHT_RADIANCE if scale > 1 else 0.0
     slab_block_sum(radiance, coc, labels, slab.label, scale, y0, x0, sums, radius_low, tile_list, cells,
                    light_level, NO_HIDDEN if slab.hidden is None else slab.hidden.kernel_args, 0, len(tile_list))
@@ -241,7 +239,7 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     if scale == 1:
         discs(sums, radius_low, (y0, x0), composite_into=accumulated, compact=tiles)
     else:
-        layer = discs(sums, radius_low, (y0, x0), scale, compact=tiles, out=work.layer(y1 - y0, x1 - x0))
+        layer = discs(sums, radius_low, (y0, x0), scale, compact=tiles, out=layer_memory)
         composite_over(accumulated, layer, scale, y0, x0, y0 * scale, (y0 + layer.shape[0]) * scale)
     if own_lights is not None and own_lights[0].size:
         ly, lx = own_lights[0], own_lights[1]
