@@ -11,7 +11,7 @@ import lensblur.renderers.scatter as scatter
 from lensblur.aperture import Aperture
 from lensblur.highlights import CROWD_CLIPPED, CROWD_COUNT, CROWD_RADIUS_FRACTION, _crowd_grid, _spots
 from lensblur.lens import Lens
-from lensblur.renderers.discs import DiscScatter
+from lensblur.renderers.discs import CompactTiles, DiscScatter
 
 
 def _floor_with_subject(height=200, width=260, seed=5):
@@ -241,8 +241,6 @@ def _scattered_tiles(rng, shape, tile):
 def test_compact_tiles_scatter_exactly_like_the_full_frame(rim, cat_eye, composite, channels):
     # The same sources stored tile by tile (CompactTiles) or in a full frame with an active-tile
     # mask (the renderer's addressing before compaction) give bit-identical discs.
-    from lensblur.renderers.discs import CompactTiles
-
     rng = np.random.default_rng(int(rim * 10) + 3 * composite + channels)
     shape, tile = (75, 101), 16
     active = _scattered_tiles(rng, shape, tile)
@@ -316,8 +314,6 @@ def test_compact_block_sums_equal_full_frame_block_sums(scale, with_hidden):
     n = rng.integers(200, 400)
     ys, xs = rng.integers(0, height, n).astype(np.int32), rng.integers(0, width, n).astype(np.int32)
     colours, radii = rng.uniform(0, 5, (n, 3)).astype(np.float32), rng.uniform(1, 30, n).astype(np.float32)
-    from lensblur.renderers.discs import CompactTiles
-
     slots = CompactTiles.of(active, cells, frame, 0.0).slots
     add_points_to_blocks(ref_sums, ref_radius, np.zeros((1, 1), np.int32), whole, ys, xs, colours, radii, scale,
                          y0, x0)
