@@ -94,10 +94,11 @@ class CompactTiles:
     @classmethod
     def of(cls, active: np.ndarray, tile: int, shape: tuple[int, int], max_radius: float) -> "CompactTiles":
         """The layout that stores the tiles where ``active`` (bool (n_ty, n_tx)) is True, in row-major
-        order (np.argwhere's)."""
+        order (np.argwhere's); ``origins`` C-contiguous like a one-block layout's, so the kernel
+        is compiled for one layout."""
         slots = np.full(active.shape, -1, np.int32)
         slots[active] = np.arange(np.count_nonzero(active), dtype=np.int32)
-        return cls(shape, slots, np.argwhere(active).astype(np.int64) * tile, tile, max_radius)
+        return cls(shape, slots, np.ascontiguousarray(np.argwhere(active), dtype=np.int64) * tile, tile, max_radius)
 
     @property
     def n_tiles(self) -> int:
