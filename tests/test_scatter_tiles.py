@@ -11,7 +11,7 @@ import lensblur.renderers.scatter as scatter
 from lensblur.aperture import Aperture
 from lensblur.highlights import CROWD_CLIPPED, CROWD_COUNT, CROWD_RADIUS_FRACTION, _crowd_grid, _spots
 from lensblur.lens import Lens
-from lensblur.renderers.discs import DiscScatter
+from lensblur.renderers.discs import CompactTiles, DiscScatter
 
 
 def _floor_with_subject(height=200, width=260, seed=5):
@@ -214,3 +214,197 @@ def test_composite_over_with_tabled_columns_equals_the_per_pixel_formula(scale, 
     np.testing.assert_array_equal(banded[:lo], acc[:lo])
     np.testing.assert_array_equal(banded[hi:], acc[hi:])
     np.testing.assert_allclose(banded[lo:hi], want[lo:hi], rtol=2e-6, atol=2e-7)
+
+
+def _pack_tiles(full, layout, fill):
+    """``full`` (h, w, ...) stored tile by tile as ``layout`` says; cells of border tiles beyond
+    the frame hold ``fill`` (they must never be read)."""
+    tile = layout.tile
+    packed = np.full((layout.n_tiles, tile, tile) + full.shape[2:], fill, np.float32)
+    for i, (oy, ox) in enumerate(layout.origins):
+        block = full[oy:oy + tile, ox:ox + tile]
+        packed[i, :block.shape[0], :block.shape[1]] = block
+    return packed
+
+
+def _scattered_tiles(rng, shape, tile):
+    """A random set of tiles of an odd-sized frame, always with the border ones at the right and bottom."""
+    n_ty, n_tx = -(-shape[0] // tile), -(-shape[1] // tile)
+    active = rng.random((n_ty, n_tx)) < 0.35
+    active[-1, -1] = active[-1, 0] = active[0, -1] = True
+    return active
+
+
+@pytest.mark.parametrize("rim,cat_eye,composite,channels", [(0.0, 0.0, False, 4), (0.0, 0.0, True, 4),
+                                                            (0.5, 0.7, False, 4), (0.4, 0.0, True, 4),
+                                                            (0.0, 0.0, False, 3)])
+def test_compact_tiles_scatter_exactly_like_the_full_frame(rim, cat_eye, composite, channels):
+    # The same sources stored tile by tile (CompactTiles) or in a full frame with an active-tile
+    # mask (the renderer's addressing before compaction) give bit-identical discs.
+    rng = np.random.default_rng(int(rim * 10) + 3 * composite + channels)
+    shape, tile = (75, 101), 16
+    active = _scattered_tiles(rng, shape, tile)
+    values = rng.uniform(0, 1, shape + (channels,)).astype(np.float32)
+    values[..., -1] *= rng.random(shape) > 0.2  # some pixels spread nothing
+    radii = rng.uniform(0, 6, shape).astype(np.float32)
+    inactive = ~np.repeat(np.repeat(active, tile, 0), tile, 1)[:shape[0], :shape[1]]
+    values[inactive], radii[inactive] = 7.0, 3.0  # garbage outside the tiles: never read
+    discs = DiscScatter(Aperture(6, 10, 0.2), (300, 400), rim, cat_eye)
+    layout = CompactTiles.of(active, tile, shape, 6.0)
+    packed, packed_radii = _pack_tiles(values, layout, 7.0), _pack_tiles(radii, layout, 3.0)
+    origin = (40, 17)
+    if composite:
+        target = rng.uniform(0, 1, (120, 130, 4)).astype(np.float32)
+        full, compact = target.copy(), target.copy()
+        discs(values, radii, origin, composite_into=full, tiles=(active, tile, 6.0))
+        discs(packed, packed_radii, origin, composite_into=compact, compact=layout)
+        assert np.abs(full - target).max() > 0.01
+    else:
+        full = discs(values, radii, origin, 2, tiles=(active, tile, 6.0))
+        compact = discs(packed, packed_radii, origin, 2, compact=layout)
+        assert full.shape == compact.shape == shape + (channels,) and full.max() > 0.01
+    np.testing.assert_array_equal(compact, full)
+
+
+def _unpack(packed, tiles, tile, frame):
+    """Compare-friendly: the stored tiles of ``packed`` as (tile list row, cells within frame)."""
+    for i, (ty, tx) in enumerate(tiles):
+        h = min(tile, frame[0] - ty * tile)
+        w = min(tile, frame[1] - tx * tile)
+        yield i, (slice(ty * tile, ty * tile + h), slice(tx * tile, tx * tile + w)), packed[i, :h, :w]
+
+
+@pytest.mark.parametrize("scale,with_hidden", [(1, True), (1, False), (2, True), (4, False), (64, True)])
+def test_compact_block_sums_equal_full_frame_block_sums(scale, with_hidden):
+    # slab_block_sum, add_points_to_blocks and composite_tiles on tiles stored one after another
+    # give exactly what one block covering the whole crop (the old full-frame addressing) holds
+    # on those tiles: random label maps, scattered tiles including partial ones at the borders,
+    # scaled slabs, lights left out and points added (as for lights over budget).
+    from lensblur.renderers.kernels import add_points_to_blocks, composite_tiles, slab_block_sum, slab_labels
+
+    rng = np.random.default_rng(scale)
+    height, width = 333, 461
+    radiance = rng.uniform(0, 1, (height, width, 3)).astype(np.float32)
+    radiance[rng.random((height, width)) < 0.01] = 3.0  # lights
+    coc = cv2.resize(rng.uniform(-20, 20, (12, 16)).astype(np.float32), (width, height),
+                     interpolation=cv2.INTER_NEAREST)
+    coc += rng.uniform(-0.4, 0.4, coc.shape).astype(np.float32)
+    edges = scatter.slab_edges(float(np.abs(coc).max()))
+    labels = np.empty((height, width), np.uint8)
+    slab_labels(coc, edges, labels, 0, height)
+    owners = scatter.HiddenAreaOwners(radiance, coc, edges)
+    parts = {int(k): owners.hidden_part(int(k)) for k in np.unique(labels)}
+    label = next(k for k, part in sorted(parts.items()) if (part is not None) == with_hidden)
+    hidden = parts[label].kernel_args if with_hidden else scatter.NO_HIDDEN
+    cells = max(scatter.TILE, scale) // scale
+    low_h, low_w = -(-height // scale), -(-width // scale)
+    y0, x0 = (cells, 0) if low_h > 2 * cells else (0, 0)  # a crop starting on a tile boundary
+    frame = (low_h - y0, low_w - x0)
+    active = _scattered_tiles(rng, frame, cells)
+    tiles = np.argwhere(active).astype(np.int32)
+    whole = max(frame)  # one block holding the whole crop
+    ref_sums, ref_radius = np.zeros((1, whole, whole, 4), np.float32), np.zeros((1, whole, whole), np.float32)
+    light = 1.0 if scale > 1 else 0.0
+    slab_block_sum(radiance, coc, labels, label, scale, y0, x0, ref_sums, ref_radius, np.zeros((1, 2), np.int32),
+                   whole, light, hidden, 0, 1)
+    sums = np.full((len(tiles), cells, cells, 4), 9.0, np.float32)
+    radius = np.full((len(tiles), cells, cells), 9.0, np.float32)
+    slab_block_sum(radiance, coc, labels, label, scale, y0, x0, sums, radius, tiles, cells, light, hidden, 0,
+                   len(tiles))
+    n = rng.integers(200, 400)
+    ys, xs = rng.integers(0, height, n).astype(np.int32), rng.integers(0, width, n).astype(np.int32)
+    colours, radii = rng.uniform(0, 5, (n, 3)).astype(np.float32), rng.uniform(1, 30, n).astype(np.float32)
+    slots = CompactTiles.of(active, cells, frame, 0.0).slots
+    add_points_to_blocks(ref_sums, ref_radius, np.zeros((1, 1), np.int32), whole, ys, xs, colours, radii, scale,
+                         y0, x0)
+    add_points_to_blocks(sums, radius, slots, cells, ys, xs, colours, radii, scale, y0, x0)
+    assert ref_sums[0, ..., 3].max() > 0
+    for i, where, block in _unpack(sums, tiles, cells, frame):
+        np.testing.assert_array_equal(block, ref_sums[0][where])
+        np.testing.assert_array_equal(radius[i][:block.shape[0], :block.shape[1]], ref_radius[0][where])
+    if scale == 1:
+        acc = rng.uniform(0, 1, (height, width, 4)).astype(np.float32)
+        want, got = acc.copy(), acc.copy()
+        composite_tiles(want, ref_sums / 50, np.zeros((1, 2), np.int32), whole, y0, x0, 0, 1)
+        composite_tiles(got, sums / 50, tiles, cells, y0, x0, 0, len(tiles))
+        drawn = np.repeat(np.repeat(active, cells, 0), cells, 1)[:frame[0], :frame[1]]
+        np.testing.assert_array_equal(got[y0:, x0:][drawn], want[y0:, x0:][drawn])
+        np.testing.assert_array_equal(got[y0:, x0:][~drawn], acc[y0:, x0:][~drawn])
+        np.testing.assert_array_equal(got[:y0], acc[:y0])
+
+
+def test_lights_over_budget_and_within_match_whole_frame_slabs(monkeypatch):
+    # Full-resolution lights (stored tile by tile) and, with a tiny budget, lights added into the
+    # slab's compact block sums give the same picture as whole-frame work.
+    image, disparity = _floor_with_subject(220, 250, seed=11)
+    rng = np.random.default_rng(11)
+    for y, x in zip(rng.integers(0, 90, 40), rng.integers(0, 250, 40)):
+        image[y, x] = rng.uniform(1.5, 4.0, 3)
+    lens = Lens(blur=70, focus_disparity=0.8, highlights=None)
+    for budget in (scatter.HIGHLIGHT_BUDGET, 300.0):
+        monkeypatch.setattr(scatter, "HIGHLIGHT_BUDGET", budget)
+        whole = _render(monkeypatch, 4096, image, disparity, lens)
+        for tile in (8, 32):
+            tiled = _render(monkeypatch, tile, image, disparity, lens)
+            assert np.abs(tiled - whole).max() < 1e-4, (budget, tile)
+
+
+@pytest.mark.parametrize("shaped", [False, True])
+def test_band_windows_skip_the_columns_no_disc_reaches(shaped):
+    # Two groups of sources in the same rows, far apart: each band zero-fills and integrates only
+    # the columns their discs reach. The discs equal those of one window over the whole width
+    # (tiles=None) within float32 rounding, the columns between are left exactly as they were,
+    # and a column just inside a group's reach is drawn.
+    rng = np.random.default_rng(8)
+    shape, tile, radius = (96, 400), 16, 5.5
+    values = np.zeros(shape + (4,), np.float32)
+    for x0 in (16, 320):
+        values[32:64, x0:x0 + 32, :3] = rng.uniform(0, 1, (32, 32, 3))
+        values[32:64, x0:x0 + 32, 3] = 1.0
+    radii = np.where(values[..., 3] > 0, radius, 0).astype(np.float32)
+    discs = DiscScatter(Aperture(), shape, 0.4 if shaped else 0.0, 0.5 if shaped else 0.0)
+    whole = discs(values, radii)
+    active = np.zeros((6, 25), bool)
+    active[2:4, [1, 2, 20, 21]] = True
+    tiled = discs(values, radii, tiles=(active, tile, radius))
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert (tiled[:, 60:300] == 0).all()  # nothing drawn between the groups' reaches
+    assert tiled[40, 48 + 4, 3] > 0.01 and tiled[40, 320 - 5, 3] > 0.01
+    target = rng.uniform(0, 1, shape + (4,)).astype(np.float32)
+    composited = target.copy()
+    discs(values, radii, composite_into=composited, tiles=(active, tile, radius))
+    np.testing.assert_array_equal(composited[:, 60:300], target[:, 60:300])
+    assert np.abs(composited[40, 320 - 5] - target[40, 320 - 5]).max() > 0.001
+
+
+def test_disc_layer_is_written_everywhere_whatever_out_held(monkeypatch):
+    # A layer drawn into a reused buffer (NaN here) comes out as into a zeroed one: the kernel
+    # writes every pixel, 0 where no disc reaches — also when its bands are split into chunks
+    # (as the compiled route's threads split them), rows above and below the sources included.
+    import lensblur.renderers.discs as discs_module
+
+    rng = np.random.default_rng(12)
+    shape, tile = (160, 200), 16
+    values = np.zeros(shape + (4,), np.float32)
+    values[64:96, 16:48] = rng.uniform(0, 1, (32, 32, 4))
+    values[64:96, 144:176] = rng.uniform(0, 1, (32, 32, 4))
+    radii = np.where(values[..., 3] > 0, 4.5, 0).astype(np.float32)
+    active = np.zeros((10, 13), bool)
+    active[4:6, [1, 2, 9, 10]] = True
+    discs = DiscScatter(Aperture(), shape)
+    whole = discs(values, radii)
+    kernel = discs_module.scatter_spans
+    for chunks in (1, 3, 40):
+        def chunked(*args):
+            *head, lo, hi = args
+            for bounds in np.array_split(np.arange(lo, hi), chunks):
+                if bounds.size:
+                    kernel(*head, int(bounds[0]), int(bounds[-1]) + 1)
+
+        monkeypatch.setattr(discs_module, "scatter_spans", chunked)
+        for fill in (np.nan, 0.0):
+            out = np.full(shape + (4,), fill, np.float32)
+            drawn = discs(values, radii, tiles=(active, tile, 4.5), out=out)
+            assert drawn is out and not np.isnan(out).any(), (chunks, fill)
+            np.testing.assert_allclose(out, whole, atol=1e-5)
+            assert (out[:50] == 0).all() and (out[110:] == 0).all() and (out[:, 60:130] == 0).all()

@@ -115,7 +115,7 @@ def _draw_run(dflat, runs, slot, lo, hi, k, sy, y0, y1, centre, at, taps, drawn,
 
 
 @njit(cache=True, inline="always")
-def _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1, local_w,
+def _runs_band4(values, radii, width, diff, slots, origins, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1, local_w,
                 steps_per_pixel, centre, at, taps, drawn):
     """scatter_spans' band work for plain four-channel discs, drawn as runs.
 
@@ -124,7 +124,6 @@ def _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo,
     two table discs, so it keeps exactly its energy. Consecutive sources of a row on the same
     entry form a run (gaps of up to RUN_GAP columns are bridged with zeros), drawn by
     :func:`_draw_run` when the row ends, the gap grows too long or its slot is wanted."""
-    width = values.shape[1]
     n_radii = drawn.shape[0]
     dflat = diff.reshape((diff.shape[0], diff.shape[1] * 4))
     runs = np.empty((N_SLOTS, (local_w + 2) * 4), np.float32)  # column x at unit x + 1
@@ -134,13 +133,16 @@ def _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo,
     for sy in range(s_lo, s_hi):
         ty = sy // tile
         for tx in range(t_lo, t_hi + 1):
-            if not active[ty, tx]:
+            slot_of = slots[ty, tx]
+            if slot_of < 0:
                 continue
+            vy = sy - origins[slot_of, 0]
+            vx = origins[slot_of, 1]
             for sx in range(tx * tile, min((tx + 1) * tile, width)):
-                if values[sy, sx, 3] <= 0:
+                if values[slot_of, vy, sx - vx, 3] <= 0:
                     continue
                 lx = sx - x_lo
-                k, t = _table_index(radii[sy, sx], steps_per_pixel, n_radii)
+                k, t = _table_index(radii[slot_of, vy, sx - vx], steps_per_pixel, n_radii)
                 for part in range(2):
                     kk = k + part
                     share = np.float32(1 - t if part == 0 else t)
@@ -160,7 +162,7 @@ def _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo,
                             runs[slot, i] = 0.0
                     slot_hi[slot] = lx
                     for c in range(4):
-                        runs[slot, (lx + 1) * 4 + c] = values[sy, sx, c] * share
+                        runs[slot, (lx + 1) * 4 + c] = values[slot_of, vy, sx - vx, c] * share
         for slot in range(N_SLOTS):
             if slot_k[slot] >= 0:
                 _draw_run(dflat, runs, slot, slot_lo[slot], slot_hi[slot], slot_k[slot], sy, y0, y1, centre, at,
@@ -169,35 +171,82 @@ def _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo,
 
 
 @njit(cache=True, inline="always")
-def _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x):
-    """scatter_spans' prefix sum of a band's four-channel difference rows, written to ``out`` or
-    composited over ``target`` (same arithmetic as its general loop, with the sums in registers)."""
+def _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, target_y, target_x):
+    """scatter_spans' prefix sum of a band's four-channel difference rows over its column spans,
+    written to ``out`` or composited over ``target`` (same arithmetic as its general loop, with
+    the sums in registers)."""
     for y in range(y1 - y0):
-        r0 = np.float64(diff[y, 0, 0])
-        r1 = np.float64(diff[y, 0, 1])
-        r2 = np.float64(diff[y, 0, 2])
-        r3 = np.float64(diff[y, 0, 3])
-        for x in range(local_w):
-            r0 += diff[y, x + 1, 0]
-            r1 += diff[y, x + 1, 1]
-            r2 += diff[y, x + 1, 2]
-            r3 += diff[y, x + 1, 3]
-            if not in_place:
-                out[y0 + y, x_lo + x, 0] = r0
-                out[y0 + y, x_lo + x, 1] = r1
-                out[y0 + y, x_lo + x, 2] = r2
-                out[y0 + y, x_lo + x, 3] = r3
-                continue
-            if r3 <= 0:
-                continue
-            clip = 1.0 if r3 <= 1 else 1.0 / r3
-            keep = 1.0 - r3 * clip
-            ty_ = target_y + y0 + y
-            tx_ = target_x + x_lo + x
-            target[ty_, tx_, 0] = r0 * clip + keep * target[ty_, tx_, 0]
-            target[ty_, tx_, 1] = r1 * clip + keep * target[ty_, tx_, 1]
-            target[ty_, tx_, 2] = r2 * clip + keep * target[ty_, tx_, 2]
-            target[ty_, tx_, 3] = r3 * clip + keep * target[ty_, tx_, 3]
+        r0 = np.float64(0.0)
+        r1 = np.float64(0.0)
+        r2 = np.float64(0.0)
+        r3 = np.float64(0.0)
+        for span in range(n_spans):
+            a, b = spans[span, 0], spans[span, 1]
+            r0 += diff[y, a, 0]
+            r1 += diff[y, a, 1]
+            r2 += diff[y, a, 2]
+            r3 += diff[y, a, 3]
+            for x in range(a, b):
+                r0 += diff[y, x + 1, 0]
+                r1 += diff[y, x + 1, 1]
+                r2 += diff[y, x + 1, 2]
+                r3 += diff[y, x + 1, 3]
+                if not in_place:
+                    out[y0 + y, x_lo + x, 0] = r0
+                    out[y0 + y, x_lo + x, 1] = r1
+                    out[y0 + y, x_lo + x, 2] = r2
+                    out[y0 + y, x_lo + x, 3] = r3
+                    continue
+                if r3 <= 0:
+                    continue
+                clip = 1.0 if r3 <= 1 else 1.0 / r3
+                keep = 1.0 - r3 * clip
+                ty_ = target_y + y0 + y
+                tx_ = target_x + x_lo + x
+                target[ty_, tx_, 0] = r0 * clip + keep * target[ty_, tx_, 0]
+                target[ty_, tx_, 1] = r1 * clip + keep * target[ty_, tx_, 1]
+                target[ty_, tx_, 2] = r2 * clip + keep * target[ty_, tx_, 2]
+                target[ty_, tx_, 3] = r3 * clip + keep * target[ty_, tx_, 3]
+
+
+@njit(cache=True, inline="always")
+def _clear_outside(out, y0, y1, x_lo, spans, n_spans):
+    """Zeros on out's rows y0 … y1 − 1 outside the band's column spans (from x_lo)."""
+    width = out.shape[1]
+    for y in range(y0, y1):
+        x = 0
+        for span in range(n_spans):
+            out[y, x:x_lo + spans[span, 0]] = 0.0
+            x = x_lo + spans[span, 1]
+        out[y, x:width] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _band_spans(slots, tile, s_lo, s_hi, t_lo, t_hi, x_lo, local_w, max_reach, spans):
+    """The column spans a band's discs can reach: the tile columns holding a source in its source
+    rows s_lo … s_hi − 1, each widened by the largest reach, as pixel columns [a, b) of the band's
+    window (from x_lo, local_w wide) into ``spans`` (int64 (≥ n_tx, 2)), merged where they
+    touch; returns how many. Every difference-buffer entry a source writes (but zeros added
+    when a run bridges a gap) lies in a … b of its span, so these entries alone need zeroing
+    and integrating."""
+    n = 0
+    for tx in range(t_lo, t_hi + 1):
+        holds = False
+        for ty in range(s_lo // tile, (s_hi - 1) // tile + 1):
+            if slots[ty, tx] >= 0:
+                holds = True
+                break
+        if not holds:
+            continue
+        a = max(tx * tile - max_reach - 2 - x_lo, 0)
+        b = min((tx + 1) * tile + max_reach + 4 - x_lo, local_w)
+        if n > 0 and a <= spans[n - 1, 1] + 2:
+            spans[n - 1, 1] = b
+        else:
+            spans[n, 0] = a
+            spans[n, 1] = b
+            n += 1
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -219,14 +268,20 @@ def _table_index(radius, steps_per_pixel, n_radii):
 
 
 @njit(cache=True, parallel=True, fastmath=True, chunked=True, noalias=True)
-def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_bands, optics, target, target_y,
-                  target_x, active, tile, max_radius, out, band_lo, band_hi):
+def scatter_spans(values, radii, height, width, left, right, weight, reach, steps_per_pixel, n_bands, optics,
+                  target, target_y, target_x, slots, origins, tile, max_radius, out, band_lo, band_hi):
     """Spread each source pixel's values over its aperture-shaped disc.
 
-    values: float32 (H, W, C) what each pixel spreads (premultiplied colour, then coverage α
-    last; pixels with α <= 0 spread nothing); radii: float32 (H, W) disc radius in pixels, within
-    the table; a radius between table entries k and k+1 (r·steps_per_pixel = k + t) gets
-    (1 − t)·disc k + t·disc k+1, except rimmed or cat's-eye discs, which interpolate the spans'
+    The sources are an H×W frame stored block by block: pixel (y, x) of tile (ty, tx) =
+    (y // tile, x // tile) is values[s, y − origins[s, 0], x − origins[s, 1]] with s = slots[ty,
+    tx] (int32 (n_ty, n_tx); −1: the tile holds no source and is not read). So values may be the
+    whole frame as one block (1, H, W, C) with every origin 0, or tile-compact (n, tile, tile, C)
+    with origins[s] the corner of the tile stored at s; height, width: the frame's size (pixels
+    beyond it, in border tiles, are not read). values: float32 what each pixel spreads
+    (premultiplied colour, then coverage α last; pixels with α <= 0 spread nothing); radii:
+    float32 (values' first three axes) disc radius in pixels, within the table; a radius
+    between table entries k and k+1 (r·steps_per_pixel = k + t) gets (1 − t)·disc k + t·disc
+    k+1, except rimmed or cat's-eye discs, which interpolate the spans'
     ends between the entries. left/right/weight/reach: a SpanTable's arrays; n_bands: row bands
     processed in parallel (a few per thread). optics: float64 (7,) = (rim, vignette, origin_y, origin_x,
     centre_y, centre_x, half_diagonal): rim in [0, 1] moves that share of each disc's energy into
@@ -235,23 +290,25 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     half_diagonal), giving cat's-eye discs towards the corners; the other five place this
     output's pixel (0, 0) at (origin_y, origin_x) of an image whose centre and half-diagonal are
     given, in the same pixel units. Every disc keeps a total of exactly its source's value.
-    Adds into ``out`` (float32 (H, W, C), zeros on entry) the sum of all discs (parts falling
-    outside are lost) — unless ``target`` is a non-empty premultiplied (rgb, α) image: then the
-    sum (C = 4) is composited over it in place at (target_y, target_x) with
-    :func:`composite_over`'s rule, and ``out`` is not touched (it may be empty; this saves a
-    full-size layer).
+    Writes into ``out`` (float32 (H, W, C), any content on entry) the sum of all discs (parts
+    falling outside are lost) on every pixel, 0 where no disc reaches — unless ``target`` is a
+    non-empty premultiplied (rgb, α) image: then the sum (C = 4) is composited over it in
+    place at (target_y, target_x) with :func:`composite_over`'s rule, and ``out`` is not
+    touched (it may be empty; this saves a full-size layer).
 
-    active: bool (n_ty, n_tx), which tiles of ``tile``×``tile`` pixels hold sources (the others
-    are not read at all, so they may hold anything); max_radius: bound on the radii of the
-    active pixels (pixels).
+    max_radius: bound on the radii of the stored pixels (pixels).
 
     Rows of the output are split into bands, one thread per band, so no two threads write the
     same row; each source touches only the rows of its disc. A band works only on the columns
-    its sources' discs can reach (the active tiles' extent plus the largest reach). Only bands
+    its sources' discs can reach: the tile columns holding its sources, widened by the largest
+    reach (:func:`_band_spans`); its prefix sums skip the columns between them, where nothing
+    was drawn (the float64 running sum carries over the gap, so every drawn pixel gets the sum
+    it would get on a window integrated from its left end; gap pixels get 0 in ``out`` and are
+    not composited, where a whole window left float32 rounding noise of ~10⁻⁶). Only bands
     band_lo … band_hi − 1 are drawn (pass 0, n_bands for all; the compiled route splits this
     range over threads).
     """
-    height, width, channels = values.shape
+    channels = values.shape[3]
     n_radii = reach.shape[0]
     centre = (left.shape[1] - 1) // 2
     rim, vignette = optics[0], optics[1]
@@ -262,22 +319,32 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
     max_reach = reach[k_max + 1]
     at, taps, drawn = _span_taps(left, right, weight)
     in_place = target.shape[0] > 0
-    n_tx = active.shape[1]
+    n_tx = slots.shape[1]
     last = channels - 1
     # Only the rows the active tiles' discs can reach are split into bands: on continuous depth a
     # slab is a narrow band across the frame, and bands of the whole height would leave all of
     # its work to one thread. Bands are at least a disc high, so few sources are visited twice.
-    ty_first = active.shape[0]
+    ty_first = slots.shape[0]
     ty_last = -1
-    for ty in range(active.shape[0]):
+    for ty in range(slots.shape[0]):
         for tx in range(n_tx):
-            if active[ty, tx]:
+            if slots[ty, tx] >= 0:
                 ty_first = min(ty_first, ty)
                 ty_last = ty
+    # out's rows outside the bands are cleared by the call holding the first or the last band
+    first_call = band_lo <= 0 < band_hi
+    last_call = band_lo <= n_bands - 1 < band_hi
     if ty_last < 0:
+        if not in_place and first_call:
+            out[:] = 0.0
         return
     rows_lo = max(ty_first * tile - max_reach, 0)
     rows_hi = min((ty_last + 1) * tile + max_reach, height)
+    if not in_place:
+        if first_call:
+            out[:rows_lo] = 0.0
+        if last_call:
+            out[rows_hi:] = 0.0
     n_rows = rows_hi - rows_lo
     band_rows = max((n_rows + n_bands - 1) // max(n_bands, 1), 2 * max_reach + 1, 16)
     n_bands = (n_rows + band_rows - 1) // band_rows
@@ -292,31 +359,44 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
         t_hi = -1
         for ty in range(s_lo // tile, (s_hi - 1) // tile + 1):
             for tx in range(n_tx):
-                if active[ty, tx]:
+                if slots[ty, tx] >= 0:
                     t_lo = min(t_lo, tx)
                     t_hi = max(t_hi, tx)
         if t_hi < 0:
+            if not in_place:
+                out[y0:y1] = 0.0
             continue
         # the band's window: every disc of a source in the active tiles fits inside it
         x_lo = max(t_lo * tile - max_reach - 2, 0)
         x_hi = min((t_hi + 1) * tile + max_reach + 2, width)
         local_w = x_hi - x_lo
-        diff = np.zeros((y1 - y0, local_w + 3, channels), dtype=np.float32)
+        spans = np.empty((t_hi - t_lo + 1, 2), np.int64)
+        n_spans = _band_spans(slots, tile, s_lo, s_hi, t_lo, t_hi, x_lo, local_w, max_reach, spans)
+        if not in_place:
+            _clear_outside(out, y0, y1, x_lo, spans, n_spans)
+        diff = np.empty((y1 - y0, local_w + 3, channels), dtype=np.float32)
+        for y in range(y1 - y0):
+            for span in range(n_spans):
+                diff[y, spans[span, 0]:min(spans[span, 1] + 3, local_w + 3)] = 0.0
         if not shaped and channels == 4:
-            _runs_band4(values, radii, diff, active, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1, local_w,
-                        steps_per_pixel, centre, at, taps, drawn)
-            _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x)
+            _runs_band4(values, radii, width, diff, slots, origins, tile, s_lo, s_hi, t_lo, t_hi, x_lo, y0, y1,
+                        local_w, steps_per_pixel, centre, at, taps, drawn)
+            _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, target_y, target_x)
             continue
         for sy in range(s_lo, s_hi):
             ty = sy // tile
             for tx in range(t_lo, t_hi + 1):
-                if not active[ty, tx]:
+                slot_of = slots[ty, tx]
+                if slot_of < 0:
                     continue
+                vy = sy - origins[slot_of, 0]
+                vx = origins[slot_of, 1]
                 for sx in range(tx * tile, min((tx + 1) * tile, width)):
-                    if values[sy, sx, last] <= 0:
+                    value = values[slot_of, vy, sx - vx]
+                    if value[last] <= 0:
                         continue
                     lx = sx - x_lo
-                    r = radii[sy, sx]
+                    r = radii[slot_of, vy, sx - vx]
                     k, t = _table_index(r, steps_per_pixel, n_radii)
                     r_reach = reach[k + 1]
                     row_lo = max(sy - r_reach, y0)
@@ -332,7 +412,7 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                                 row = y - sy + centre
                                 if weight[kk, row] > 0:
                                     _add_span(diff[y - y0], lx + left[kk, row], lx + right[kk, row], local_w,
-                                              values[sy, sx], weight[kk, row] * share)
+                                              value, weight[kk, row] * share)
                         continue
                     ki, ti = _table_index(r * RIM_INNER, steps_per_pixel, n_radii)
                     # cat's-eye clip circle: same radius, centre shifted towards the image centre
@@ -362,7 +442,7 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                                     if pass_ == 0:
                                         total += wt * outer_scale * (b - a)
                                     else:
-                                        _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx],
+                                        _add_span(diff[y - y0], lx + a, lx + b, local_w, value,
                                                   wt * outer_scale * scale)
                             if rim > 0 and abs(y - sy) <= reach[ki + 1]:
                                 a, b, wt = _table_span(left, right, weight, ki, ti, row)
@@ -372,32 +452,34 @@ def scatter_spans(values, radii, left, right, weight, reach, steps_per_pixel, n_
                                         if pass_ == 0:
                                             total -= wt * inner_scale * (b - a)
                                         else:
-                                            _add_span(diff[y - y0], lx + a, lx + b, local_w, values[sy, sx],
+                                            _add_span(diff[y - y0], lx + a, lx + b, local_w, value,
                                                       -wt * inner_scale * scale)
         if channels == 4:
-            _integrate4(diff, y0, y1, x_lo, local_w, out, in_place, target, target_y, target_x)
+            _integrate4(diff, y0, y1, x_lo, spans, n_spans, out, in_place, target, target_y, target_x)
             continue
         running = np.zeros(channels, dtype=np.float64)
         for y in range(y1 - y0):
             running[:] = 0.0
-            for c in range(channels):
-                running[c] += diff[y, 0, c]
-            for x in range(local_w):
+            for span in range(n_spans):
+                a, b = spans[span, 0], spans[span, 1]
                 for c in range(channels):
-                    running[c] += diff[y, x + 1, c]
-                if not in_place:
+                    running[c] += diff[y, a, c]
+                for x in range(a, b):
                     for c in range(channels):
-                        out[y0 + y, x_lo + x, c] = running[c]
-                    continue
-                alpha = running[channels - 1]
-                if alpha <= 0:
-                    continue
-                clip = 1.0 if alpha <= 1 else 1.0 / alpha
-                keep = 1.0 - alpha * clip
-                ty_ = target_y + y0 + y
-                tx_ = target_x + x_lo + x
-                for c in range(channels):
-                    target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
+                        running[c] += diff[y, x + 1, c]
+                    if not in_place:
+                        for c in range(channels):
+                            out[y0 + y, x_lo + x, c] = running[c]
+                        continue
+                    alpha = running[channels - 1]
+                    if alpha <= 0:
+                        continue
+                    clip = 1.0 if alpha <= 1 else 1.0 / alpha
+                    keep = 1.0 - alpha * clip
+                    ty_ = target_y + y0 + y
+                    tx_ = target_x + x_lo + x
+                    for c in range(channels):
+                        target[ty_, tx_, c] = running[c] * clip + keep * target[ty_, tx_, c]
 
 
 @njit(cache=True, parallel=True, fastmath=True, chunked=True, noalias=True)
@@ -480,23 +562,24 @@ def composite_over(acc, layer, scale, y0, x0, lo, hi):
 def composite_tiles(acc, layer, tiles, tile, y0, x0, lo, hi):
     """acc ← layer + (1 − α)·acc, in place, on the listed tiles of a full-resolution layer.
 
-    acc: float32 (H, W, 4) premultiplied; layer: float32 (h, w, 4) premultiplied whose pixel
-    (0, 0) is acc's (y0, x0); tiles: int32 (n, 2) (row, column) of the ``tile``×``tile`` blocks
-    of the layer to composite (the rest of the layer is not read), here those of rows lo … hi − 1
-    of ``tiles`` (0, n for all). α is clipped to 1.
+    acc: float32 (H, W, 4) premultiplied; layer: float32 (n, tile, tile, 4) premultiplied, tile
+    by tile: layer[i] is the ``tile``×``tile`` block (row, column) = tiles[i] (int32 (n, 2)) of a
+    frame whose pixel (0, 0) is acc's (y0, x0); here the tiles lo … hi − 1 (0, n for all). Cells
+    of a block beyond acc's edge are not read. α is clipped to 1.
     """
     height, width = acc.shape[0], acc.shape[1]
-    lh, lw = layer.shape[0], layer.shape[1]
     for i in prange(max(lo, 0), min(hi, tiles.shape[0])):
-        for y in range(tiles[i, 0] * tile, min((tiles[i, 0] + 1) * tile, lh, height - y0)):
-            for x in range(tiles[i, 1] * tile, min((tiles[i, 1] + 1) * tile, lw, width - x0)):
-                alpha = layer[y, x, 3]
+        ty0 = tiles[i, 0] * tile
+        tx0 = tiles[i, 1] * tile
+        for y in range(ty0, min(ty0 + tile, height - y0)):
+            for x in range(tx0, min(tx0 + tile, width - x0)):
+                alpha = layer[i, y - ty0, x - tx0, 3]
                 if alpha <= 0:
                     continue
                 clip = 1.0 if alpha <= 1 else 1.0 / alpha
                 keep = 1.0 - alpha * clip
                 for c in range(4):
-                    acc[y0 + y, x0 + x, c] = layer[y, x, c] * clip + keep * acc[y0 + y, x0 + x, c]
+                    acc[y0 + y, x0 + x, c] = layer[i, y - ty0, x - tx0, c] * clip + keep * acc[y0 + y, x0 + x, c]
 
 
 @njit(cache=True, parallel=True, chunked=True, noalias=True)
@@ -514,13 +597,15 @@ def tile_occupancy(labels, tile, counts, lo, hi):
 @njit(cache=True, parallel=True, chunked=True, noalias=True)
 def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radius_low, tiles, tile, light_level,
                    hidden, lo, hi):
-    """Block sums of one slab over the listed tiles of a crop, at 1/scale resolution.
+    """Block sums of one slab over the listed tiles of a crop, at 1/scale resolution, tile by tile.
 
     radiance: float32 (H, W, 3); coc: float32 (H, W) signed circle of confusion in full-resolution
-    pixels; labels: int (H, W). The crop starts at low-resolution cell (y0, x0); sums (h, w, 4)
-    and radius_low (h, w) are its outputs, written on every cell of the tiles listed in
-    ``tiles`` (int32 (n, 2) row and column of ``tile``×``tile``-cell blocks of the crop) and
-    nowhere else. The slab is its own pixels (``labels == label``) plus, when ``hidden`` is given,
+    pixels; labels: int (H, W). The crop starts at low-resolution cell (y0, x0); ``tiles`` (int32
+    (n, 2)) lists (row, column) of its ``tile``×``tile``-cell blocks, and block i's cells go to
+    sums[i] (float32 (≥ n, tile, tile, 4)) and radius_low[i] (float32 (≥ n, tile, tile)), cell
+    (by, bx) of the crop at [i, by − row·tile, bx − column·tile]; cells beyond the image
+    (ceil(H/scale) × ceil(W/scale) cells) and the rest of the arrays are not written. The slab is
+    its own pixels (``labels == label``) plus, when ``hidden`` is given,
     the nearer pixels it extends to: hidden = (owned, source_y, source_x, colour, coc, cell_y,
     cell_x), where a pixel (y, x) nearer than the slab whose analysis cell (cell_y[y],
     cell_x[x]) is ``owned`` takes the colour and |coc| of analysis cell (source_y, source_x) of
@@ -532,10 +617,13 @@ def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radiu
     owned, source_y, source_x, colour, coc, cell_y, cell_x = hidden
     has_hidden = owned.shape[0] > 0
     height, width = labels.shape
-    low_h, low_w = sums.shape[0], sums.shape[1]
+    low_h = (height + scale - 1) // scale - y0
+    low_w = (width + scale - 1) // scale - x0
     for i in prange(max(lo, 0), min(hi, tiles.shape[0])):
-        for by in range(tiles[i, 0] * tile, min((tiles[i, 0] + 1) * tile, low_h)):
-            for bx in range(tiles[i, 1] * tile, min((tiles[i, 1] + 1) * tile, low_w)):
+        ty0 = tiles[i, 0] * tile
+        tx0 = tiles[i, 1] * tile
+        for by in range(ty0, min(ty0 + tile, low_h)):
+            for bx in range(tx0, min(tx0 + tile, low_w)):
                 s0 = 0.0
                 s1 = 0.0
                 s2 = 0.0
@@ -565,28 +653,35 @@ def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radiu
                         s2 += b
                         count += 1.0
                         sr += rad
-                sums[by, bx, 0] = s0
-                sums[by, bx, 1] = s1
-                sums[by, bx, 2] = s2
-                sums[by, bx, 3] = count
-                radius_low[by, bx] = sr / count / scale if count > 0 else 0.0
+                sums[i, by - ty0, bx - tx0, 0] = s0
+                sums[i, by - ty0, bx - tx0, 1] = s1
+                sums[i, by - ty0, bx - tx0, 2] = s2
+                sums[i, by - ty0, bx - tx0, 3] = count
+                radius_low[i, by - ty0, bx - tx0] = sr / count / scale if count > 0 else 0.0
 
 
 @njit(cache=True)
-def add_points_to_blocks(sums, radius_low, ys, xs, colours, radii, scale, y0, x0):
-    """Add extra full-resolution points (y, x, rgb, radius) into block sums made by
-    :func:`slab_block_sum` (keeps the per-cell mean radius consistent)."""
+def add_points_to_blocks(sums, radius_low, slots, tile, ys, xs, colours, radii, scale, y0, x0):
+    """Add extra full-resolution points (y, x, rgb, radius) into tile-by-tile block sums made by
+    :func:`slab_block_sum` (keeps the per-cell mean radius consistent). slots: int32 (n_ty, n_tx),
+    the index in ``sums`` of each ``tile``×``tile``-cell block of the crop (−1: not stored; points
+    there are dropped)."""
     for i in range(ys.shape[0]):
         by = ys[i] // scale - y0
         bx = xs[i] // scale - x0
-        if by < 0 or bx < 0 or by >= sums.shape[0] or bx >= sums.shape[1]:
+        if by < 0 or bx < 0 or by >= slots.shape[0] * tile or bx >= slots.shape[1] * tile:
             continue
-        count = sums[by, bx, 3]
-        total_radius = radius_low[by, bx] * count * scale + radii[i]
+        slot = slots[by // tile, bx // tile]
+        if slot < 0:
+            continue
+        cy = by - by // tile * tile
+        cx = bx - bx // tile * tile
+        count = sums[slot, cy, cx, 3]
+        total_radius = radius_low[slot, cy, cx] * count * scale + radii[i]
         for c in range(3):
-            sums[by, bx, c] += colours[i, c]
-        sums[by, bx, 3] = count + 1.0
-        radius_low[by, bx] = total_radius / (count + 1.0) / scale
+            sums[slot, cy, cx, c] += colours[i, c]
+        sums[slot, cy, cx, 3] = count + 1.0
+        radius_low[slot, cy, cx] = total_radius / (count + 1.0) / scale
 
 
 @njit(cache=True, parallel=True, chunked=True)

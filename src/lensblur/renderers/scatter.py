@@ -37,7 +37,7 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import ClippedAnalysis, recover_highlights, sparse_recovery
 from lensblur.lens import Lens, signed_coc
 from lensblur.renderers import register
-from lensblur.renderers.discs import DiscScatter
+from lensblur.renderers.discs import CompactTiles, DiscScatter
 from lensblur.renderers.edge_matte import edge_subject
 from lensblur.renderers.nearest import nearest_zero_within
 from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles,
@@ -103,7 +103,7 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     hidden_owners = HiddenAreaOwners(radiance, coc, edges)
     occupancy = np.zeros((len(edges) + 1, -(-height // TILE), -(-width // TILE)), np.int32)
     tile_occupancy(labels, TILE, occupancy, 0, occupancy.shape[1])
-    work = _Scratch(height * width)
+    work = _Scratch(-(-height // TILE) * TILE * -(-width // TILE) * TILE)
     lights = _bright_pixels(radiance, labels)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
     for label in np.flatnonzero(occupancy.any(axis=(1, 2))):
@@ -153,17 +153,29 @@ class _Slab:
 
 
 class _Scratch:
-    """Reusable block-sum buffers: every slab takes a contiguous h×w view of the same memory
-    (h·w at most the image's pixels), and only its own tiles of it are ever written or read,
-    so nothing needs clearing between slabs."""
+    """One reusable buffer for every slab's block sums, radii and (when drawn at 1/scale
+    resolution) disc layer, one after the other. Block sums are stored tile by tile: a slab's n
+    active tiles of c×c cells take the first n·c² cells, in the order of its tile list, so the
+    memory ever touched is that of the largest slab's active tiles and layer, not the frame's.
+    Only the listed tiles are ever written or read, and the disc kernel writes every pixel of a
+    layer, so nothing needs clearing between slabs."""
 
-    def __init__(self, pixels: int):
-        self.sums = np.empty(pixels * 4, np.float32)
-        self.radius = np.empty(pixels, np.float32)
+    def __init__(self, cells: int):
+        # sums, radii and a layer of at most (H/2)·(W/2)·4 values: within 6·cells (a frame's padded pixels)
+        self.memory = np.empty(cells * 6, np.float32)
 
-    def views(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        return (self.sums[:height * width * 4].reshape(height, width, 4),
-                self.radius[:height * width].reshape(height, width))
+    def views(self, n_tiles: int, tile: int, layer: tuple[int, int] | None = None):
+        """(n_tiles, tile, tile, 4) block sums, (n_tiles, tile, tile) radii and a (h, w, 4) layer
+        of any content for ``layer`` = (h, w) (else None), all float32, not overlapping."""
+        cells = n_tiles * tile * tile
+        layer_size = 0 if layer is None else layer[0] * layer[1] * 4
+        if self.memory.size < cells * 5 + layer_size:
+            self.memory = np.empty(cells * 5 + layer_size, np.float32)
+        sums = self.memory[:cells * 4].reshape(n_tiles, tile, tile, 4)
+        radius = self.memory[cells * 4:cells * 5].reshape(n_tiles, tile, tile)
+        if layer is None:
+            return sums, radius, None
+        return sums, radius, self.memory[cells * 5:cells * 5 + layer_size].reshape(layer[0], layer[1], 4)
 
 
 def _bright_pixels(radiance: np.ndarray, labels: np.ndarray):
@@ -210,24 +222,24 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     x1 = min((cols[-1] + 1) * cells + margin, low_w)
     crop_active = np.ascontiguousarray(active[y0 // cells:-(-y1 // cells), x0 // cells:-(-x1 // cells)])
     tile_list = np.argwhere(crop_active).astype(np.int32)
-    sums, radius_low = work.views(y1 - y0, x1 - x0)
+    sums, radius_low, layer_memory = work.views(len(tile_list), cells, (y1 - y0, x1 - x0) if scale > 1 else None)
     light_level = HIGHLIGHT_RADIANCE if scale > 1 else 0.0
     slab_block_sum(radiance, coc, labels, slab.label, scale, y0, x0, sums, radius_low, tile_list, cells,
                    light_level, NO_HIDDEN if slab.hidden is None else slab.hidden.kernel_args, 0, len(tile_list))
     if slab.in_focus:
         composite_tiles(accumulated, sums, tile_list, cells, y0, x0, 0, len(tile_list))
         return
-    tiles = (crop_active, cells, slab.upper / scale)
+    tiles = CompactTiles.of(crop_active, cells, (y1 - y0, x1 - x0), slab.upper / scale)  # sums' order
     own_lights = None
     if scale > 1:
         mine = lights[2] == slab.label
         own_lights = _lights_within_budget(lights[0][mine], lights[1][mine], radiance, coc)
     if own_lights is not None and own_lights[2] is not None:  # over budget: the dimmer ones join the slab
-        add_points_to_blocks(sums, radius_low, *own_lights[2], scale, y0, x0)
+        add_points_to_blocks(sums, radius_low, tiles.slots, cells, *own_lights[2], scale, y0, x0)
     if scale == 1:
-        discs(sums, radius_low, (y0, x0), composite_into=accumulated, tiles=tiles)
+        discs(sums, radius_low, (y0, x0), composite_into=accumulated, compact=tiles)
     else:
-        layer = discs(sums, radius_low, (y0, x0), scale, tiles=tiles)
+        layer = discs(sums, radius_low, (y0, x0), scale, compact=tiles, out=layer_memory)
         composite_over(accumulated, layer, scale, y0, x0, y0 * scale, (y0 + layer.shape[0]) * scale)
     if own_lights is not None and own_lights[0].size:
         ly, lx = own_lights[0], own_lights[1]
@@ -235,15 +247,19 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
         reach = int(math.ceil(light_radius.max() + 1.5))
         ly0, lx0 = max(int(ly.min()) - reach, 0), max(int(lx.min()) - reach, 0)
         ly1, lx1 = min(int(ly.max()) + reach + 1, height), min(int(lx.max()) + reach + 1, width)
-        grid = np.zeros((ly1 - ly0, lx1 - lx0, 4), np.float32)
-        grid[ly - ly0, lx - lx0, :3] = radiance[ly, lx]
-        grid[ly - ly0, lx - lx0, 3] = 1.0
-        grid_radius = np.zeros(grid.shape[:2], np.float32)
-        grid_radius[ly - ly0, lx - lx0] = light_radius
-        light_tiles = np.zeros((-(-grid.shape[0] // TILE), -(-grid.shape[1] // TILE)), bool)
-        light_tiles[(ly - ly0) // TILE, (lx - lx0) // TILE] = True
-        discs(grid, grid_radius, (ly0, lx0), composite_into=accumulated,
-              tiles=(light_tiles, TILE, float(light_radius.max())))
+        # the lights tile by tile (only the tiles holding one are stored), in a zeroed buffer
+        gy, gx = ly - ly0, lx - lx0
+        n_ty, n_tx = -(-(ly1 - ly0) // TILE), -(-(lx1 - lx0) // TILE)
+        light_tiles = np.zeros((n_ty, n_tx), bool)
+        light_tiles[gy // TILE, gx // TILE] = True
+        layout = CompactTiles.of(light_tiles, TILE, (ly1 - ly0, lx1 - lx0), float(light_radius.max()))
+        at = layout.slots[gy // TILE, gx // TILE], gy % TILE, gx % TILE
+        grid = np.zeros((layout.n_tiles, TILE, TILE, 4), np.float32)
+        grid[at + (slice(0, 3),)] = radiance[ly, lx]
+        grid[at + (3,)] = 1.0
+        grid_radius = np.zeros(grid.shape[:3], np.float32)
+        grid_radius[at] = light_radius
+        discs(grid, grid_radius, (ly0, lx0), composite_into=accumulated, compact=layout)
 
 
 def _lights_within_budget(ly, lx, radiance, coc):
