@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lensblur.aot import njit  # numba's, or the ahead-of-time compiled kernel
+from lensblur.aot import njit, prange  # numba's, or the ahead-of-time compiled kernel
 
 
 def box_mean(array: np.ndarray, radius: int) -> np.ndarray:
@@ -173,7 +173,8 @@ def photo_guide(pixels: np.ndarray, space: str = "srgb") -> np.ndarray:
     return np.maximum(encoded, 0.0, out=encoded)
 
 
-def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: float = 1e-3,
+                             overwrite_guide: bool = False) -> np.ndarray:
     """Edge-aware upsampling of a low-resolution map (a phone's 768×576 disparity for a 12 MP
     photo) to the size of the full-resolution ``guide``, so its edges land on the photo's edges.
 
@@ -197,7 +198,13 @@ def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int =
     guide: H×W grey in [0, 1] (:func:`photo_guide`); small: h×w map, h ≤ H and w ≤ W, any unit.
     radius: window radius in pixels of the map (it must cover the map's misalignment with the
     photo, about a pixel of the map). eps: regularisation in guide units² (guide contrast
-    below ~√eps does not steer the map). Returns float32 H×W within the range of ``small``.
+    below ~√eps does not steer the map). overwrite_guide: the caller gives ``guide`` up (float32,
+    C-contiguous): the result is written into it, and the enlargement allocates nothing at full
+    size. Returns float32 H×W within the range of ``small``.
+
+    The two enlargements and the blend run as one pass (:func:`_fit_rows`), equal to
+    ``clip(cv2.resize(A)·I + cv2.resize(B))`` (bilinear, OpenCV's sampling positions) to within
+    float32 rounding (OpenCV may fuse a multiply-add): at most a few units in the last place.
     """
     guide = np.asarray(guide, dtype=np.float32)
     p = np.ascontiguousarray(small, dtype=np.float32)
@@ -209,7 +216,50 @@ def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int =
     a = weight * box_mean(a, radius)
     b = weight * box_mean(b, radius) + (1 - weight) * p
     height, width = guide.shape
-    out = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
-    out *= guide
-    out += cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(out, float(p.min()), float(p.max()), out=out)
+    writable = guide.flags.c_contiguous and guide.flags.writeable
+    out = guide if overwrite_guide and writable else np.array(guide, dtype=np.float32, order="C")
+    rows, row_weights = _linear_taps(p.shape[0], height)
+    columns, column_weights = _linear_taps(p.shape[1], width)
+    _fit_rows(np.ascontiguousarray(a, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32),
+              rows, row_weights, columns, column_weights, p.min(), p.max(), out, 0, height)
+    return out
+
+
+def _linear_taps(size: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.resize's bilinear taps from ``size`` samples to ``length``: per output index the first
+    source index (int64, the second is the next one, clamped) and the second's weight (float32
+    in [0, 1)), with OpenCV's arithmetic (position (i + ½)·size/length − ½ in float64, its
+    fraction rounded to float32; clamped at both ends with weight 0)."""
+    scale = 1.0 / (length / size)
+    position = (np.arange(length) + 0.5) * scale - 0.5
+    first = np.floor(position)
+    weight = (position - first).astype(np.float32)
+    index = first.astype(np.int64)
+    outside = (index < 0) | (index >= size - 1)
+    weight[outside] = 0
+    np.clip(index, 0, size - 1, out=index)
+    return index, weight
+
+
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
+def _fit_rows(a, b, rows, row_weights, columns, column_weights, low, high, values, lo, hi):
+    """In place on float32 H×W ``values`` (the guide I), rows lo … hi − 1: clip(A·I + B, low,
+    high), A and B the h×w ``a`` and ``b`` enlarged bilinearly by the taps of :func:`_linear_taps`
+    (rows, row_weights for the rows, columns, column_weights for the columns), each row of the
+    small maps interpolated along x first, then the two rows along y, as cv2.resize does."""
+    last_row, last_column = a.shape[0] - 1, a.shape[1] - 1
+    one = np.float32(1.0)
+    for y in prange(lo, hi):
+        y0 = rows[y]
+        y1 = min(y0 + 1, last_row)
+        wy = row_weights[y]
+        vy = one - wy
+        for x in range(values.shape[1]):
+            x0 = columns[x]
+            x1 = min(x0 + 1, last_column)
+            wx = column_weights[x]
+            vx = one - wx
+            slope = (a[y0, x0] * vx + a[y0, x1] * wx) * vy + (a[y1, x0] * vx + a[y1, x1] * wx) * wy
+            offset = (b[y0, x0] * vx + b[y0, x1] * wx) * vy + (b[y1, x0] * vx + b[y1, x1] * wx) * wy
+            v = slope * values[y, x] + offset
+            values[y, x] = min(max(v, low), high)
