@@ -62,7 +62,12 @@ def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights
         result = linear
     else:
         result = np.array(linear, dtype=np.float32, copy=True)
-    result[bright] *= gain[:, None]
+    # gathered and put back by flat pixel index: about half the time of ``result[bright] *= gain``
+    pixels = result.reshape(-1, result.shape[-1])
+    index = bright[0] * result.shape[1] + bright[1]
+    boosted = np.take(pixels, index, axis=0)
+    boosted *= gain[:, None]
+    pixels[index] = boosted
     return result
 
 
@@ -193,11 +198,12 @@ def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | 
         if not (np.abs(coc[where]) > FADE_START).any():
             return None  # nothing clipped is defocused: the analysis is not needed
         analysis = _analysis(linear, settings, candidate, where)
-    defocused = np.abs(coc[analysis.rows, analysis.columns]) > FADE_START
+    at_clipped = np.take(coc, analysis.rows * coc.shape[1] + analysis.columns)  # flat gather
+    defocused = np.abs(at_clipped) > FADE_START
     if not defocused.any():
         return None
     bright = (analysis.rows[defocused], analysis.columns[defocused])
-    u = _fade(coc[bright])
+    u = _fade(at_clipped[defocused])
     boost = np.float32(settings.strength) * analysis.share[defocused] * analysis.smooth[defocused]
     cleaned = None
     if analysis.lights is not None:
@@ -316,8 +322,8 @@ def _spot_flags(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray]) -> tu
     rows, columns = where
     height, width = clipped.shape
     max_area = math.pi * max(2.0, SPOT_RADIUS_FRACTION * math.hypot(height, width)) ** 2
-    y0, x0 = int(rows.min()), int(columns.min())
-    box = clipped[y0:int(rows.max()) + 1, x0:int(columns.max()) + 1]
+    y0, x0 = int(rows[0]), int(columns.min())  # rows come sorted (row-major order)
+    box = clipped[y0:int(rows[-1]) + 1, x0:int(columns.max()) + 1]
     box = box.view(np.uint8) if box.dtype == bool else box.astype(np.uint8)
     try:
         count, labels, stats, centroids = cv2.connectedComponentsWithStats(box, connectivity=8, ltype=cv2.CV_16U)
