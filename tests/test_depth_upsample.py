@@ -209,8 +209,8 @@ def reference_fit(a, b, guide, low, high):
 @pytest.mark.parametrize("small,large", [((7, 9), (50, 70)), ((48, 64), (252, 336)), ((40, 40), (40, 40)),
                                          ((30, 45), (61, 89)), ((1, 5), (4, 20))])
 def test_fused_enlargement_equals_opencv_resize_within_rounding(small, large):
-    """The one-pass enlargement and blend (_fit_rows) equals clip(resize(A)·I + resize(B)) to within
-    float32 rounding, at integer and non-integer scales and at the borders."""
+    """The one-pass enlargement and blend (_fit_rows) equals clip(resize(A)·I + resize(B)), at
+    integer and non-integer scales and at the borders."""
     from lensblur.depth.refine import _fit_rows, _linear_taps
 
     rng = np.random.default_rng(sum(small))
@@ -223,7 +223,10 @@ def test_fused_enlargement_equals_opencv_resize_within_rounding(small, large):
     columns, column_weights = _linear_taps(small[1], large[1])
     _fit_rows(a, b, rows, row_weights, columns, column_weights, np.float32(-0.5), np.float32(1.5), values,
               0, large[0])
-    np.testing.assert_allclose(values, expected, rtol=0, atol=8 * np.finfo(np.float32).eps)
+    if small[0] > 1 and cv2.ipp.useIPP():  # OpenCV's IPP-backed resize: the same numbers, bit for bit
+        np.testing.assert_array_equal(values, expected)
+    else:  # a single source row (or OpenCV without IPP) takes another path: float32 rounding apart
+        np.testing.assert_allclose(values, expected, rtol=0, atol=8 * np.finfo(np.float32).eps)
     assert values.min() == np.float32(-0.5) and values.max() == np.float32(1.5)  # clipped at both ends
 
 

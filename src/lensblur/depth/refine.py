@@ -202,9 +202,10 @@ def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int =
     C-contiguous): the result is written into it, and the enlargement allocates nothing at full
     size. Returns float32 H×W within the range of ``small``.
 
-    The two enlargements and the blend run as one pass (:func:`_fit_rows`), equal to
-    ``clip(cv2.resize(A)·I + cv2.resize(B))`` (bilinear, OpenCV's sampling positions) to within
-    float32 rounding (OpenCV may fuse a multiply-add): at most a few units in the last place.
+    The two enlargements and the blend run as one pass (:func:`_fit_rows`): the same numbers as
+    ``clip(cv2.resize(A)·I + cv2.resize(B))`` with OpenCV's bilinear resize (its sampling
+    positions and its Intel IPP arithmetic, bit for bit in tests/test_depth_upsample.py; where
+    OpenCV runs without IPP its own arithmetic differs by float32 rounding).
     """
     guide = np.asarray(guide, dtype=np.float32)
     p = np.ascontiguousarray(small, dtype=np.float32)
@@ -241,25 +242,29 @@ def _linear_taps(size: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     return index, weight
 
 
+@njit(cache=True, inline="always")
+def _lerp(first, second, weight):
+    """first + (second − first)·weight in float32 with the multiply-add fused (one rounding, done
+    in float64, where the product is exact): the arithmetic of OpenCV's (IPP's) bilinear resize."""
+    return np.float32(np.float64(first) + np.float64(second - first) * np.float64(weight))
+
+
 @njit(cache=True, parallel=True, chunked=True, noalias=True)
 def _fit_rows(a, b, rows, row_weights, columns, column_weights, low, high, values, lo, hi):
     """In place on float32 H×W ``values`` (the guide I), rows lo … hi − 1: clip(A·I + B, low,
     high), A and B the h×w ``a`` and ``b`` enlarged bilinearly by the taps of :func:`_linear_taps`
-    (rows, row_weights for the rows, columns, column_weights for the columns), each row of the
-    small maps interpolated along x first, then the two rows along y, as cv2.resize does."""
+    (rows, row_weights for the rows, columns, column_weights for the columns): each of the two
+    source rows interpolated along x, then the two along y, by :func:`_lerp`, as cv2.resize does."""
     last_row, last_column = a.shape[0] - 1, a.shape[1] - 1
-    one = np.float32(1.0)
     for y in prange(lo, hi):
         y0 = rows[y]
         y1 = min(y0 + 1, last_row)
         wy = row_weights[y]
-        vy = one - wy
         for x in range(values.shape[1]):
             x0 = columns[x]
             x1 = min(x0 + 1, last_column)
             wx = column_weights[x]
-            vx = one - wx
-            slope = (a[y0, x0] * vx + a[y0, x1] * wx) * vy + (a[y1, x0] * vx + a[y1, x1] * wx) * wy
-            offset = (b[y0, x0] * vx + b[y0, x1] * wx) * vy + (b[y1, x0] * vx + b[y1, x1] * wx) * wy
+            slope = _lerp(_lerp(a[y0, x0], a[y0, x1], wx), _lerp(a[y1, x0], a[y1, x1], wx), wy)
+            offset = _lerp(_lerp(b[y0, x0], b[y0, x1], wx), _lerp(b[y1, x0], b[y1, x1], wx), wy)
             v = slope * values[y, x] + offset
             values[y, x] = min(max(v, low), high)
