@@ -221,8 +221,9 @@ def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int =
     out = guide if overwrite_guide and writable else np.array(guide, dtype=np.float32, order="C")
     rows, row_weights = _linear_taps(p.shape[0], height)
     columns, column_weights = _linear_taps(p.shape[1], width)
-    _fit_rows(np.ascontiguousarray(a, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32),
-              rows, row_weights, columns, column_weights, p.min(), p.max(), out, 0, height)
+    starts = np.searchsorted(rows, np.arange(p.shape[0] + 1))  # rows is non-decreasing
+    _fit_rows(np.ascontiguousarray(a, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32), rows,
+              row_weights, columns, column_weights, starts, p.min(), p.max(), out, 0, p.shape[0])
     return out
 
 
@@ -250,21 +251,33 @@ def _lerp(first, second, weight):
 
 
 @njit(cache=True, parallel=True, chunked=True, noalias=True)
-def _fit_rows(a, b, rows, row_weights, columns, column_weights, low, high, values, lo, hi):
-    """In place on float32 H×W ``values`` (the guide I), rows lo … hi − 1: clip(A·I + B, low,
-    high), A and B the h×w ``a`` and ``b`` enlarged bilinearly by the taps of :func:`_linear_taps`
-    (rows, row_weights for the rows, columns, column_weights for the columns): each of the two
-    source rows interpolated along x, then the two along y, by :func:`_lerp`, as cv2.resize does."""
+def _fit_rows(a, b, rows, row_weights, columns, column_weights, starts, low, high, values, lo, hi):
+    """In place on float32 H×W ``values`` (the guide I): clip(A·I + B, low, high), A and B the
+    h×w ``a`` and ``b`` enlarged bilinearly by the taps of :func:`_linear_taps` (rows,
+    row_weights for the rows, columns, column_weights for the columns), for the output rows
+    whose first source row is lo … hi − 1 (0, h for all): output rows starts[k] … starts[k+1] − 1
+    take source rows k and k + 1. As cv2.resize does, the two source rows are interpolated along
+    x (once per source row, not per output row), then along y, each by :func:`_lerp`."""
     last_row, last_column = a.shape[0] - 1, a.shape[1] - 1
-    for y in prange(lo, hi):
-        y0 = rows[y]
-        y1 = min(y0 + 1, last_row)
-        wy = row_weights[y]
-        for x in range(values.shape[1]):
+    width = values.shape[1]
+    for k in prange(lo, hi):
+        if starts[k] == starts[k + 1]:
+            continue
+        k1 = min(k + 1, last_row)
+        a0 = np.empty(width, np.float32)
+        a1 = np.empty(width, np.float32)
+        b0 = np.empty(width, np.float32)
+        b1 = np.empty(width, np.float32)
+        for x in range(width):
             x0 = columns[x]
             x1 = min(x0 + 1, last_column)
             wx = column_weights[x]
-            slope = _lerp(_lerp(a[y0, x0], a[y0, x1], wx), _lerp(a[y1, x0], a[y1, x1], wx), wy)
-            offset = _lerp(_lerp(b[y0, x0], b[y0, x1], wx), _lerp(b[y1, x0], b[y1, x1], wx), wy)
-            v = slope * values[y, x] + offset
-            values[y, x] = min(max(v, low), high)
+            a0[x] = _lerp(a[k, x0], a[k, x1], wx)
+            a1[x] = _lerp(a[k1, x0], a[k1, x1], wx)
+            b0[x] = _lerp(b[k, x0], b[k, x1], wx)
+            b1[x] = _lerp(b[k1, x0], b[k1, x1], wx)
+        for y in range(starts[k], starts[k + 1]):
+            wy = row_weights[y]
+            for x in range(width):
+                v = _lerp(a0[x], a1[x], wy) * values[y, x] + _lerp(b0[x], b1[x], wy)
+                values[y, x] = min(max(v, low), high)
