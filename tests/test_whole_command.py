@@ -296,18 +296,24 @@ def test_cli_render_equals_the_pillow_paths(tmp_path):
     assert (tmp_path / "fast.jpg").read_bytes() == (tmp_path / "plain.jpg").read_bytes()
 
 
+def lights_photo_command(folder: Path, seed: int) -> tuple[np.ndarray, list[str]]:
+    """A 120×90 PNG with clipped lights in its defocused part and a flat depth file, written to
+    ``folder``: (its uint8 pixels, the render command's arguments without ``-o``)."""
+    source = folder / "in.png"
+    values = picture(90, 120, seed=seed)
+    values[20:24, 30:34] = 255  # lights in the defocused part
+    values[70:72, 100:103] = 255
+    Image.fromarray(values).save(source)
+    depth = write_flat_depth(folder, 90, 120)
+    return values, ["render", str(source), "--depth", str(depth), "--focus-disparity", "0.2", "--blur", "12", "-q"]
+
+
 def test_background_highlight_analysis_gives_the_same_file(tmp_path, monkeypatch):
     """The clipped-highlight analysis found in a second thread during the depth stage is the one
     the renderer would find itself: the same file."""
     import lensblur.commands.render as render_command
 
-    source = tmp_path / "in.png"
-    values = picture(90, 120, seed=4)
-    values[20:24, 30:34] = 255  # lights in the defocused part
-    values[70:72, 100:103] = 255
-    Image.fromarray(values).save(source)
-    depth = write_flat_depth(tmp_path, 90, 120)
-    args = ["render", str(source), "--depth", str(depth), "--focus-disparity", "0.2", "--blur", "12", "-q"]
+    values, args = lights_photo_command(tmp_path, seed=4)
     analyses = []
     real = render_command._ClippedInBackground
 
@@ -521,12 +527,7 @@ def test_cli_hands_its_photo_to_the_renderer_and_writes_the_same_file(tmp_path, 
     one a render on a copy writes."""
     import lensblur.commands.render as render_command
 
-    source = tmp_path / "in.png"
-    values = picture(90, 120, seed=5)
-    values[20:24, 30:34] = 255
-    Image.fromarray(values).save(source)
-    depth = write_flat_depth(tmp_path, 90, 120)
-    args = ["render", str(source), "--depth", str(depth), "--focus-disparity", "0.2", "--blur", "12", "-q"]
+    values, args = lights_photo_command(tmp_path, seed=5)
     seen = []
     real = render_command.render_with
 
