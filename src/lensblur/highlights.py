@@ -161,8 +161,10 @@ def _where(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _analysis(linear, settings, candidate, where=None) -> ClippedAnalysis:
     rows, columns = _where(candidate) if where is None else where
     height, width = candidate.shape
-    # the largest channel, at the clipped pixels only (gathered by flat index: no 2-D fancy index)
-    peak = np.take(np.asarray(linear).reshape(height * width, -1), rows * width + columns, axis=0).max(axis=1)
+    # the largest channel, at the clipped pixels only (gathered by flat index: no 2-D fancy index;
+    # np.maximum of the channels: a reduction along an axis of 3 is several times slower)
+    at_clipped = np.take(np.asarray(linear).reshape(height * width, -1), rows * width + columns, axis=0)
+    peak = functools.reduce(np.maximum, at_clipped.T)
     spots = np.zeros(candidate.shape, dtype=bool)
     if rows.size == 0:  # nothing clipped: no spots and no lamps, as the steps below would find
         in_spot, centroids, lights = np.zeros(0, bool), np.empty((0, 2)), None
