@@ -195,3 +195,51 @@ def test_tiny_map_and_grey_photo():
     out = fit_to_image(tiny, 40, 60, rng.uniform(0, 1, (40, 60)).astype(np.float32))
     assert out.shape == (40, 60) and np.isfinite(out).all()
     assert tiny.min() - 1e-6 <= out.min() and out.max() <= tiny.max() + 1e-6
+
+
+def reference_fit(a, b, guide, low, high):
+    """What upsample_where_explained computed before the fused pass: OpenCV's bilinear enlargements."""
+    height, width = guide.shape
+    out = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
+    out *= guide
+    out += cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, low, high, out=out)
+
+
+@pytest.mark.parametrize("small,large", [((7, 9), (50, 70)), ((48, 64), (252, 336)), ((40, 40), (40, 40)),
+                                         ((30, 45), (61, 89)), ((1, 5), (4, 20))])
+def test_fused_enlargement_equals_opencv_resize_within_rounding(small, large):
+    """The one-pass enlargement and blend (_fit_rows) equals clip(resize(A)·I + resize(B)), at
+    integer and non-integer scales and at the borders."""
+    from lensblur.depth.refine import _fit_rows, _linear_taps
+
+    rng = np.random.default_rng(sum(small))
+    a = rng.normal(0, 2, small).astype(np.float32)
+    b = rng.uniform(-1, 2, small).astype(np.float32)
+    guide = rng.uniform(0, 1, large).astype(np.float32)
+    expected = reference_fit(a, b, guide, np.float32(-0.5), np.float32(1.5))
+    values = guide.copy()
+    rows, row_weights = _linear_taps(small[0], large[0])
+    columns, column_weights = _linear_taps(small[1], large[1])
+    starts = np.searchsorted(rows, np.arange(small[0] + 1))
+    _fit_rows(a, b, rows, row_weights, columns, column_weights, starts, np.float32(-0.5), np.float32(1.5), values,
+              0, small[0])
+    if small[0] > 1 and cv2.ipp.useIPP():  # OpenCV's IPP-backed resize: the same numbers, bit for bit
+        np.testing.assert_array_equal(values, expected)
+    else:  # a single source row (or OpenCV without IPP) takes another path: float32 rounding apart
+        np.testing.assert_allclose(values, expected, rtol=0, atol=8 * np.finfo(np.float32).eps)
+    assert values.min() == np.float32(-0.5) and values.max() == np.float32(1.5)  # clipped at both ends
+
+
+def test_guide_is_overwritten_only_when_handed_over():
+    photo, _ = step_scene()
+    guide = photo_guide(photo)
+    small = cv2.resize(np.where(np.arange(WIDTH) < EDGE, 0.2, 0.9).astype(np.float32)[None].repeat(HEIGHT, 0),
+                       (WIDTH // 4, HEIGHT // 4), interpolation=cv2.INTER_AREA)
+    before = guide.copy()
+    kept = upsample_where_explained(guide, small)
+    np.testing.assert_array_equal(guide, before)
+    given = upsample_where_explained(guide, small, overwrite_guide=True)
+    assert given is guide
+    np.testing.assert_array_equal(given, kept)
+    assert kept.min() >= small.min() and kept.max() <= small.max()

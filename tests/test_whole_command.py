@@ -296,18 +296,24 @@ def test_cli_render_equals_the_pillow_paths(tmp_path):
     assert (tmp_path / "fast.jpg").read_bytes() == (tmp_path / "plain.jpg").read_bytes()
 
 
+def lights_photo_command(folder: Path, seed: int) -> tuple[np.ndarray, list[str]]:
+    """A 120×90 PNG with clipped lights in its defocused part and a flat depth file, written to
+    ``folder``: (its uint8 pixels, the render command's arguments without ``-o``)."""
+    source = folder / "in.png"
+    values = picture(90, 120, seed=seed)
+    values[20:24, 30:34] = 255  # lights in the defocused part
+    values[70:72, 100:103] = 255
+    Image.fromarray(values).save(source)
+    depth = write_flat_depth(folder, 90, 120)
+    return values, ["render", str(source), "--depth", str(depth), "--focus-disparity", "0.2", "--blur", "12", "-q"]
+
+
 def test_background_highlight_analysis_gives_the_same_file(tmp_path, monkeypatch):
     """The clipped-highlight analysis found in a second thread during the depth stage is the one
     the renderer would find itself: the same file."""
     import lensblur.commands.render as render_command
 
-    source = tmp_path / "in.png"
-    values = picture(90, 120, seed=4)
-    values[20:24, 30:34] = 255  # lights in the defocused part
-    values[70:72, 100:103] = 255
-    Image.fromarray(values).save(source)
-    depth = write_flat_depth(tmp_path, 90, 120)
-    args = ["render", str(source), "--depth", str(depth), "--focus-disparity", "0.2", "--blur", "12", "-q"]
+    values, args = lights_photo_command(tmp_path, seed=4)
     analyses = []
     real = render_command._ClippedInBackground
 
@@ -470,3 +476,142 @@ def test_bad_depth_while_the_analysis_thread_runs_is_one_line_and_exit_1(tmp_pat
     assert done.returncode == 1, done.stderr
     assert len(lines) == 1 and lines[0].startswith("lensblur: error:") and "depth" in lines[0]
     assert not (tmp_path / "out.jpg").exists()
+
+
+def handed_over_scene():
+    """A photo with clipped lights in its defocused part, its disparity and a lens with recovery
+    and automatic grain on (grain reads the photo's noise)."""
+    from lensblur.lens import Lens
+
+    linear, _ = clipped_scene(2)
+    disparity = np.repeat(np.linspace(0.1, 0.9, linear.shape[1], dtype=np.float32)[None], linear.shape[0], axis=0)
+    return linear, disparity, Lens(blur=14.0, focus_disparity=0.85, grain="auto")
+
+
+def test_render_scatter_hands_over_the_image_only_when_told():
+    """overwrite_image=True boosts the highlights in the caller's array and writes the result there:
+    the same picture as the default render, which never touches its input."""
+    from lensblur.renderers.scatter import render_scatter
+
+    linear, disparity, lens = handed_over_scene()
+    before = linear.copy()
+    kept = render_scatter(linear, disparity, lens)
+    np.testing.assert_array_equal(linear, before)
+    assert not np.shares_memory(kept, linear) and (kept > 1).any()  # highlights were boosted
+    given = linear.copy()
+    np.testing.assert_array_equal(render_scatter(given, disparity, lens, overwrite_image=True), kept)
+    no_grain = lens.with_(grain=None)
+    given = linear.copy()
+    result = render_scatter(given, disparity, no_grain, overwrite_image=True)
+    np.testing.assert_array_equal(result, render_scatter(linear, disparity, no_grain))
+    assert np.shares_memory(result, given)  # no full-size copy: the render lives in the photo's memory
+
+
+def test_api_render_never_modifies_the_callers_array():
+    """lensblur.render (and render_with, which the web app and batch reach) leaves the caller's
+    float32 array as it was, highlights boosted or not."""
+    from lensblur import api
+    from lensblur.renderers import render_with
+
+    linear, disparity, lens = handed_over_scene()
+    before = linear.copy()
+    first = api.render(linear, disparity, lens=lens)
+    second = render_with("scatter", linear, disparity, lens)
+    np.testing.assert_array_equal(linear, before)
+    np.testing.assert_array_equal(first, second)
+    assert (first > 1).any()
+
+
+def test_cli_hands_its_photo_to_the_renderer_and_writes_the_same_file(tmp_path, monkeypatch):
+    """The command gives the decoded photo to the scatter renderer (overwrite_image): the file is the
+    one a render on a copy writes."""
+    import lensblur.commands.render as render_command
+
+    values, args = lights_photo_command(tmp_path, seed=5)
+    seen = []
+    real = render_command.render_with
+
+    def recorded(name, image, *rest, **options):
+        seen.append(options.get("overwrite_image"))
+        return real(name, image, *rest, **options)
+
+    monkeypatch.setattr(render_command, "render_with", recorded)
+    assert main(args + ["-o", str(tmp_path / "handed.png")]) == 0
+
+    def on_a_copy(name, image, *rest, **options):
+        options.pop("overwrite_image", None)
+        return real(name, image.copy(), *rest, **options)
+
+    monkeypatch.setattr(render_command, "render_with", on_a_copy)
+    assert main(args + ["-o", str(tmp_path / "copy.png")]) == 0
+    assert seen == [True]
+    a = np.asarray(Image.open(tmp_path / "handed.png"))
+    np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "copy.png")))
+    assert (a != values).any()
+    assert main(args + ["--renderer", "naive", "-o", str(tmp_path / "naive.png")]) == 0  # takes no such option
+
+
+def test_where_equals_numpys_nonzero():
+    from lensblur.highlights import _where
+
+    rng = np.random.default_rng(7)
+    for mask in (rng.uniform(size=(37, 53)) > 0.8, np.zeros((5, 7), bool), np.ones((3, 4), bool),
+                 rng.uniform(size=(1, 9)) > 0.5):
+        rows, columns = _where(mask)
+        expected = np.nonzero(mask)
+        np.testing.assert_array_equal(rows, expected[0])
+        np.testing.assert_array_equal(columns, expected[1])
+        assert rows.dtype == expected[0].dtype
+
+
+def old_spots(clipped):
+    """light_spots as before: 32-bit labels of the whole mask, small components by area."""
+    import math
+
+    from lensblur.highlights import SPOT_RADIUS_FRACTION
+
+    height, width = clipped.shape
+    max_area = math.pi * max(2.0, SPOT_RADIUS_FRACTION * math.hypot(height, width)) ** 2
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(clipped.astype(np.uint8), connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] <= max_area
+    small[0] = False
+    return small[labels], centroids[small]
+
+
+@pytest.mark.parametrize("kind", ["few", "many", "none", "offset box"])
+def test_spots_with_16_bit_labels_or_the_fallback_are_as_before(kind):
+    """Spots and centroids found on the clipped pixels' box with 16-bit labels equal those of the
+    old full-frame 32-bit labelling; beyond 65535 components the 32-bit fallback gives them too."""
+    from lensblur.highlights import _spots
+
+    rng = np.random.default_rng(11)
+    clipped = np.zeros((700, 700), bool)
+    if kind == "many":  # isolated pixels every other row and column: 122 500 components
+        clipped[::2, ::2] = True
+        clipped[100:160, 200:300] = True  # and one large area
+    elif kind == "few":
+        clipped = cv2.dilate((rng.uniform(size=(700, 700)) > 0.999).astype(np.uint8), np.ones((3, 3))) > 0
+        clipped[300:420, 10:200] = True
+    elif kind == "offset box":
+        clipped[250:260, 400:415] = True
+        clipped[300, 600] = True
+    spots, centroids = _spots(clipped)
+    expected_spots, expected_centroids = old_spots(clipped)
+    np.testing.assert_array_equal(spots, expected_spots)
+    np.testing.assert_allclose(centroids, expected_centroids, rtol=0, atol=1e-9)
+    assert spots.any() == (kind != "none")
+
+
+def test_dark_share_counted_in_bands_equals_the_full_frame_count():
+    from lensblur.color import luminance
+    from lensblur.lamps import _dark_open
+
+    rng = np.random.default_rng(12)
+    linear = (rng.uniform(size=(600, 301, 3)) ** 4).astype(np.float32)
+    clipped = rng.uniform(size=(600, 301)) > 0.7
+    level = srgb_to_linear(np.float32(0.2))
+    dark = luminance(linear) < level
+    expected = np.count_nonzero(dark) - np.count_nonzero(dark & clipped)
+    assert 0 < expected < dark.size
+    assert _dark_open(linear, clipped, level) == expected
+    assert _dark_open(linear, clipped, level, rows=7) == expected

@@ -53,6 +53,7 @@ def warm_up(seed: int = 0) -> dict:
     finally:
         scatter.HIGHLIGHT_BUDGET = budget
     estimate_depth(image)  # the automatic estimate's edge-aware fill (lensblur.depth.refine)
+    render(image, ramp[::4, ::4], blur=6.0, focus_disparity=0.9)  # a small map's guided enlargement
     encode(image, None)  # the tone-curve tables of lensblur.io.icc, used by every write
     encode_levels(image, None, 255)
     encode_levels(image, None, 65535)

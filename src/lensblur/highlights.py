@@ -40,22 +40,34 @@ DEFAULT_STRENGTH = Highlights().strength  # at this strength a lamp gets its est
 
 
 def recover_highlights(linear: np.ndarray, coc: np.ndarray, settings: Highlights | None,
-                       analysis: "ClippedAnalysis | None" = None) -> np.ndarray:
+                       analysis: "ClippedAnalysis | None" = None, in_place: bool = False) -> np.ndarray:
     """Linear radiance to scatter, float32 H×W×3: ``linear`` with the glare and starburst spikes
     around night lamps removed (where defocused) and times :func:`highlight_gain` (the input
     itself when nothing changes, a new array otherwise).
 
     linear: H×W×3 linear image in [0, 1]; coc: signed circle of confusion in pixels (H×W);
-    settings: see :func:`highlight_gain`; analysis: see :func:`sparse_recovery`.
+    settings: see :func:`highlight_gain`; analysis: see :func:`sparse_recovery`; in_place: the
+    caller gives ``linear`` up (float32, C-contiguous): its boosted pixels are multiplied where
+    they are and ``linear`` itself is returned, instead of a 12 bytes-per-pixel copy (night
+    lamps' cleaned image is a new array either way).
     """
     parts = sparse_recovery(linear, coc, settings, clean=True, analysis=analysis)
     if parts is None:
         return linear
     bright, gain, cleaned = parts
     # the cleaned image is already a new array; the input itself is copied before it is boosted
-    result = (cleaned.astype(np.float32, copy=False) if cleaned is not None
-              else np.array(linear, dtype=np.float32, copy=True))
-    result[bright] *= gain[:, None]
+    if cleaned is not None:
+        result = cleaned.astype(np.float32, copy=False)
+    elif in_place and linear.dtype == np.float32 and linear.flags.c_contiguous and linear.flags.writeable:
+        result = linear
+    else:
+        result = np.array(linear, dtype=np.float32, copy=True)
+    # gathered and put back by flat pixel index: about half the time of ``result[bright] *= gain``
+    pixels = result.reshape(-1, result.shape[-1])
+    index = bright[0] * result.shape[1] + bright[1]
+    boosted = np.take(pixels, index, axis=0)
+    boosted *= gain[:, None]
+    pixels[index] = boosted
     return result
 
 
@@ -139,16 +151,30 @@ def _clipped(linear, settings):
     return candidate
 
 
+def _where(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(mask)`` of a 2-D bool mask (the same int64 arrays, row-major order), from the
+    flat indices: a fraction of numpy's 2-D nonzero time on a 12 MP mask."""
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, mask.shape[1])
+
+
 def _analysis(linear, settings, candidate, where=None) -> ClippedAnalysis:
-    rows, columns = np.nonzero(candidate) if where is None else where
-    peak = linear[rows, columns].max(axis=1)  # the largest channel, at the clipped pixels only
+    rows, columns = _where(candidate) if where is None else where
+    height, width = candidate.shape
+    # the largest channel, at the clipped pixels only (gathered by flat index: no 2-D fancy index;
+    # np.maximum of the channels: a reduction along an axis of 3 is several times slower)
+    at_clipped = np.take(np.asarray(linear).reshape(height * width, -1), rows * width + columns, axis=0)
+    peak = functools.reduce(np.maximum, at_clipped.T)
+    spots = np.zeros(candidate.shape, dtype=bool)
     if rows.size == 0:  # nothing clipped: no spots and no lamps, as the steps below would find
-        spots, centroids, lights = np.zeros(candidate.shape, dtype=bool), np.empty((0, 2)), None
+        in_spot, centroids, lights = np.zeros(0, bool), np.empty((0, 2)), None
     else:
-        spots, centroids = _spots(candidate, (rows, columns))
+        in_spot, centroids = _spot_flags(candidate, (rows, columns))
+        spots[rows[in_spot], columns[in_spot]] = True
         lights = find_lights(linear, candidate) if settings.lamps else None
     crowd, factor = _crowd_grid(centroids, candidate, (rows, columns))
-    share = np.where(spots[rows, columns], crowd[rows // factor, columns // factor], np.float32(AREA_SHARE))
+    crowd_at = np.take(crowd, (rows // factor) * crowd.shape[1] + columns // factor)
+    share = np.where(in_spot, crowd_at, np.float32(AREA_SHARE))
     t = np.clip((linear_to_srgb(peak) - settings.threshold) / max(1.0 - settings.threshold, 1e-6), 0, 1)
     lamp_weight = lamp_radiance = None
     if lights is not None:
@@ -170,15 +196,16 @@ def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | 
         analysis = None
     if analysis is None:
         candidate = _clipped(linear, settings)
-        where = np.nonzero(candidate)  # clipped pixels are few: test |c| on them alone
+        where = _where(candidate)  # clipped pixels are few: test |c| on them alone
         if not (np.abs(coc[where]) > FADE_START).any():
             return None  # nothing clipped is defocused: the analysis is not needed
         analysis = _analysis(linear, settings, candidate, where)
-    defocused = np.abs(coc[analysis.rows, analysis.columns]) > FADE_START
+    at_clipped = np.take(coc, analysis.rows * coc.shape[1] + analysis.columns)  # flat gather
+    defocused = np.abs(at_clipped) > FADE_START
     if not defocused.any():
         return None
     bright = (analysis.rows[defocused], analysis.columns[defocused])
-    u = _fade(coc[bright])
+    u = _fade(at_clipped[defocused])
     boost = np.float32(settings.strength) * analysis.share[defocused] * analysis.smooth[defocused]
     cleaned = None
     if analysis.lights is not None:
@@ -279,19 +306,32 @@ def light_spots(clipped: np.ndarray) -> np.ndarray:
 
 def _spots(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`light_spots` and the spots' centroids (x, y), n×2; where: ``np.nonzero(clipped)``
-    when the caller has it (the components are then found in the clipped pixels' bounding box)."""
+    when the caller has it."""
+    rows, columns = _where(clipped) if where is None else where
+    spots = np.zeros(clipped.shape, bool)
+    if rows.size == 0:
+        return spots, np.empty((0, 2))
+    in_spot, centroids = _spot_flags(clipped, (rows, columns))
+    spots[rows[in_spot], columns[in_spot]] = True
+    return spots, centroids
+
+
+def _spot_flags(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each clipped pixel (``where = np.nonzero(clipped)``, not empty) belongs to a light
+    spot (bool, in the order of ``where``), and the spots' centroids (x, y), n×2. The components
+    are found in the clipped pixels' bounding box, read in place (a bool mask is 0/1 bytes), with
+    16-bit labels unless there are too many components for them (half the label image's memory)."""
+    rows, columns = where
     height, width = clipped.shape
     max_area = math.pi * max(2.0, SPOT_RADIUS_FRACTION * math.hypot(height, width)) ** 2
-    y0 = x0 = 0
-    box = clipped
-    if where is not None and len(where[0]):
-        y0, x0 = int(where[0].min()), int(where[1].min())
-        box = clipped[y0:int(where[0].max()) + 1, x0:int(where[1].max()) + 1]
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(box.astype(np.uint8), connectivity=8)
+    y0, x0 = int(rows[0]), int(columns.min())  # rows come sorted (row-major order)
+    box = clipped[y0:int(rows[-1]) + 1, x0:int(columns.max()) + 1]
+    box = box.view(np.uint8) if box.dtype == bool else box.astype(np.uint8)
+    try:
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(box, connectivity=8, ltype=cv2.CV_16U)
+    except cv2.error:  # 65535 components or more: OpenCV refuses 16-bit labels
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(box, connectivity=8, ltype=cv2.CV_32S)
     small = stats[:, cv2.CC_STAT_AREA] <= max_area
     small[0] = False  # label 0 is the unclipped rest
-    if box is clipped:
-        return small[labels], centroids[small]
-    spots = np.zeros((height, width), bool)
-    spots[y0:y0 + box.shape[0], x0:x0 + box.shape[1]] = small[labels]
-    return spots, centroids[small] + (x0, y0)
+    in_spot = small[np.take(labels, (rows - y0) * labels.shape[1] + (columns - x0))]
+    return in_spot, centroids[small] + (x0, y0)

@@ -79,14 +79,14 @@ def glare_r0(shape: tuple[int, int]) -> float:
 def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
     """Lamps among the ``clipped`` cores (bool H×W) of ``linear`` (H×W×3 in [0, 1]); None when the
     photo is not dark enough to hold any, or none is found (see module doc)."""
-    lum = luminance(linear)
-    dark = lum < srgb_to_linear(np.float32(DARK_LEVEL))  # linear_to_srgb(lum) < DARK_LEVEL, without encoding
+    dark_level = srgb_to_linear(np.float32(DARK_LEVEL))  # linear_to_srgb(lum) < DARK_LEVEL, without encoding
     # share of dark pixels outside the clipped ones, counted without gathering them
     open_count = clipped.size - np.count_nonzero(clipped)
-    dark_open = np.count_nonzero(dark) - np.count_nonzero(dark & clipped)
-    photo_night = float(night_weight(dark_open / open_count if open_count else 0.0))
+    photo_night = float(night_weight(_dark_open(linear, clipped, dark_level) / open_count if open_count else 0.0))
     if photo_night <= 0:
         return None
+    lum = luminance(linear)
+    dark = lum < dark_level
     height, width = clipped.shape
     r0 = glare_r0(clipped.shape)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(clipped.astype(np.uint8), connectivity=8)
@@ -126,6 +126,16 @@ def find_lights(linear: np.ndarray, clipped: np.ndarray) -> Lights | None:
         _remove_glare(lights.cleaned[box], core, clipped[box], distance, reach,
                       (GLARE_SHARE * (peak - 1.0)) * predicted[..., None] * tint, tint, lamp_weight)
     return lights if lights.count else None
+
+
+def _dark_open(linear: np.ndarray, clipped: np.ndarray, level, rows: int = 256) -> int:
+    """How many pixels outside ``clipped`` have a linear luminance below ``level``, counted on
+    bands of ``rows`` rows: most photos are not dark, and then no full-size luminance is made."""
+    count = 0
+    for y in range(0, clipped.shape[0], rows):
+        dark = luminance(linear[y:y + rows]) < level
+        count += np.count_nonzero(dark) - np.count_nonzero(dark & clipped[y:y + rows])
+    return count
 
 
 def _fit_halo(rgb, lum, predicted, distance, usable, far, ring_width):

@@ -193,6 +193,10 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
             print(f"edge matte: {edge_matte_note(args.renderer, depth.disparity, lens, matte is not None)}",
                   file=sys.stderr)
         options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+        if args.renderer == "scatter":
+            # the photo's pixels are not read after the render (write_image takes only its
+            # metadata): the renderer boosts highlights and writes its result in them
+            options["overwrite_image"] = True
         if depth.pixels is photo.pixels and (analysis := clipped.result()) is not None:
             options["clipped"] = analysis
     finally:

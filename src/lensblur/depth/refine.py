@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lensblur.aot import njit  # numba's, or the ahead-of-time compiled kernel
+from lensblur.aot import njit, prange  # numba's, or the ahead-of-time compiled kernel
 
 
 def box_mean(array: np.ndarray, radius: int) -> np.ndarray:
@@ -173,7 +173,8 @@ def photo_guide(pixels: np.ndarray, space: str = "srgb") -> np.ndarray:
     return np.maximum(encoded, 0.0, out=encoded)
 
 
-def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int = 2, eps: float = 1e-3,
+                             overwrite_guide: bool = False) -> np.ndarray:
     """Edge-aware upsampling of a low-resolution map (a phone's 768×576 disparity for a 12 MP
     photo) to the size of the full-resolution ``guide``, so its edges land on the photo's edges.
 
@@ -197,7 +198,14 @@ def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int =
     guide: H×W grey in [0, 1] (:func:`photo_guide`); small: h×w map, h ≤ H and w ≤ W, any unit.
     radius: window radius in pixels of the map (it must cover the map's misalignment with the
     photo, about a pixel of the map). eps: regularisation in guide units² (guide contrast
-    below ~√eps does not steer the map). Returns float32 H×W within the range of ``small``.
+    below ~√eps does not steer the map). overwrite_guide: the caller gives ``guide`` up (float32,
+    C-contiguous): the result is written into it, and the enlargement allocates nothing at full
+    size. Returns float32 H×W within the range of ``small``.
+
+    The two enlargements and the blend run as one pass (:func:`_fit_rows`): the same numbers as
+    ``clip(cv2.resize(A)·I + cv2.resize(B))`` with OpenCV's bilinear resize (its sampling
+    positions and its Intel IPP arithmetic, bit for bit in tests/test_depth_upsample.py; where
+    OpenCV runs without IPP its own arithmetic differs by float32 rounding).
     """
     guide = np.asarray(guide, dtype=np.float32)
     p = np.ascontiguousarray(small, dtype=np.float32)
@@ -209,7 +217,67 @@ def upsample_where_explained(guide: np.ndarray, small: np.ndarray, radius: int =
     a = weight * box_mean(a, radius)
     b = weight * box_mean(b, radius) + (1 - weight) * p
     height, width = guide.shape
-    out = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
-    out *= guide
-    out += cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(out, float(p.min()), float(p.max()), out=out)
+    writable = guide.flags.c_contiguous and guide.flags.writeable
+    out = guide if overwrite_guide and writable else np.array(guide, dtype=np.float32, order="C")
+    rows, row_weights = _linear_taps(p.shape[0], height)
+    columns, column_weights = _linear_taps(p.shape[1], width)
+    starts = np.searchsorted(rows, np.arange(p.shape[0] + 1))  # rows is non-decreasing
+    _fit_rows(np.ascontiguousarray(a, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32), rows,
+              row_weights, columns, column_weights, starts, p.min(), p.max(), out, 0, p.shape[0])
+    return out
+
+
+def _linear_taps(size: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.resize's bilinear taps from ``size`` samples to ``length``: per output index the first
+    source index (int64, the second is the next one, clamped) and the second's weight (float32
+    in [0, 1)), with OpenCV's arithmetic (position (i + ½)·size/length − ½ in float64, its
+    fraction rounded to float32; clamped at both ends with weight 0)."""
+    scale = 1.0 / (length / size)
+    position = (np.arange(length) + 0.5) * scale - 0.5
+    first = np.floor(position)
+    weight = (position - first).astype(np.float32)
+    index = first.astype(np.int64)
+    outside = (index < 0) | (index >= size - 1)
+    weight[outside] = 0
+    np.clip(index, 0, size - 1, out=index)
+    return index, weight
+
+
+@njit(cache=True, inline="always")
+def _lerp(first, second, weight):
+    """first + (second − first)·weight in float32 with the multiply-add fused (one rounding, done
+    in float64, where the product is exact): the arithmetic of OpenCV's (IPP's) bilinear resize."""
+    return np.float32(np.float64(first) + np.float64(second - first) * np.float64(weight))
+
+
+@njit(cache=True, parallel=True, chunked=True, noalias=True)
+def _fit_rows(a, b, rows, row_weights, columns, column_weights, starts, low, high, values, lo, hi):
+    """In place on float32 H×W ``values`` (the guide I): clip(A·I + B, low, high), A and B the
+    h×w ``a`` and ``b`` enlarged bilinearly by the taps of :func:`_linear_taps` (rows,
+    row_weights for the rows, columns, column_weights for the columns), for the output rows
+    whose first source row is lo … hi − 1 (0, h for all): output rows starts[k] … starts[k+1] − 1
+    take source rows k and k + 1. As cv2.resize does, the two source rows are interpolated along
+    x (once per source row, not per output row), then along y, each by :func:`_lerp`."""
+    last_row, last_column = a.shape[0] - 1, a.shape[1] - 1
+    width = values.shape[1]
+    for k in prange(lo, hi):
+        if starts[k] == starts[k + 1]:
+            continue
+        k1 = min(k + 1, last_row)
+        a0 = np.empty(width, np.float32)
+        a1 = np.empty(width, np.float32)
+        b0 = np.empty(width, np.float32)
+        b1 = np.empty(width, np.float32)
+        for x in range(width):
+            x0 = columns[x]
+            x1 = min(x0 + 1, last_column)
+            wx = column_weights[x]
+            a0[x] = _lerp(a[k, x0], a[k, x1], wx)
+            a1[x] = _lerp(a[k1, x0], a[k1, x1], wx)
+            b0[x] = _lerp(b[k, x0], b[k, x1], wx)
+            b1[x] = _lerp(b[k1, x0], b[k1, x1], wx)
+        for y in range(starts[k], starts[k + 1]):
+            wy = row_weights[y]
+            for x in range(width):
+                v = _lerp(a0[x], a1[x], wy) * values[y, x] + _lerp(b0[x], b1[x], wy)
+                values[y, x] = min(max(v, low), high)

@@ -114,7 +114,7 @@ def fit_to_image(disparity: np.ndarray, height: int, width: int, photo: np.ndarr
     if upsample == GUIDED and photo is not None and rows <= height and cols <= width:
         from lensblur.depth.refine import photo_guide, upsample_where_explained
 
-        return upsample_where_explained(photo_guide(photo), values)
+        return upsample_where_explained(photo_guide(photo), values, overwrite_guide=True)  # the guide is ours
     return cv2.resize(np.ascontiguousarray(values), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
