@@ -29,6 +29,7 @@ where it is built and looked for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import importlib.machinery
@@ -185,10 +186,13 @@ def _parse(key: str):
             items.append(current)
         return ("tuple", tuple(_parse(item) for item in items))
     if key.endswith("]"):
+        import numpy as np  # loaded by now: the compiled kernels take arrays
+
         dtype, shape = key[:-1].split("[")
         readonly = shape.endswith("r")
         shape = shape.rstrip("r")
-        return ("array", dtype, int(shape[:-1]), shape[-1], readonly)
+        # a dtype object: comparing two is one C call, dtype.name builds a string every time
+        return ("array", np.dtype(dtype), int(shape[:-1]), shape[-1], readonly)
     return ("scalar", key)
 
 
@@ -203,7 +207,7 @@ def accepts(kind, value) -> bool:
     if kind[0] == "array":
         _, dtype, ndim, layout, readonly = kind
         flags = getattr(value, "flags", None)
-        if flags is None or getattr(value, "ndim", 0) != ndim or value.dtype.name != dtype:
+        if flags is None or getattr(value, "ndim", 0) != ndim or value.dtype != dtype:
             return False
         if not readonly and not flags.writeable:
             return False
@@ -339,7 +343,13 @@ def get_num_threads() -> int:
     try:
         return max(1, int(os.environ.get("NUMBA_NUM_THREADS", "")))
     except ValueError:
-        return max(1, os.cpu_count() or 1)
+        return _cpu_count()
+
+
+@functools.cache
+def _cpu_count() -> int:
+    # os.cpu_count() reads /sys on every call (about 50 µs), and a render asks once per kernel call
+    return max(1, os.cpu_count() or 1)
 
 
 def __getattr__(name):
