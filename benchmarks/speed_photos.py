@@ -7,12 +7,14 @@ Each case is a photo and a depth (a ramp, a tilted plane with a subject, the pho
   the other stages of ``lensblur render`` in that process: decode, depth (read, upsample), lens,
   first render, encode + save;
 - GIMP's ``gegl:lens-blur`` on the same encoded image and the same radius map (|CoC| of the
-  lensblur lens, normalised, with the largest radius), minus gegl's own 16×16 run;
+  lensblur lens, normalised, with the largest radius), minus gegl's own 16×16 run (median of
+  GEGL_REPEATS = 3 runs; for the ramp, one run in each of the rounds below);
 - the whole command, ``lensblur render IN -o OUT.jpg [options]``, wall time of the process
   (median of CLI_REPEATS = 5 runs: this machine's first touch of fresh memory is slow at some
   moments and fast at others, and a median of 2 is the mean of one of each); for the ramp also
-  minus the command's own 16×16 run (the issue's definition), the two commands run alternately
-  and each taken as its median.
+  minus the command's own 16×16 run (the issue's definition): the ramp command, its 16×16 run
+  and gegl alternate in CLI_REPEATS rounds, so the ratio is not skewed by the machine's drift
+  between the measurements.
 
 Plus: start-up (the command on a 16×16 image, median of 5; gegl's 16×16 run; the floor of any
 numba program: numpy + numba imported and one cached kernel loaded), the first render
@@ -39,6 +41,7 @@ ROOT = HERE.parent
 SAMPLES = ROOT.parent / "shared" / "samples"
 RAMP = "ramp 1536×1024"
 CLI_REPEATS = 5  # runs of each whole command; the median is reported
+GEGL_REPEATS = 3  # runs of gegl on each full-size case; the median is reported
 PREVIEW_PHOTO = SAMPLES / "apple" / "image-with-depth.jpg"  # the issue's web row: the 12 MP photo with its own depth
 
 
@@ -194,6 +197,17 @@ def gegl_seconds(encoded: np.ndarray, mask: np.ndarray, radius: float, repeats: 
     return total - startup, startup
 
 
+def _gegl_or_note(result: dict, case: dict, scratch: Path, row: dict, repeats: int = 1) -> float | None:
+    """gegl's time on the case (:func:`gegl_seconds`), or None with a note saying why it is missing."""
+    try:
+        seconds, result["startup"]["gegl_16x16_s"] = gegl_seconds(
+            np.load(scratch / "encoded.npy"), np.load(scratch / "mask.npy"), row["largest_radius"], repeats)
+        return seconds
+    except Exception as error:  # noqa: BLE001 - gegl is optional; say why it is missing
+        result["notes"].append(f"gegl skipped on {case['name']}: {error}")
+        return None
+
+
 def _route() -> str:
     """Which kernels the commands measured here run: the ahead-of-time compiled ones when
     ``python -m lensblur.compile`` built them for these sources, else numba's JIT."""
@@ -228,21 +242,30 @@ def run_cases(gegl: bool = True, web: bool = True) -> dict:
             row = {"case": case["name"], "command": "lensblur render " + " ".join(
                 [Path(case["input"]).name, "-o", "OUT.jpg", *[Path(o).name if "/" in o else o for o in case["options"]]]),
                 **json.loads(done.stdout.strip().splitlines()[-1])}
-            if case["name"] == RAMP:  # the two runs alternate, so both see the machine in the same state
+            measure_gegl = gegl
+            if case["name"] == RAMP:
+                # The issue's ratio for this row: the command less its 16×16 run against gegl less its
+                # own. All four runs alternate, so they see the machine in the same state.
                 tiny_command = cli_command(tiny_case, folder / "tiny.jpg")
-                pairs = [(_wall(cli_command(case, folder / "out.jpg"), _env(), 1), _wall(tiny_command, _env(), 1))
-                         for _ in range(CLI_REPEATS)]
-                row["cli_s"] = statistics.median(ramp for ramp, _ in pairs)
-                row["cli_16x16_s"] = statistics.median(tiny for _, tiny in pairs)
+                rounds = []
+                for _ in range(CLI_REPEATS):
+                    ramp_s = _wall(cli_command(case, folder / "out.jpg"), _env(), 1)
+                    tiny_s = _wall(tiny_command, _env(), 1)
+                    gegl_s = _gegl_or_note(result, case, scratch, row) if gegl else None
+                    rounds.append((ramp_s, tiny_s, gegl_s))
+                row["cli_s"] = statistics.median(ramp for ramp, _, _ in rounds)
+                row["cli_16x16_s"] = statistics.median(tiny for _, tiny, _ in rounds)
                 row["cli_minus_16x16_s"] = row["cli_s"] - row["cli_16x16_s"]
+                if gegl and all(gegl_s is not None for _, _, gegl_s in rounds):
+                    row["gegl_s"] = statistics.median(gegl_s for _, _, gegl_s in rounds)
+                    row["cli_ratios"] = [gegl_s / (ramp_s - tiny_s) for ramp_s, tiny_s, gegl_s in rounds]
+                measure_gegl = False
             else:
                 row["cli_s"] = _wall(cli_command(case, folder / "out.jpg"), _env(), CLI_REPEATS)
-            if gegl:
-                try:
-                    row["gegl_s"], result["startup"]["gegl_16x16_s"] = gegl_seconds(
-                        np.load(scratch / "encoded.npy"), np.load(scratch / "mask.npy"), row["largest_radius"])
-                except Exception as error:  # noqa: BLE001 - gegl is optional; say why it is missing
-                    result["notes"].append(f"gegl skipped on {case['name']}: {error}")
+            if measure_gegl:
+                row["gegl_s"] = _gegl_or_note(result, case, scratch, row, GEGL_REPEATS)
+                if row["gegl_s"] is None:
+                    del row["gegl_s"]
             result["rows"].append(row)
             print(json.dumps(row), file=sys.stderr)
         for key, call in [("cold", lambda: cold_cache(synthetic[0], folder)), ("web", web_preview if web else dict)]:
@@ -296,7 +319,12 @@ def markdown(result: dict) -> list[str]:
         command = f"{row['cli_s']:.2f}"
         if "cli_minus_16x16_s" in row:
             command += (f" ({row['cli_minus_16x16_s']:.2f} minus the 16×16 run, {row['cli_16x16_s']:.2f} s when run "
-                        "alternately with it)")
+                        "alternately with it")
+            if row.get("cli_ratios"):
+                ratios = ", ".join(f"{ratio:.1f}" for ratio in row["cli_ratios"])
+                command += (f"; gegl ÷ that: {row['gegl_s'] / row['cli_minus_16x16_s']:.1f}× of the medians, "
+                            f"{ratios}× in the {len(row['cli_ratios'])} alternating rounds")
+            command += ")"
         lines.append(f"| {row['case']} | {row['size']} | {row['largest_radius']:.1f} | {row['renderer_s']:.2f} | "
                      f"{'n/a' if gegl is None else f'{gegl:.2f}'} | "
                      f"{ratio} | {command} |")
