@@ -165,13 +165,9 @@ def _analysis(linear, settings, candidate, where=None) -> ClippedAnalysis:
     # np.maximum of the channels: a reduction along an axis of 3 is several times slower)
     at_clipped = np.take(np.asarray(linear).reshape(height * width, -1), rows * width + columns, axis=0)
     peak = functools.reduce(np.maximum, at_clipped.T)
-    spots = np.zeros(candidate.shape, dtype=bool)
-    if rows.size == 0:  # nothing clipped: no spots and no lamps, as the steps below would find
-        in_spot, centroids, lights = np.zeros(0, bool), np.empty((0, 2)), None
-    else:
-        in_spot, centroids = _spot_flags(candidate, (rows, columns))
-        spots[rows[in_spot], columns[in_spot]] = True
-        lights = find_lights(linear, candidate) if settings.lamps else None
+    spots, in_spot, centroids = _spot_mask(candidate, (rows, columns))
+    # nothing clipped: no lamps, as find_lights would find
+    lights = find_lights(linear, candidate) if settings.lamps and rows.size else None
     crowd, factor = _crowd_grid(centroids, candidate, (rows, columns))
     crowd_at = np.take(crowd, (rows // factor) * crowd.shape[1] + columns // factor)
     share = np.where(in_spot, crowd_at, np.float32(AREA_SHARE))
@@ -307,13 +303,20 @@ def light_spots(clipped: np.ndarray) -> np.ndarray:
 def _spots(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`light_spots` and the spots' centroids (x, y), n×2; where: ``np.nonzero(clipped)``
     when the caller has it."""
-    rows, columns = _where(clipped) if where is None else where
+    spots, _, centroids = _spot_mask(clipped, _where(clipped) if where is None else where)
+    return spots, centroids
+
+
+def _spot_mask(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`light_spots`, whether each clipped pixel (``where = np.nonzero(clipped)``) is in a
+    spot (bool, in the order of ``where``), and the spots' centroids (x, y), n×2."""
+    rows, columns = where
     spots = np.zeros(clipped.shape, bool)
     if rows.size == 0:
-        return spots, np.empty((0, 2))
+        return spots, np.zeros(0, bool), np.empty((0, 2))
     in_spot, centroids = _spot_flags(clipped, (rows, columns))
     spots[rows[in_spot], columns[in_spot]] = True
-    return spots, centroids
+    return spots, in_spot, centroids
 
 
 def _spot_flags(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
