@@ -551,17 +551,20 @@ def test_cli_hands_its_photo_to_the_renderer_and_writes_the_same_file(tmp_path, 
     assert main(args + ["--renderer", "naive", "-o", str(tmp_path / "naive.png")]) == 0  # takes no such option
 
 
-def test_where_equals_numpys_nonzero():
-    from lensblur.highlights import _where
+def test_mask_positions_equal_numpys_nonzero():
+    from lensblur.masks import mask_positions
 
     rng = np.random.default_rng(7)
+    strided = (rng.uniform(size=(60, 90)) > 0.7)[::2, 1::3]  # a view: not contiguous
     for mask in (rng.uniform(size=(37, 53)) > 0.8, np.zeros((5, 7), bool), np.ones((3, 4), bool),
-                 rng.uniform(size=(1, 9)) > 0.5):
-        rows, columns = _where(mask)
+                 rng.uniform(size=(1, 9)) > 0.5, strided, strided.T):
+        rows, columns = mask_positions(mask)
         expected = np.nonzero(mask)
         np.testing.assert_array_equal(rows, expected[0])
         np.testing.assert_array_equal(columns, expected[1])
         assert rows.dtype == expected[0].dtype
+    with pytest.raises(ValueError):
+        mask_positions(np.zeros((2, 3, 4), bool))
 
 
 def old_spots(clipped):

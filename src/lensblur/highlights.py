@@ -29,6 +29,7 @@ import numpy as np
 from lensblur.color import linear_to_srgb, srgb_to_linear
 from lensblur.lamps import Lights, find_lights
 from lensblur.lens import Highlights
+from lensblur.masks import mask_positions
 
 FADE_START, FADE_END = 1.0, 6.0     # |c| in pixels over which the boost fades in
 SPOT_RADIUS_FRACTION = 0.004        # largest light spot radius, as a fraction of the diagonal
@@ -151,15 +152,8 @@ def _clipped(linear, settings):
     return candidate
 
 
-def _where(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero(mask)`` of a 2-D bool mask (the same int64 arrays, row-major order), from the
-    flat indices: a fraction of numpy's 2-D nonzero time on a 12 MP mask."""
-    flat = np.flatnonzero(mask)
-    return np.divmod(flat, mask.shape[1])
-
-
 def _analysis(linear, settings, candidate, where=None) -> ClippedAnalysis:
-    rows, columns = _where(candidate) if where is None else where
+    rows, columns = mask_positions(candidate) if where is None else where
     height, width = candidate.shape
     # the largest channel, at the clipped pixels only (gathered by flat index: no 2-D fancy index;
     # np.maximum of the channels: a reduction along an axis of 3 is several times slower)
@@ -192,7 +186,7 @@ def sparse_recovery(linear: np.ndarray, coc: np.ndarray, settings: Highlights | 
         analysis = None
     if analysis is None:
         candidate = _clipped(linear, settings)
-        where = _where(candidate)  # clipped pixels are few: test |c| on them alone
+        where = mask_positions(candidate)  # clipped pixels are few: test |c| on them alone
         if not (np.abs(coc[where]) > FADE_START).any():
             return None  # nothing clipped is defocused: the analysis is not needed
         analysis = _analysis(linear, settings, candidate, where)
@@ -303,7 +297,7 @@ def light_spots(clipped: np.ndarray) -> np.ndarray:
 def _spots(clipped: np.ndarray, where: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`light_spots` and the spots' centroids (x, y), n×2; where: ``np.nonzero(clipped)``
     when the caller has it."""
-    spots, _, centroids = _spot_mask(clipped, _where(clipped) if where is None else where)
+    spots, _, centroids = _spot_mask(clipped, mask_positions(clipped) if where is None else where)
     return spots, centroids
 
 

@@ -31,14 +31,48 @@ def chunk_bounds(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def _executor(threads: int):
-    # One pool per thread count, never shut down: another thread may be submitting to it.
+def _executor(threads: int, name: str = "kernel"):
+    # One pool per thread count and use, never shut down: another thread may be submitting to it.
     with _pool_lock:
-        if threads not in _pools:
+        if (threads, name) not in _pools:
             from concurrent.futures import ThreadPoolExecutor  # only renders large enough to split pay it
 
-            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lensblur-kernel")
-        return _pools[threads]
+            _pools[threads, name] = ThreadPoolExecutor(threads, thread_name_prefix=f"lensblur-{name}")
+        return _pools[threads, name]
+
+
+def ahead(function, *args, min_elements: int = 0):
+    """Start ``function(*args)`` on a background thread and return its future
+    (``concurrent.futures.Future``: ``result()`` waits for the value or raises the error).
+
+    For serial numpy/OpenCV work, which mostly releases the GIL, that the caller needs only
+    later: meanwhile the caller's own work (or the kernels it runs) and this call share the
+    CPUs, instead of the other CPUs idling while the caller does it. The thread is one kept for
+    this, apart from the kernels' pool, so kernel chunks never queue behind it; calls run one at
+    a time in the order they were started (from any thread), so a call may wait for the result
+    of one started before it. When there is one thread, or ``min_elements`` (the size of the
+    work, e.g. the image's pixels) is below :data:`MIN_ELEMENTS`, nothing is started: the call is
+    made on the caller's thread at its first ``result()``."""
+    if get_num_threads() < 2 or min_elements < MIN_ELEMENTS:
+        return _OnDemand(function, args)
+    return _executor(1, "ahead").submit(function, *args)
+
+
+class _OnDemand:
+    """The stand-in for a future when :func:`ahead` starts no thread: the call is made on the
+    first ``result()`` and its value kept (an error is raised by every call)."""
+
+    def __init__(self, function, args: tuple) -> None:
+        self._call = (function, args)
+        self._value = None
+
+    def result(self):
+        """The call's value, computed on the first call."""
+        if self._call is not None:
+            function, args = self._call
+            self._value = function(*args)
+            self._call = None
+        return self._value
 
 
 def run_chunks(function, args: tuple, threads: int | None = None, min_elements: int | None = None) -> None:

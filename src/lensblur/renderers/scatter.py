@@ -36,6 +36,8 @@ from lensblur.aperture import Aperture
 from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import ClippedAnalysis, recover_highlights, sparse_recovery
 from lensblur.lens import Lens, signed_coc
+from lensblur.masks import mask_positions
+from lensblur.threads import ahead
 from lensblur.renderers import register
 from lensblur.renderers.discs import CompactTiles, DiscScatter
 from lensblur.renderers.edge_matte import edge_subject
@@ -102,21 +104,25 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     coc = np.ascontiguousarray(coc, dtype=np.float32)
     height, width = coc.shape
     edges = slab_edges(float(max(coc.max(), -coc.min())))  # the largest |c|, without a full-size |c| array
+    # The hidden-area analysis and each slab's hidden part are found on another thread (serial
+    # numpy and OpenCV work) while this one labels the pixels and draws the slabs before it.
+    owners = ahead(HiddenAreaOwners, radiance, coc, edges, min_elements=height * width)
     labels = np.empty((height, width), np.uint8)
     slab_labels(coc, edges, labels, 0, height)
     if isinstance(discs, Aperture):
         discs = DiscScatter(discs, coc.shape)
-    hidden_owners = HiddenAreaOwners(radiance, coc, edges)
     occupancy = np.zeros((len(edges) + 1, -(-height // TILE), -(-width // TILE)), np.int32)
     tile_occupancy(labels, TILE, occupancy, 0, occupancy.shape[1])
+    drawn = [int(label) for label in np.flatnonzero(occupancy.any(axis=(1, 2)))]
+    hidden_parts = [ahead(_hidden_part, owners, label, edges, height, width, min_elements=height * width)
+                    for label in drawn]
     work = _Scratch(-(-height // TILE) * TILE * -(-width // TILE) * TILE)
     lights = _bright_pixels(radiance, labels)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
-    for label in np.flatnonzero(occupancy.any(axis=(1, 2))):
-        hidden = hidden_owners.hidden_part(int(label))
-        upper = _slab_upper_radius(int(label), edges)
-        scale = 1 if upper <= LEVEL_RADIUS else 2 ** math.ceil(math.log2(upper / LEVEL_RADIUS))
-        slab = _Slab(int(label), upper, scale, occupancy[label] > 0, hidden)
+    for label, hidden_part in zip(drawn, hidden_parts):
+        upper = _slab_upper_radius(label, edges)
+        hidden, hidden_tiles = hidden_part.result()
+        slab = _Slab(label, upper, _slab_scale(upper), occupancy[label] > 0, hidden, hidden_tiles)
         _composite_slab(accumulated, radiance, coc, labels, slab, work, lights, discs)
     out = radiance if reuse_input and radiance.flags.writeable else np.empty_like(radiance)
     unpremultiply(accumulated, radiance, out, 0, height)
@@ -132,6 +138,22 @@ def slab_edges(max_radius: float) -> np.ndarray:
     return np.concatenate([-positive[::-1], positive])
 
 
+def _slab_scale(upper: float) -> int:
+    """The resolution divisor of a slab whose radii reach ``upper`` pixels: 1 up to
+    LEVEL_RADIUS, then the power of 2 that brings ``upper`` within it."""
+    return 1 if upper <= LEVEL_RADIUS else 2 ** math.ceil(math.log2(upper / LEVEL_RADIUS))
+
+
+def _hidden_part(owners, label: int, edges: np.ndarray, height: int, width: int):
+    """(the hidden part of slab ``label`` or None, its tiles as :func:`_slab_tiles` needs them
+    or None); owners: the future of the image's HiddenAreaOwners."""
+    hidden = owners.result().hidden_part(label)
+    if hidden is None:
+        return None, None
+    pool = max(TILE, _slab_scale(_slab_upper_radius(label, edges))) // TILE
+    return hidden, hidden.tiles(TILE * pool, height, width)
+
+
 def _slab_upper_radius(label: int, edges: np.ndarray) -> float:
     """Largest |c| a slab can hold (labels come from np.digitize against ``edges``)."""
     low = edges[label - 1] if label > 0 else -np.inf
@@ -145,13 +167,15 @@ def _slab_upper_radius(label: int, edges: np.ndarray) -> float:
 @dataclass(frozen=True)
 class _Slab:
     """One slab: its label, largest radius (pixels), resolution divisor, which TILE×TILE blocks
-    hold its own pixels (bool), and the hidden area it extends to (or None)."""
+    hold its own pixels (bool), the hidden area it extends to (or None) and which tiles of side
+    max(TILE, scale) that area touches (``hidden.tiles``; None without one)."""
 
     label: int
     upper: float
     scale: int
     own_tiles: np.ndarray
     hidden: "HiddenPart | None"
+    hidden_tiles: np.ndarray | None
 
     @property
     def in_focus(self) -> bool:
@@ -188,11 +212,11 @@ def _bright_pixels(radiance: np.ndarray, labels: np.ndarray):
     """Rows, columns and slab labels of the pixels brighter than HIGHLIGHT_RADIANCE."""
     mask = np.empty(labels.shape, bool)
     brighter_than(radiance, HIGHLIGHT_RADIANCE, mask, 0, mask.shape[0])
-    ly, lx = np.nonzero(mask)
+    ly, lx = mask_positions(mask)
     return ly, lx, labels[ly, lx]
 
 
-def _slab_tiles(slab: _Slab, height: int, width: int) -> np.ndarray:
+def _slab_tiles(slab: _Slab) -> np.ndarray:
     """Which tiles of side max(TILE, scale) pixels the slab draws from (own or hidden pixels)."""
     pool = max(TILE, slab.scale) // TILE
     own = slab.own_tiles
@@ -202,7 +226,7 @@ def _slab_tiles(slab: _Slab, height: int, width: int) -> np.ndarray:
         padded[:own.shape[0], :own.shape[1]] = own
         own = padded.reshape(n_ty, pool, n_tx, pool).any(axis=(1, 3))
     if slab.hidden is not None:
-        own = own | slab.hidden.tiles(TILE * pool, height, width)
+        own = own | slab.hidden_tiles
     return own
 
 
@@ -216,7 +240,7 @@ def _composite_slab(accumulated, radiance, coc, labels, slab: _Slab, work: _Scra
     """
     height, width = labels.shape
     scale = slab.scale
-    active = _slab_tiles(slab, height, width)
+    active = _slab_tiles(slab)
     cells = max(TILE, scale) // scale  # a tile's side in cells of this slab's grid
     rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
     margin = 0 if slab.in_focus else int(math.ceil(LEVEL_RADIUS + 2))

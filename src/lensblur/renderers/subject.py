@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lensblur.masks import mask_positions
 from lensblur.renderers.nearest import nearest_zero
 
 SURE = 0.98      # alpha above which a pixel is pure subject
@@ -77,7 +78,7 @@ def split_foreground_background(image: np.ndarray, alpha: np.ndarray, smoothing_
     subject, rest = alpha >= SURE, alpha <= SURE_NOT
     foreground[subject] = image[subject]
     background[rest] = image[rest]
-    ys, xs = np.nonzero(~subject & ~rest)
+    ys, xs = mask_positions(~subject & ~rest)
     if ys.size:
         foreground[ys, xs], background[ys, xs] = closest_pair(image[ys, xs], alpha[ys, xs], foreground[ys, xs],
                                                               background[ys, xs])
