@@ -219,3 +219,27 @@ def test_sixteen_bit_map_file_reads_as_before(tmp_path):
     path = tmp_path / "map.png"
     Image.fromarray(values).save(path)
     assert np.array_equal(read_depth(path), (values.astype(np.float64) / 65535).astype(np.float32))
+
+
+def test_a_silent_thread_importing_meanwhile_keeps_the_opencv_path(tmp_path, monkeypatch):
+    # the command line imports its renderer on a thread named SILENT_THREAD while it reads the
+    # photo (lensblur.renderers.import_in_background): that thread prints nothing, so it does not
+    # send the photo to Pillow; any other thread still does (as test_stderr_is_given_back_... checks)
+    import threading
+
+    path = tmp_path / "in.png"
+    Image.fromarray(_picture()).save(path)
+    release = threading.Event()
+    silent = threading.Thread(target=release.wait, name=images.SILENT_THREAD)
+    silent.start()
+    # this thread and the silent one (earlier tests in this process may have left pools running)
+    monkeypatch.setattr(images.threading, "active_count", lambda: 2)
+    try:
+        fast, taken, slow = _read_both(path, monkeypatch)
+    finally:
+        release.set()
+        silent.join()
+    assert taken
+    _same(fast, slow)
+    fast, taken, slow = _read_both(path, monkeypatch)  # the other thread is not a silent one
+    assert not taken

@@ -20,7 +20,7 @@ from lensblur.kernel_cache import announce_compilation
 from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
                           focus_disparity_at, largest_radius)
 from lensblur.progress import progress_bar
-from lensblur.renderers import DEFAULT_RENDERER, available_renderers, render_with
+from lensblur.renderers import DEFAULT_RENDERER, available_renderers, import_in_background, render_with
 
 NAME = "render"
 HELP = "render lens blur on a photo with a depth map"
@@ -173,7 +173,13 @@ def render_photo(args: argparse.Namespace, step=None) -> Rendered:
     """
     step = step or (lambda: None)
     check_image_output(args.output, args.overwrite, input_files(args) + [args.matte, args.checkpoint])
-    photo = read_image(args.input, max_pixels=args.max_pixels)
+    # the renderer's modules load on the second core while this one decodes the photo
+    importing = import_in_background(args.renderer)
+    try:
+        photo = read_image(args.input, max_pixels=args.max_pixels)
+    finally:
+        if importing is not None:
+            importing.join()
     height, width = photo.pixels.shape[:2]
     step()
     clipped = _ClippedInBackground(photo.pixels, args.highlights if args.renderer == "scatter" else None)

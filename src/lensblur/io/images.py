@@ -306,6 +306,8 @@ def _opencv_jpeg(path: Path, image: Image.Image, fmt: str) -> np.ndarray | None:
     return values
 
 
+SILENT_THREAD = "lensblur-silent"  # the name of threads that never write to stderr (see _without_libpng_prints)
+
 # Chunks that OpenCV's PNG decoder and Pillow's read alike and that hold no metadata lensblur keeps
 # (ICC, EXIF, text) or applies (transparency); a PNG with any other chunk is decoded by Pillow.
 _QUIET_PNG_CHUNKS = (b"IHDR", b"IDAT", b"IEND", b"pHYs", b"tIME")
@@ -346,8 +348,11 @@ def _without_libpng_prints(decode, *args):
     call, or None: libpng prints "libpng error: …" there before OpenCV returns None for pixel data
     that is damaged inside chunks whose CRCs are right (a crafted file), and Pillow's one line must
     be the only one. Only when this is the process's only Python thread (the command line reading
-    its photo), so no other thread's output can be lost; with others running, None (Pillow decodes)."""
-    if threading.active_count() > 1:
+    its photo), so no other thread's output can be lost; with others running, None (Pillow decodes).
+    Threads named :data:`SILENT_THREAD` (the command line importing its renderer meanwhile,
+    lensblur.renderers.import_in_background) write nothing there and do not count."""
+    silent = sum(thread.name == SILENT_THREAD for thread in threading.enumerate())
+    if threading.active_count() - silent > 1:
         return None
     sys.stderr.flush()
     saved = os.dup(2)

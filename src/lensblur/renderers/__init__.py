@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
+import threading
 from typing import Callable
 
 import numpy as np
 
 from lensblur.errors import InputError
+from lensblur.io.images import SILENT_THREAD
 
 RenderFunction = Callable[..., np.ndarray]
 
@@ -58,6 +61,29 @@ def get_renderer(name: str) -> RenderFunction:
     if name not in _RENDERERS:
         raise InputError(f"unknown renderer {name!r}: choose from {', '.join(available_renderers())}")
     return _RENDERERS[name]
+
+
+def import_in_background(name: str) -> threading.Thread | None:
+    """Start importing renderer ``name``'s module (and with it the kernels it loads) on another
+    thread, for a caller about to spend a while in code that releases the GIL, such as decoding
+    a photo: the import then takes none of the caller's time. Returns the thread, to be joined
+    before the caller imports anything more (two threads importing at once could meet at a
+    circular import); None when there is nothing to import. An import error is left for
+    :func:`get_renderer` to raise on the caller's thread."""
+    module = _MODULES.get(name)
+    if name in _RENDERERS or module is None or module in sys.modules:
+        return None
+
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except BaseException:  # noqa: BLE001 - get_renderer imports it again and reports it
+            pass
+
+    # named silent: it prints nothing, so the photo's decoder may still silence stderr meanwhile
+    thread = threading.Thread(target=load, name=SILENT_THREAD, daemon=True)
+    thread.start()
+    return thread
 
 
 def available_renderers() -> list[str]:
