@@ -243,3 +243,70 @@ def test_a_silent_thread_importing_meanwhile_keeps_the_opencv_path(tmp_path, mon
     _same(fast, slow)
     fast, taken, slow = _read_both(path, monkeypatch)  # the other thread is not a silent one
     assert not taken
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_grey_depth_png_through_opencv_equals_pillow(tmp_path, monkeypatch, only_thread, bits):
+    import lensblur.io.depth as depth_io
+
+    rng = np.random.default_rng(bits)
+    dtype = np.uint8 if bits == 8 else np.uint16
+    values = rng.integers(0, np.iinfo(dtype).max + 1, (37, 53)).astype(dtype)
+    path = tmp_path / "map.png"
+    Image.fromarray(values).save(path)
+    taken = []
+    original = depth_io.opencv_grey_png
+
+    def spy(*args):
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(depth_io, "opencv_grey_png", spy)
+    samples = depth_io._load(path)
+    fast = read_depth(path)
+    monkeypatch.setattr(depth_io, "opencv_grey_png", lambda *args: None)
+    slow = read_depth(path)
+    assert taken == [True, True]
+    assert samples.dtype == dtype and np.array_equal(samples, values)
+    assert np.array_equal(fast, slow)
+
+    # a chunk OpenCV and Pillow might read differently: Pillow reads it
+    path.write_bytes(_with_chunk_after_pixels(path.read_bytes(), b"tEXt", b"comment\x00depth"))
+    taken.clear()
+    monkeypatch.setattr(depth_io, "opencv_grey_png", spy)
+    assert np.array_equal(read_depth(path), slow) and taken == [False]
+
+
+def test_damaged_grey_depth_png_gets_one_line(tmp_path, only_thread):
+    path = tmp_path / "map.png"
+    Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64)).save(path)
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(data[:len(data) // 2]))  # truncated inside the pixels
+    with pytest.raises(InputError) as caught:
+        read_depth(path)
+    assert "depth map" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_depth_png_with_damaged_pixel_data_but_sound_chunks_is_one_line(tmp_path):
+    """As for the photo: a 16-bit grey depth map whose deflate stream is broken inside a chunk with
+    a recomputed CRC gives one line from the command line, no libpng print, no output; the
+    analysis thread running beside the depth read does not change that."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(_picture(64, 64)).save(photo)
+    whole = tmp_path / "whole.png"
+    Image.fromarray((np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 15).astype(np.uint16)).save(whole)
+    data = bytearray(whole.read_bytes())
+    start = data.index(b"IDAT") + 4
+    length = struct.unpack(">I", data[start - 8:start - 4])[0]
+    data[start + 10:start + 40] = b"\xff" * 30
+    data[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(bytes(data[start - 4:start + length])))
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, "-m", "lensblur", "render", str(photo), "-o", str(tmp_path / "out.jpg"),
+                           "--blur", "2", "--depth", str(damaged)], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and "depth map" in done.stderr
+    assert "libpng" not in done.stderr
+    assert not (tmp_path / "out.jpg").exists()

@@ -14,7 +14,7 @@ from lensblur.commands.options import finite_float, non_negative_float, positive
 from lensblur.errors import InputError
 from lensblur.depth_source import AUTO, EMBEDDED, ESTIMATE, DepthChoice, choose_depth
 from lensblur.io.depth import GUIDED, UPSAMPLE_METHODS, fit_to_image
-from lensblur.io.images import DEFAULT_MAX_PIXELS, check_image_output, read_image, write_image
+from lensblur.io.images import DEFAULT_MAX_PIXELS, SILENT_THREAD, check_image_output, read_image, write_image
 from lensblur.io.limits import map_limit
 from lensblur.kernel_cache import announce_compilation
 from lensblur.lens import (Highlights, Lens, blur_from_camera, check_blur_radius, depth_at_disparity,
@@ -223,7 +223,9 @@ class _ClippedInBackground:
         self._result = self._error = None
         self._thread = None
         if settings is not None and settings.enabled:
-            self._thread = threading.Thread(target=self._run, args=(pixels, settings))
+            # silent: it prints nothing (its error is raised by result()), so the depth map's
+            # PNG decoder may still keep libpng's prints off stderr meanwhile
+            self._thread = threading.Thread(target=self._run, args=(pixels, settings), name=SILENT_THREAD)
             self._thread.start()
 
     def _run(self, pixels, settings) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 from lensblur.errors import InputError, OutputError
 from lensblur.io import bmff
 from lensblur.io.atomic import atomic_output, check_output
+from lensblur.io.images import heif_support, opencv_grey_png
 from lensblur.io.limits import DEFAULT_MAX_PIXELS, check_pixels, pil_strict
 
 KINDS = ("disparity", "depth")
@@ -217,15 +218,16 @@ _GREY_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "F")
 def _load_image(path: Path, max_pixels: int) -> np.ndarray:
     """The samples of an image file: H×W for grey, H×W×3 RGB (alpha dropped) for colour. PIL
     checks the size from the header and decodes (a damaged file raises here, not as libpng noise
-    on stderr); colour files are then read again by OpenCV, which keeps 16-bit colour PNG and TIFF
-    channels at full depth."""
+    on stderr), except a plain grey PNG, which OpenCV decodes when it can do so quietly
+    (lensblur.io.images.opencv_grey_png); colour files are then read again by OpenCV, which
+    keeps 16-bit colour PNG and TIFF channels at full depth."""
     if _is_bmff(path):
-        from lensblur.io.images import heif_support
-
         heif_support()
     try:
         with pil_strict(), Image.open(path) as image:
             check_pixels(*image.size, max_pixels, f"depth map {path}")
+            if (values := opencv_grey_png(path, image)) is not None:
+                return values
             image.load()
             if image.mode in _GREY_MODES:
                 return np.asarray(image)

@@ -343,6 +343,26 @@ def _opencv_png(path: Path, image: Image.Image, fmt: str) -> tuple[np.ndarray, n
     return values, None
 
 
+def opencv_grey_png(path: Path, image: Image.Image) -> np.ndarray | None:
+    """A plain 8- or 16-bit grey PNG (Pillow modes L and I;16; a depth map) decoded by OpenCV:
+    H×W uint8 or uint16 with the values Pillow gives, in about half the time (Pillow copies a
+    16-bit image out through ``tobytes``); None to let Pillow decode it. The conditions of
+    :func:`_opencv_png` apply: only chunks of :data:`_QUIET_PNG_CHUNKS`, complete with correct
+    CRCs, and only where libpng's prints can be kept off stderr. ``image``: the file opened by
+    Pillow (its header read, under ``pil_strict``)."""
+    bits = {"L": 8, "I;16": 16}.get(image.mode)
+    if image.format != "PNG" or bits is None:
+        return None
+    data = np.fromfile(path, dtype=np.uint8)
+    if bytes(data[12:16]) != b"IHDR" or data[24:26].tolist() != [bits, 0] or not _quiet_png(memoryview(data)):
+        return None
+    values = _without_libpng_prints(cv2.imdecode, data, cv2.IMREAD_UNCHANGED)
+    if values is None or values.dtype != (np.uint8 if bits == 8 else np.uint16) or values.shape != (image.height,
+                                                                                                      image.width):
+        return None
+    return values
+
+
 def _without_libpng_prints(decode, *args):
     """``decode(*args)`` with the process's stderr (file descriptor 2) pointed at /dev/null for the
     call, or None: libpng prints "libpng error: …" there before OpenCV returns None for pixel data
