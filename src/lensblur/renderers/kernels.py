@@ -622,42 +622,112 @@ def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radiu
     for i in prange(max(lo, 0), min(hi, tiles.shape[0])):
         ty0 = tiles[i, 0] * tile
         tx0 = tiles[i, 1] * tile
-        for by in range(ty0, min(ty0 + tile, low_h)):
-            for bx in range(tx0, min(tx0 + tile, low_w)):
-                s0 = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                count = 0.0
-                sr = 0.0
-                for y in range((y0 + by) * scale, min((y0 + by + 1) * scale, height)):
-                    for x in range((x0 + bx) * scale, min((x0 + bx + 1) * scale, width)):
-                        k = labels[y, x]
-                        if k == label:
-                            r = radiance[y, x, 0]
-                            g = radiance[y, x, 1]
-                            b = radiance[y, x, 2]
-                            if light_level > 0 and (r > light_level or g > light_level or b > light_level):
+        # A nearer pixel's hidden-area lookup (owned, source cell, its colour and radius) is that
+        # of its analysis cell, shared by runs of neighbouring pixels: kept from the last pixel.
+        last_row = -1
+        last_column = -1
+        owned_here = False
+        hidden_r = np.float32(0.0)
+        hidden_g = np.float32(0.0)
+        hidden_b = np.float32(0.0)
+        hidden_radius = np.float32(0.0)
+        if scale == 1:
+            # a cell is one pixel: its sums are the pixel itself (what the loops below give)
+            for by in range(ty0, min(ty0 + tile, low_h)):
+                y = y0 + by
+                for bx in range(tx0, min(tx0 + tile, low_w)):
+                    x = x0 + bx
+                    k = labels[y, x]
+                    drawn = False
+                    r = g = b = rad = np.float32(0.0)
+                    if k == label:
+                        r = radiance[y, x, 0]
+                        g = radiance[y, x, 1]
+                        b = radiance[y, x, 2]
+                        drawn = not (light_level > 0 and (r > light_level or g > light_level or b > light_level))
+                        rad = abs(coc_full[y, x])
+                    elif has_hidden and k > label:
+                        row = cell_y[y]
+                        column = cell_x[x]
+                        if row != last_row or column != last_column:
+                            last_row = row
+                            last_column = column
+                            owned_here = owned[row, column]
+                            if owned_here:
+                                cy = source_y[row, column]
+                                cx = source_x[row, column]
+                                hidden_r = colour[cy, cx, 0]
+                                hidden_g = colour[cy, cx, 1]
+                                hidden_b = colour[cy, cx, 2]
+                                hidden_radius = abs(coc[cy, cx])
+                        drawn = owned_here
+                        r = hidden_r
+                        g = hidden_g
+                        b = hidden_b
+                        rad = hidden_radius
+                    cell = sums[i, by - ty0, bx - tx0]
+                    if drawn:
+                        cell[0] = r
+                        cell[1] = g
+                        cell[2] = b
+                        cell[3] = 1.0
+                        radius_low[i, by - ty0, bx - tx0] = rad
+                    else:
+                        cell[0] = 0.0
+                        cell[1] = 0.0
+                        cell[2] = 0.0
+                        cell[3] = 0.0
+                        radius_low[i, by - ty0, bx - tx0] = 0.0
+        else:
+            for by in range(ty0, min(ty0 + tile, low_h)):
+                for bx in range(tx0, min(tx0 + tile, low_w)):
+                    s0 = 0.0
+                    s1 = 0.0
+                    s2 = 0.0
+                    count = 0.0
+                    sr = 0.0
+                    for y in range((y0 + by) * scale, min((y0 + by + 1) * scale, height)):
+                        for x in range((x0 + bx) * scale, min((x0 + bx + 1) * scale, width)):
+                            k = labels[y, x]
+                            if k == label:
+                                r = radiance[y, x, 0]
+                                g = radiance[y, x, 1]
+                                b = radiance[y, x, 2]
+                                if light_level > 0 and (r > light_level or g > light_level or b > light_level):
+                                    continue
+                                rad = abs(coc_full[y, x])
+                            elif has_hidden and k > label:
+                                row = cell_y[y]
+                                column = cell_x[x]
+                                if row != last_row or column != last_column:
+                                    last_row = row
+                                    last_column = column
+                                    owned_here = owned[row, column]
+                                    if owned_here:
+                                        cy = source_y[row, column]
+                                        cx = source_x[row, column]
+                                        hidden_r = colour[cy, cx, 0]
+                                        hidden_g = colour[cy, cx, 1]
+                                        hidden_b = colour[cy, cx, 2]
+                                        hidden_radius = abs(coc[cy, cx])
+                                if not owned_here:
+                                    continue
+                                r = hidden_r
+                                g = hidden_g
+                                b = hidden_b
+                                rad = hidden_radius
+                            else:
                                 continue
-                            rad = abs(coc_full[y, x])
-                        elif has_hidden and k > label and owned[cell_y[y], cell_x[x]]:
-                            cy = source_y[cell_y[y], cell_x[x]]
-                            cx = source_x[cell_y[y], cell_x[x]]
-                            r = colour[cy, cx, 0]
-                            g = colour[cy, cx, 1]
-                            b = colour[cy, cx, 2]
-                            rad = abs(coc[cy, cx])
-                        else:
-                            continue
-                        s0 += r
-                        s1 += g
-                        s2 += b
-                        count += 1.0
-                        sr += rad
-                sums[i, by - ty0, bx - tx0, 0] = s0
-                sums[i, by - ty0, bx - tx0, 1] = s1
-                sums[i, by - ty0, bx - tx0, 2] = s2
-                sums[i, by - ty0, bx - tx0, 3] = count
-                radius_low[i, by - ty0, bx - tx0] = sr / count / scale if count > 0 else 0.0
+                            s0 += r
+                            s1 += g
+                            s2 += b
+                            count += 1.0
+                            sr += rad
+                    sums[i, by - ty0, bx - tx0, 0] = s0
+                    sums[i, by - ty0, bx - tx0, 1] = s1
+                    sums[i, by - ty0, bx - tx0, 2] = s2
+                    sums[i, by - ty0, bx - tx0, 3] = count
+                    radius_low[i, by - ty0, bx - tx0] = sr / count / scale if count > 0 else 0.0
 
 
 @njit(cache=True)
