@@ -1,7 +1,9 @@
-"""lensblur.threads.ahead: work started on a background thread and collected later, and the
-scatter renderer's hidden parts found that way give exactly the render found on its own thread."""
+"""lensblur.threads.ahead: calls made on a background thread ahead of the caller's need (or by the
+caller when it gets there first), and the scatter renderer's hidden parts found that way give
+exactly the render found on its own thread."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -14,11 +16,12 @@ from lensblur.renderers import scatter
 
 
 def _background(function, *args, min_elements=0):
+    # a future of the background thread: every call is made there (the caller only waits)
     return threads._executor(1, "ahead").submit(function, *args)
 
 
 def _on_this_thread(function, *args, min_elements=0):
-    return threads._OnDemand(function, args)
+    return threads.Ahead(function, args)  # never handed to the thread: made at result()
 
 
 def test_ahead_runs_calls_in_order_on_its_own_thread(monkeypatch):
@@ -31,13 +34,42 @@ def test_ahead_runs_calls_in_order_on_its_own_thread(monkeypatch):
             raise ValueError("three")
         return value * 10
 
-    futures = [threads.ahead(record, value, min_elements=threads.MIN_ELEMENTS) for value in range(5)]
-    assert [futures[i].result() for i in (0, 1, 2, 4)] == [0, 10, 20, 40]
+    made = [threads.ahead(record, value, min_elements=threads.MIN_ELEMENTS) for value in range(5)]
+    deadline = time.monotonic() + 30
+    while len(seen) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [made[i].result() for i in (0, 1, 2, 4)] == [0, 10, 20, 40]
     with pytest.raises(ValueError, match="three"):
-        futures[3].result()
-    assert [value for value, _ in seen] == [0, 1, 2, 3, 4]  # started in order, one at a time
+        made[3].result()
+    with pytest.raises(ValueError, match="three"):
+        made[3].result()  # kept, raised again
+    assert [value for value, _ in seen] == [0, 1, 2, 3, 4]  # made in order, each once
     assert len({name for _, name in seen}) == 1  # the one thread kept for this
     assert seen[0][1].startswith("lensblur-ahead") and seen[0][1] != threading.current_thread().name
+
+
+def test_a_call_not_yet_started_is_made_by_the_caller_once(monkeypatch):
+    monkeypatch.setattr(threads, "get_num_threads", lambda: 2)
+    release, started = threading.Event(), threading.Event()
+
+    def hold():
+        started.set()
+        release.wait(30)
+
+    calls = []
+    blocker = threads.ahead(hold, min_elements=threads.MIN_ELEMENTS)  # keeps the thread busy
+    assert started.wait(30)
+    later = threads.ahead(lambda: calls.append(threading.current_thread().name) or len(calls),
+                          min_elements=threads.MIN_ELEMENTS)
+    assert later.result() == 1 and calls == [threading.current_thread().name]  # no waiting for the thread
+    release.set()
+    blocker.result()
+    done = threads.ahead(lambda: None, min_elements=threads.MIN_ELEMENTS)
+    done.result()
+    deadline = time.monotonic() + 30
+    while threads._executor(1, "ahead")._work_queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [threading.current_thread().name]  # the thread skipped it
 
 
 @pytest.mark.parametrize("cpus,elements", [(1, 1 << 20), (2, 100)])

@@ -41,37 +41,51 @@ def _executor(threads: int, name: str = "kernel"):
         return _pools[threads, name]
 
 
-def ahead(function, *args, min_elements: int = 0):
-    """Start ``function(*args)`` on a background thread and return its future
-    (``concurrent.futures.Future``: ``result()`` waits for the value or raises the error).
+def ahead(function, *args, min_elements: int = 0) -> "Ahead":
+    """``function(*args)``, made ahead of the caller's need where a CPU is free: returns an
+    :class:`Ahead` whose ``result()`` gives its value (or raises its error).
 
     For serial numpy/OpenCV work, which mostly releases the GIL, that the caller needs only
-    later: meanwhile the caller's own work (or the kernels it runs) and this call share the
-    CPUs, instead of the other CPUs idling while the caller does it. The thread is one kept for
-    this, apart from the kernels' pool, so kernel chunks never queue behind it; calls run one at
-    a time in the order they were started (from any thread), so a call may wait for the result
-    of one started before it. When there is one thread, or ``min_elements`` (the size of the
-    work, e.g. the image's pixels) is below :data:`MIN_ELEMENTS`, nothing is started: the call is
-    made on the caller's thread at its first ``result()``."""
-    if get_num_threads() < 2 or min_elements < MIN_ELEMENTS:
-        return _OnDemand(function, args)
-    return _executor(1, "ahead").submit(function, *args)
+    later: meanwhile the caller's own work (or the kernels it runs) and these calls share the
+    CPUs, instead of the other CPUs idling while the caller makes them. A background thread kept
+    for this (apart from the kernels' pool, so kernel chunks never queue behind it) makes the
+    calls in the order they were started, from any thread. Whichever thread reaches a call first
+    makes it: a ``result()`` on a call not yet started (the background thread busy with earlier
+    ones, perhaps another render's) makes it on the caller's thread at once, and the background
+    thread then skips it; one already started is waited for. When there is one thread, or
+    ``min_elements`` (the size of the work, e.g. the image's pixels) is below
+    :data:`MIN_ELEMENTS`, no thread is involved: the call is made at the first ``result()``."""
+    made = Ahead(function, args)
+    if get_num_threads() >= 2 and min_elements >= MIN_ELEMENTS:
+        _executor(1, "ahead").submit(made.make)
+    return made
 
 
-class _OnDemand:
-    """The stand-in for a future when :func:`ahead` starts no thread: the call is made on the
-    first ``result()`` and its value kept (an error is raised by every call)."""
+class Ahead:
+    """One call of :func:`ahead`, made once by whichever thread reaches it first."""
 
     def __init__(self, function, args: tuple) -> None:
         self._call = (function, args)
-        self._value = None
+        self._lock = threading.Lock()
+        self._value = self._error = None
+
+    def make(self) -> None:
+        """Make the call unless it was made already (an error is kept for ``result()``)."""
+        with self._lock:
+            if self._call is None:
+                return
+            function, args = self._call
+            self._call = None
+            try:
+                self._value = function(*args)
+            except BaseException as error:  # noqa: BLE001 - raised by result() on the caller's thread
+                self._error = error
 
     def result(self):
-        """The call's value, computed on the first call."""
-        if self._call is not None:
-            function, args = self._call
-            self._value = function(*args)
-            self._call = None
+        """The call's value, making it now if no thread has started it; its error is raised."""
+        self.make()
+        if self._error is not None:
+            raise self._error
         return self._value
 
 

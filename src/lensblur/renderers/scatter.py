@@ -146,7 +146,7 @@ def _slab_scale(upper: float) -> int:
 
 def _hidden_part(owners, label: int, edges: np.ndarray, height: int, width: int):
     """(the hidden part of slab ``label`` or None, its tiles as :func:`_slab_tiles` needs them
-    or None); owners: the future of the image's HiddenAreaOwners."""
+    or None); owners: the image's HiddenAreaOwners, as made by threads.ahead."""
     hidden = owners.result().hidden_part(label)
     if hidden is None:
         return None, None
