@@ -37,17 +37,24 @@ def only_thread(monkeypatch):
     monkeypatch.setattr(images.threading, "active_count", lambda: 1)
 
 
-def _read_both(path, monkeypatch):
-    """(read through the OpenCV path, was it taken, read through Pillow alone)."""
+def _spy_on(monkeypatch, module, name) -> list:
+    """Replace ``module.name`` (an OpenCV path returning None when it declines) by a spy; the
+    returned list gets, per call, whether the path was taken."""
     taken = []
-    original = images._opencv_png
+    original = getattr(module, name)
 
     def spy(*args):
         result = original(*args)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(images, "_opencv_png", spy)
+    monkeypatch.setattr(module, name, spy)
+    return taken
+
+
+def _read_both(path, monkeypatch):
+    """(read through the OpenCV path, was it taken, read through Pillow alone)."""
+    taken = _spy_on(monkeypatch, images, "_opencv_png")
     fast = read_image(path)
     monkeypatch.setattr(images, "_opencv_png", lambda *args: None)
     slow = read_image(path)
@@ -61,6 +68,17 @@ def _same(a, b):
         assert np.array_equal(a.alpha, b.alpha)
     assert (a.icc_profile, a.exif, a.bit_depth, a.format, a.grey) == (b.icc_profile, b.exif, b.bit_depth, b.format,
                                                                       b.grey)
+
+
+def _with_broken_pixel_data(png: bytes) -> bytes:
+    """The PNG with its deflate stream broken inside the first IDAT chunk, whose CRC is then
+    recomputed: every chunk is sound, the pixel data is not (libpng fails inside it)."""
+    data = bytearray(png)
+    start = data.index(b"IDAT") + 4
+    length = struct.unpack(">I", data[start - 8:start - 4])[0]
+    data[start + 10:start + 40] = b"\xff" * 30
+    data[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(bytes(data[start - 4:start + length])))
+    return bytes(data)
 
 
 def _with_chunk_after_pixels(png: bytes, kind: bytes, payload: bytes) -> bytes:
@@ -159,23 +177,24 @@ def test_truncated_png_is_one_line_and_exit_1(tmp_path, cut):
     assert not (tmp_path / "out.jpg").exists()
 
 
-def test_png_with_damaged_pixel_data_but_sound_chunks_is_one_line(tmp_path, capfd):
-    """A deflate stream broken inside a chunk whose CRC was recomputed: libpng fails, Pillow reports."""
-    whole = tmp_path / "whole.png"
-    Image.fromarray(_picture(64, 64)).save(whole)
-    data = bytearray(whole.read_bytes())
-    start = data.index(b"IDAT") + 4
-    length = struct.unpack(">I", data[start - 8:start - 4])[0]
-    data[start + 10:start + 40] = b"\xff" * 30
-    data[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(bytes(data[start - 4:start + length])))
-    path = tmp_path / "damaged.png"
-    path.write_bytes(bytes(data))
-    done = subprocess.run([sys.executable, "-m", "lensblur", "render", str(path), "-o", str(tmp_path / "out.jpg"),
-                           "--blur", "2", "--depth", str(whole)], capture_output=True, text=True,
+@pytest.mark.parametrize("damaged", ["photo", "depth map"])
+def test_png_with_damaged_pixel_data_but_sound_chunks_is_one_line(tmp_path, damaged):
+    """A deflate stream broken inside a chunk whose CRC was recomputed, in the photo or in its
+    16-bit grey depth map: libpng fails (its print kept off stderr, the clipped-highlight thread
+    running beside the depth read or not), Pillow reports in one line, nothing is written."""
+    photo, depth = tmp_path / "photo.png", tmp_path / "depth.png"
+    Image.fromarray(_picture(64, 64)).save(photo)
+    Image.fromarray((np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 15).astype(np.uint16)).save(depth)
+    broken = photo if damaged == "photo" else depth
+    broken.write_bytes(_with_broken_pixel_data(broken.read_bytes()))
+    done = subprocess.run([sys.executable, "-m", "lensblur", "render", str(photo), "-o", str(tmp_path / "out.jpg"),
+                           "--blur", "2", "--depth", str(depth)], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1 and "cannot read image" in done.stderr
+    message = "cannot read image" if damaged == "photo" else "depth map"
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
     assert "libpng" not in done.stderr
+    assert not (tmp_path / "out.jpg").exists()
 
 
 def test_stderr_is_given_back_and_other_threads_mean_pillow(tmp_path, monkeypatch, capfd):
@@ -254,27 +273,20 @@ def test_grey_depth_png_through_opencv_equals_pillow(tmp_path, monkeypatch, only
     values = rng.integers(0, np.iinfo(dtype).max + 1, (37, 53)).astype(dtype)
     path = tmp_path / "map.png"
     Image.fromarray(values).save(path)
-    taken = []
-    original = depth_io.opencv_grey_png
-
-    def spy(*args):
-        result = original(*args)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(depth_io, "opencv_grey_png", spy)
-    samples = depth_io._load(path)
-    fast = read_depth(path)
-    monkeypatch.setattr(depth_io, "opencv_grey_png", lambda *args: None)
-    slow = read_depth(path)
+    with monkeypatch.context() as spied:
+        taken = _spy_on(spied, depth_io, "opencv_grey_png")
+        samples = depth_io._load(path)
+        fast = read_depth(path)
+    with monkeypatch.context() as declined:
+        declined.setattr(depth_io, "opencv_grey_png", lambda *args: None)
+        slow = read_depth(path)
     assert taken == [True, True]
     assert samples.dtype == dtype and np.array_equal(samples, values)
     assert np.array_equal(fast, slow)
 
     # a chunk OpenCV and Pillow might read differently: Pillow reads it
     path.write_bytes(_with_chunk_after_pixels(path.read_bytes(), b"tEXt", b"comment\x00depth"))
-    taken.clear()
-    monkeypatch.setattr(depth_io, "opencv_grey_png", spy)
+    taken = _spy_on(monkeypatch, depth_io, "opencv_grey_png")
     assert np.array_equal(read_depth(path), slow) and taken == [False]
 
 
@@ -286,27 +298,3 @@ def test_damaged_grey_depth_png_gets_one_line(tmp_path, only_thread):
     with pytest.raises(InputError) as caught:
         read_depth(path)
     assert "depth map" in str(caught.value) and "\n" not in str(caught.value)
-
-
-def test_depth_png_with_damaged_pixel_data_but_sound_chunks_is_one_line(tmp_path):
-    """As for the photo: a 16-bit grey depth map whose deflate stream is broken inside a chunk with
-    a recomputed CRC gives one line from the command line, no libpng print, no output; the
-    analysis thread running beside the depth read does not change that."""
-    photo = tmp_path / "photo.png"
-    Image.fromarray(_picture(64, 64)).save(photo)
-    whole = tmp_path / "whole.png"
-    Image.fromarray((np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 15).astype(np.uint16)).save(whole)
-    data = bytearray(whole.read_bytes())
-    start = data.index(b"IDAT") + 4
-    length = struct.unpack(">I", data[start - 8:start - 4])[0]
-    data[start + 10:start + 40] = b"\xff" * 30
-    data[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(bytes(data[start - 4:start + length])))
-    damaged = tmp_path / "damaged.png"
-    damaged.write_bytes(bytes(data))
-    done = subprocess.run([sys.executable, "-m", "lensblur", "render", str(photo), "-o", str(tmp_path / "out.jpg"),
-                           "--blur", "2", "--depth", str(damaged)], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
-    assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1 and "depth map" in done.stderr
-    assert "libpng" not in done.stderr
-    assert not (tmp_path / "out.jpg").exists()

@@ -594,6 +594,18 @@ def tile_occupancy(labels, tile, counts, lo, hi):
                 counts[labels[y, x], ty, x // tile] += 1
 
 
+@njit(cache=True, inline="always")
+def _hidden_source(owned, source_y, source_x, colour, coc, row, column):
+    """Whether analysis cell (row, column) is owned by the slab, and the colour (r, g, b) and |c|
+    of its source cell (zeros when not owned): what slab_block_sum adds for a hidden pixel there."""
+    if owned[row, column]:
+        cy = source_y[row, column]
+        cx = source_x[row, column]
+        return True, colour[cy, cx, 0], colour[cy, cx, 1], colour[cy, cx, 2], abs(coc[cy, cx])
+    zero = np.float32(0.0)
+    return False, zero, zero, zero, zero
+
+
 @njit(cache=True, parallel=True, chunked=True, noalias=True)
 def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radius_low, tiles, tile, light_level,
                    hidden, lo, hi):
@@ -652,14 +664,8 @@ def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radiu
                         if row != last_row or column != last_column:
                             last_row = row
                             last_column = column
-                            owned_here = owned[row, column]
-                            if owned_here:
-                                cy = source_y[row, column]
-                                cx = source_x[row, column]
-                                hidden_r = colour[cy, cx, 0]
-                                hidden_g = colour[cy, cx, 1]
-                                hidden_b = colour[cy, cx, 2]
-                                hidden_radius = abs(coc[cy, cx])
+                            owned_here, hidden_r, hidden_g, hidden_b, hidden_radius = _hidden_source(
+                                owned, source_y, source_x, colour, coc, row, column)
                         drawn = owned_here
                         r = hidden_r
                         g = hidden_g
@@ -702,14 +708,8 @@ def slab_block_sum(radiance, coc_full, labels, label, scale, y0, x0, sums, radiu
                                 if row != last_row or column != last_column:
                                     last_row = row
                                     last_column = column
-                                    owned_here = owned[row, column]
-                                    if owned_here:
-                                        cy = source_y[row, column]
-                                        cx = source_x[row, column]
-                                        hidden_r = colour[cy, cx, 0]
-                                        hidden_g = colour[cy, cx, 1]
-                                        hidden_b = colour[cy, cx, 2]
-                                        hidden_radius = abs(coc[cy, cx])
+                                    owned_here, hidden_r, hidden_g, hidden_b, hidden_radius = _hidden_source(
+                                        owned, source_y, source_x, colour, coc, row, column)
                                 if not owned_here:
                                     continue
                                 r = hidden_r
