@@ -369,8 +369,9 @@ def _without_libpng_prints(decode, *args):
     that is damaged inside chunks whose CRCs are right (a crafted file), and Pillow's one line must
     be the only one. Only when this is the process's only Python thread (the command line reading
     its photo), so no other thread's output can be lost; with others running, None (Pillow decodes).
-    Threads named :data:`SILENT_THREAD` (the command line importing its renderer meanwhile,
-    lensblur.renderers.import_in_background) write nothing there and do not count."""
+    Threads named :data:`SILENT_THREAD` write nothing there and do not count: the command line's
+    import of its renderer during the photo's decode (lensblur.renderers.import_in_background)
+    and its clipped-highlight analysis during the depth map's."""
     silent = sum(thread.name == SILENT_THREAD for thread in threading.enumerate())
     if threading.active_count() - silent > 1:
         return None

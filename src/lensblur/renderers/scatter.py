@@ -37,7 +37,6 @@ from lensblur.grain import add_grain, estimate_noise
 from lensblur.highlights import ClippedAnalysis, recover_highlights, sparse_recovery
 from lensblur.lens import Lens, signed_coc
 from lensblur.masks import mask_positions
-from lensblur.threads import ahead
 from lensblur.renderers import register
 from lensblur.renderers.discs import CompactTiles, DiscScatter
 from lensblur.renderers.edge_matte import edge_subject
@@ -45,6 +44,7 @@ from lensblur.renderers.nearest import nearest_zero_within
 from lensblur.renderers.kernels import (add_points_to_blocks, brighter_than, composite_over, composite_tiles,
                                      slab_block_sum, slab_labels, tile_occupancy, unpremultiply)
 from lensblur.renderers.subject import SURE, SURE_NOT, SubjectLayers, scatter_premultiplied, split_subject
+from lensblur.threads import ahead
 
 LEVEL_RADIUS = 6.0        # largest radius scattered at a level's own resolution, pixels
 IN_FOCUS_RADIUS = 0.5     # |c| below this is a point: copied, not scattered
@@ -119,9 +119,10 @@ def scatter_layers(radiance: np.ndarray, coc: np.ndarray, discs: DiscScatter | A
     work = _Scratch(-(-height // TILE) * TILE * -(-width // TILE) * TILE)
     lights = _bright_pixels(radiance, labels)
     accumulated = np.zeros((height, width, 4), dtype=np.float32)
-    for label, hidden_part in zip(drawn, hidden_parts):
+    for index, label in enumerate(drawn):
         upper = _slab_upper_radius(label, edges)
-        hidden, hidden_tiles = hidden_part.result()
+        hidden, hidden_tiles = hidden_parts[index].result()
+        hidden_parts[index] = None  # a drawn slab's hidden part is not kept
         slab = _Slab(label, upper, _slab_scale(upper), occupancy[label] > 0, hidden, hidden_tiles)
         _composite_slab(accumulated, radiance, coc, labels, slab, work, lights, discs)
     out = radiance if reuse_input and radiance.flags.writeable else np.empty_like(radiance)
